@@ -1,0 +1,252 @@
+//! Implementations of the AFU forward/backward pass, side by side.
+//!
+//! - [`reference`]: plain tensor ops (the oracle, and the fallback on any backend).
+
+pub mod reference;
+
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::afu::base::BaseActivation;
+
+/// Which implementation an [`Afu`](crate::afu::Afu) uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelChoice {
+    /// The fused kernel where the backend has one, else the reference.
+    #[default]
+    Auto,
+    /// Always the plain-tensor-ops reference.
+    Reference,
+}
+
+/// Dispatches one AFU application to the chosen implementation.
+pub fn afu_forward<const D: usize>(
+    x: Tensor<D>,
+    w0: Tensor<2>,
+    b0: Tensor<2>,
+    w1: Tensor<2>,
+    b1: Tensor<1>,
+    base: BaseActivation,
+    choice: KernelChoice,
+) -> Tensor<D> {
+    match choice {
+        KernelChoice::Auto | KernelChoice::Reference => {
+            reference::afu_reference(x, w0, b0, w1, b1, base)
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    //! Shared by the kernel tests: random problems and scalar `f64` ground truth.
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use crate::afu::{AfuParams, BaseActivation};
+
+    /// A random AFU problem: parameters, an input of shape `dims` and an upstream gradient.
+    pub struct Problem {
+        pub params: AfuParams,
+        pub dims: Vec<usize>,
+        pub x: Vec<f64>,
+        pub gy: Vec<f64>,
+    }
+
+    impl Problem {
+        pub fn random(
+            seed: u64,
+            base: BaseActivation,
+            channels: usize,
+            hidden: usize,
+            dims: &[usize],
+        ) -> Self {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let cn = channels * hidden;
+            let mut v = |len: usize, k: f64| -> Vec<f64> {
+                (0..len).map(|_| rng.random_range(-k..k)).collect()
+            };
+            let params = AfuParams {
+                base,
+                channels,
+                hidden,
+                w0: v(cn, 1.5),
+                b0: v(cn, 1.5),
+                w1: v(cn, 1.0),
+                b1: v(channels, 1.0),
+            };
+            let m: usize = dims.iter().product();
+            let x = v(m, 3.0);
+            let gy = v(m, 1.0);
+            Problem {
+                params,
+                dims: dims.to_vec(),
+                x,
+                gy,
+            }
+        }
+
+        /// Channel of flat element `e` (axis 1 when there are several).
+        pub fn channel_of(&self, e: usize) -> usize {
+            if self.params.channels == 1 {
+                0
+            } else {
+                let inner: usize = self.dims[2..].iter().product();
+                (e / inner) % self.params.channels
+            }
+        }
+
+        /// `L = Σ gy·G(x)` in f64 with the given parameters.
+        pub fn loss(&self, params: &AfuParams, x: &[f64]) -> f64 {
+            x.iter()
+                .enumerate()
+                .map(|(e, &xe)| self.gy[e] * params.eval(self.channel_of(e), xe))
+                .sum()
+        }
+
+        /// Central finite differences of `L` for x and every parameter: (gx, gw0, gb0, gw1, gb1).
+        pub fn finite_differences(&self) -> [Vec<f64>; 5] {
+            let h = 1e-6;
+            let gx: Vec<f64> = (0..self.x.len())
+                .map(|e| {
+                    let mut xp = self.x.clone();
+                    let mut xm = self.x.clone();
+                    xp[e] += h;
+                    xm[e] -= h;
+                    (self.loss(&self.params, &xp) - self.loss(&self.params, &xm)) / (2.0 * h)
+                })
+                .collect();
+            let fd_param = |select: &dyn Fn(&mut AfuParams) -> &mut Vec<f64>| -> Vec<f64> {
+                let len = select(&mut self.params.clone()).len();
+                (0..len)
+                    .map(|i| {
+                        let mut pp = self.params.clone();
+                        let mut pm = self.params.clone();
+                        select(&mut pp)[i] += h;
+                        select(&mut pm)[i] -= h;
+                        (self.loss(&pp, &self.x) - self.loss(&pm, &self.x)) / (2.0 * h)
+                    })
+                    .collect()
+            };
+            [
+                gx,
+                fd_param(&|p| &mut p.w0),
+                fd_param(&|p| &mut p.b0),
+                fd_param(&|p| &mut p.w1),
+                fd_param(&|p| &mut p.b1),
+            ]
+        }
+    }
+
+    /// `max |a - b| / max(1, max |b|)`.
+    pub fn scaled_error(a: &[f64], b: &[f64]) -> f64 {
+        assert_eq!(a.len(), b.len());
+        let scale = b.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        a.iter()
+            .zip(b)
+            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+            / scale
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+    use super::*;
+    use crate::afu::{Afu, AfuParams};
+    use burn::tensor::{DType, Device, TensorData};
+
+    /// Runs `L = Σ gy·G(x)` through the tensor implementation in f64 and returns
+    /// (y, gx, gw0, gb0, gw1, gb1).
+    pub(crate) fn tensor_grads(
+        p: &Problem,
+        choice: KernelChoice,
+        dtype: DType,
+    ) -> (Vec<f64>, [Vec<f64>; 5]) {
+        let device = Device::flex().autodiff();
+        let afu = Afu::from_params(&p.params, &device, dtype)
+            .unwrap()
+            .with_kernel(choice);
+        let read = |t: Tensor<1>| t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap();
+        macro_rules! run {
+            ($d:literal) => {{
+                let dims: [usize; $d] = p.dims.clone().try_into().unwrap();
+                let x = Tensor::<$d>::from_data(TensorData::new(p.x.clone(), dims), (&device, dtype))
+                    .require_grad();
+                let gy = Tensor::<$d>::from_data(TensorData::new(p.gy.clone(), dims), (&device, dtype));
+                let y = afu.forward(x.clone());
+                let loss = y.clone().mul(gy).sum();
+                let grads = loss.backward();
+                let flat = |t: Tensor<$d>| read(t.reshape([-1]));
+                let flat2 = |t: Tensor<2>| read(t.reshape([-1]));
+                (
+                    flat(y),
+                    [
+                        flat(x.grad(&grads).unwrap()),
+                        flat2(afu.w0.val().grad(&grads).unwrap()),
+                        flat2(afu.b0.val().grad(&grads).unwrap()),
+                        flat2(afu.w1.val().grad(&grads).unwrap()),
+                        read(afu.b1.val().grad(&grads).unwrap()),
+                    ],
+                )
+            }};
+        }
+        match p.dims.len() {
+            1 => run!(1),
+            2 => run!(2),
+            3 => run!(3),
+            4 => run!(4),
+            d => panic!("unsupported rank {d}"),
+        }
+    }
+
+    fn check_against_scalar_truth(p: &Problem, y: &[f64], g: &[Vec<f64>; 5], tol: f64) {
+        let truth_y: Vec<f64> = (0..p.x.len())
+            .map(|e| p.params.eval(p.channel_of(e), p.x[e]))
+            .collect();
+        let err = scaled_error(y, &truth_y);
+        assert!(err < tol, "forward error {err} ({:?})", p.params.base);
+        let fd = p.finite_differences();
+        for (k, name) in ["x", "w0", "b0", "w1", "b1"].iter().enumerate() {
+            let err = scaled_error(&g[k], &fd[k]);
+            assert!(
+                err < 1e-5,
+                "gradient of {name}: error {err} vs finite differences ({:?}, C={}, N={})",
+                p.params.base,
+                p.params.channels,
+                p.params.hidden
+            );
+        }
+    }
+
+    #[test]
+    fn reference_gradients_match_finite_differences_f64_shared() {
+        for (k, base) in crate::afu::BaseActivation::ALL.into_iter().enumerate() {
+            for hidden in [1, 3, 8] {
+                let p = Problem::random(k as u64 * 31 + hidden as u64, base, 1, hidden, &[5, 7]);
+                let (y, g) = tensor_grads(&p, KernelChoice::Reference, DType::F64);
+                check_against_scalar_truth(&p, &y, &g, 1e-12);
+            }
+        }
+    }
+
+    #[test]
+    fn reference_gradients_match_finite_differences_f64_per_channel() {
+        for (k, base) in crate::afu::BaseActivation::ALL.into_iter().enumerate() {
+            let p = Problem::random(100 + k as u64, base, 3, 5, &[2, 3, 3, 1]);
+            let (y, g) = tensor_grads(&p, KernelChoice::Reference, DType::F64);
+            check_against_scalar_truth(&p, &y, &g, 1e-12);
+            let p = Problem::random(200 + k as u64, base, 4, 3, &[5, 4]);
+            let (y, g) = tensor_grads(&p, KernelChoice::Reference, DType::F64);
+            check_against_scalar_truth(&p, &y, &g, 1e-12);
+        }
+    }
+
+    #[test]
+    fn params_round_trip_through_module() {
+        let p = Problem::random(7, crate::afu::BaseActivation::Mish, 2, 4, &[3, 2]);
+        let afu = Afu::from_params(&p.params, &Device::flex(), DType::F64).unwrap();
+        let back: AfuParams = afu.params();
+        assert_eq!(back, p.params);
+    }
+}
