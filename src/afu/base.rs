@@ -182,7 +182,9 @@ impl fmt::Display for BaseActivation {
 
 /// Error for an unknown activation name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown activation '{given}': expected one of linear, relu, leaky-relu, sigmoid, tanh, swish, mish")]
+#[error(
+    "unknown activation '{given}': expected one of linear, relu, leaky-relu, sigmoid, tanh, swish, mish"
+)]
 pub struct UnknownActivation {
     /// The name that was given.
     pub given: String,
@@ -222,7 +224,10 @@ mod tests {
             assert_eq!(b.name().parse::<BaseActivation>().unwrap(), b);
             assert_eq!(b.to_string(), b.name());
         }
-        assert_eq!("SiLU".parse::<BaseActivation>().unwrap(), BaseActivation::Swish);
+        assert_eq!(
+            "SiLU".parse::<BaseActivation>().unwrap(),
+            BaseActivation::Swish
+        );
         let err = "gelu".parse::<BaseActivation>().unwrap_err();
         assert!(err.to_string().contains("gelu"));
     }
@@ -244,7 +249,10 @@ mod tests {
                 let h = 1e-6;
                 let fd = (b.value(z + h) - b.value(z - h)) / (2.0 * h);
                 let d = b.derivative(z);
-                assert!((fd - d).abs() < 1e-6, "{b}'({z}): analytic {d}, numeric {fd}");
+                assert!(
+                    (fd - d).abs() < 1e-6,
+                    "{b}'({z}): analytic {d}, numeric {fd}"
+                );
             }
         }
     }

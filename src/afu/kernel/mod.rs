@@ -1,7 +1,11 @@
 //! Implementations of the AFU forward/backward pass, side by side.
 //!
 //! - [`reference`]: plain tensor ops (the oracle, and the fallback on any backend).
+//! - [`cpu`]: fused kernels on slices (piecewise-linear and smooth paths).
+//! - [`fused`]: the Burn custom op around [`cpu`], with its own backward pass.
 
+pub mod cpu;
+pub mod fused;
 pub mod reference;
 
 use burn::tensor::Tensor;
@@ -18,6 +22,8 @@ pub enum KernelChoice {
     Auto,
     /// Always the plain-tensor-ops reference.
     Reference,
+    /// Always the fused kernel (panics on a backend without one).
+    Fused,
 }
 
 /// Dispatches one AFU application to the chosen implementation.
@@ -30,10 +36,15 @@ pub fn afu_forward<const D: usize>(
     base: BaseActivation,
     choice: KernelChoice,
 ) -> Tensor<D> {
-    match choice {
-        KernelChoice::Auto | KernelChoice::Reference => {
-            reference::afu_reference(x, w0, b0, w1, b1, base)
-        }
+    let fused = match choice {
+        KernelChoice::Auto => fused::has_fused_kernel(&x.device()),
+        KernelChoice::Reference => false,
+        KernelChoice::Fused => true,
+    };
+    if fused {
+        fused::afu_fused(x, w0, b0, w1, b1, base)
+    } else {
+        reference::afu_reference(x, w0, b0, w1, b1, base)
     }
 }
 
@@ -171,9 +182,11 @@ mod tests {
         macro_rules! run {
             ($d:literal) => {{
                 let dims: [usize; $d] = p.dims.clone().try_into().unwrap();
-                let x = Tensor::<$d>::from_data(TensorData::new(p.x.clone(), dims), (&device, dtype))
-                    .require_grad();
-                let gy = Tensor::<$d>::from_data(TensorData::new(p.gy.clone(), dims), (&device, dtype));
+                let x =
+                    Tensor::<$d>::from_data(TensorData::new(p.x.clone(), dims), (&device, dtype))
+                        .require_grad();
+                let gy =
+                    Tensor::<$d>::from_data(TensorData::new(p.gy.clone(), dims), (&device, dtype));
                 let y = afu.forward(x.clone());
                 let loss = y.clone().mul(gy).sum();
                 let grads = loss.backward();
@@ -248,5 +261,113 @@ mod tests {
         let afu = Afu::from_params(&p.params, &Device::flex(), DType::F64).unwrap();
         let back: AfuParams = afu.params();
         assert_eq!(back, p.params);
+    }
+
+    #[test]
+    fn fused_gradients_match_finite_differences_f64() {
+        for (k, base) in crate::afu::BaseActivation::ALL.into_iter().enumerate() {
+            for (channels, hidden, dims) in [
+                (1, 1, vec![7]),
+                (1, 3, vec![5, 7]),
+                (1, 8, vec![3, 5, 3]),
+                (3, 5, vec![2, 3, 3, 1]),
+                (4, 3, vec![5, 4]),
+            ] {
+                let p = Problem::random(
+                    300 + k as u64 * 7 + hidden as u64,
+                    base,
+                    channels,
+                    hidden,
+                    &dims,
+                );
+                let (y, g) = tensor_grads(&p, KernelChoice::Fused, DType::F64);
+                check_against_scalar_truth(&p, &y, &g, 1e-12);
+            }
+        }
+    }
+
+    /// Fused vs reference in f32 on odd sizes: forward ≤ 1e-5, gradients ≤ 1e-4 (scaled).
+    #[test]
+    fn fused_matches_reference_f32() {
+        let shapes: [(usize, Vec<usize>); 4] = [
+            (1, vec![1013]),
+            (1, vec![7, 3, 5, 11]),
+            (5, vec![3, 5, 7, 9]),
+            (6, vec![37, 6]),
+        ];
+        for (k, base) in crate::afu::BaseActivation::ALL.into_iter().enumerate() {
+            for hidden in [1, 3, 8, 128] {
+                for (channels, dims) in &shapes {
+                    let p = Problem::random(
+                        1000 + k as u64 * 101 + hidden as u64 * 7 + *channels as u64,
+                        base,
+                        *channels,
+                        hidden,
+                        dims,
+                    );
+                    let (yr, gr) = tensor_grads(&p, KernelChoice::Reference, DType::F32);
+                    let (yf, gf) = tensor_grads(&p, KernelChoice::Fused, DType::F32);
+                    let e = scaled_error(&yf, &yr);
+                    assert!(
+                        e <= 1e-5,
+                        "{base} N={hidden} C={channels}: forward error {e}"
+                    );
+                    for (name, (a, b)) in
+                        ["x", "w0", "b0", "w1", "b1"].iter().zip(gf.iter().zip(&gr))
+                    {
+                        let e = scaled_error(a, b);
+                        assert!(
+                            e <= 1e-4,
+                            "{base} N={hidden} C={channels}: grad {name} error {e}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Inputs exactly on kinks, coinciding kinks and zeros in w0: the fused piecewise-linear path
+    /// uses the reference's subgradient convention.
+    #[test]
+    fn fused_handles_kinks_exactly_like_reference() {
+        for base in [
+            crate::afu::BaseActivation::Relu,
+            crate::afu::BaseActivation::LeakyRelu,
+            crate::afu::BaseActivation::Linear,
+        ] {
+            let mut p = Problem::random(5, base, 1, 6, &[9]);
+            // Kinks: unit0 t=0.5, unit1 t=0.5 (coincides, opposite orientation), unit2 t=-1,
+            // unit3 w0=0 (no kink, b0>0), unit4 w0=0 (b0<0), unit5 t=2.
+            p.params.w0 = vec![2.0, -4.0, 1.0, 0.0, 0.0, 0.5];
+            p.params.b0 = vec![-1.0, 2.0, 1.0, 0.7, -0.3, -1.0];
+            p.x = vec![0.5, -1.0, 2.0, 0.0, 0.25, 0.5, 3.0, -2.0, 2.0];
+            for dtype in [DType::F32, DType::F64] {
+                let (yr, gr) = tensor_grads(&p, KernelChoice::Reference, dtype);
+                let (yf, gf) = tensor_grads(&p, KernelChoice::Fused, dtype);
+                assert!(scaled_error(&yf, &yr) <= 1e-6, "{base}: forward");
+                for (name, (a, b)) in ["x", "w0", "b0", "w1", "b1"].iter().zip(gf.iter().zip(&gr)) {
+                    let e = scaled_error(a, b);
+                    assert!(
+                        e <= 1e-6,
+                        "{base} {dtype:?}: grad {name} error {e}: {a:?} vs {b:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fused_is_bit_identical_across_runs() {
+        for base in [
+            crate::afu::BaseActivation::Relu,
+            crate::afu::BaseActivation::Mish,
+        ] {
+            let p = Problem::random(9, base, 3, 16, &[64, 3, 33, 35]);
+            let first = tensor_grads(&p, KernelChoice::Fused, DType::F32);
+            for _ in 0..3 {
+                let again = tensor_grads(&p, KernelChoice::Fused, DType::F32);
+                assert!(again == first, "{base}: results differ between runs");
+            }
+        }
     }
 }

@@ -1,0 +1,885 @@
+//! Fused AFU kernels on plain slices (CPU, multi-threaded, deterministic).
+//!
+//! Forward computes `y = G(x)` in one pass; backward computes `gx = gy·G'(x)` and the
+//! gradients of all `3N+1` parameters per AFU, without ever materialising the `M × N` hidden
+//! tensor of the reference implementation.
+//!
+//! Two paths:
+//! - **Piecewise linear** (linear, relu, leaky-relu): `G` is exactly `A_j·x + B_j` on the
+//!   interval `j` between sorted kinks `tᵢ = −b0ᵢ/w0ᵢ`. One binary search per element gives
+//!   `y` and `G'`; parameter gradients come from per-interval sums of `gy` and `gy·x` and their
+//!   prefix sums. `O(M log N + N²)` per call instead of `O(M·N)`. Elements within rounding
+//!   distance of a kink take an exact per-unit path so that the subgradient convention is the
+//!   reference's (`ψ'(0)` is the left derivative).
+//! - **Smooth** (sigmoid, tanh, swish, mish): `O(N)` per element, vectorised across blocks of
+//!   elements with a branch-free `exp`.
+//!
+//! Work is split into items that depend only on the tensor's shape (never on the number of
+//! threads); each item's parameter-gradient partial sums are kept in `f64` and reduced in item
+//! order, so the same inputs give bit-identical results on every run and every machine size.
+
+use rayon::prelude::*;
+
+use crate::afu::base::BaseActivation;
+
+/// Element type of the kernels: `f32` (training) or `f64` (gradient checks).
+pub trait KernelFloat:
+    Copy
+    + Send
+    + Sync
+    + PartialOrd
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::AddAssign
+    + 'static
+{
+    /// 0
+    const ZERO: Self;
+    /// 1
+    const ONE: Self;
+    /// Machine epsilon.
+    const EPSILON: Self;
+    /// Largest argument for which `exp` stays finite (with margin).
+    const EXP_MAX: Self;
+    /// Smallest argument for which `exp` stays a normal number.
+    const EXP_MIN: Self;
+    /// Conversion from `f64` (rounding).
+    fn from_f64(v: f64) -> Self;
+    /// Conversion to `f64` (exact).
+    fn to_f64(self) -> f64;
+    /// `e^x` for `x` in `[EXP_MIN, EXP_MAX]`; branch-free so loops over it vectorise.
+    fn exp_k(self) -> Self;
+    /// Absolute value.
+    fn abs_k(self) -> Self;
+    /// `min(self, other)`
+    fn min_k(self, other: Self) -> Self;
+    /// `max(self, other)`
+    fn max_k(self, other: Self) -> Self;
+}
+
+impl KernelFloat for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    const EPSILON: Self = f32::EPSILON;
+    const EXP_MAX: Self = 88.3;
+    const EXP_MIN: Self = -87.3;
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    /// Cephes-style `expf`: `2^n · p(r)` with `n = round(x·log2 e)`, `|r| ≤ ln2/2`, a degree-6
+    /// polynomial (relative error ~2 ulp). Rounding and the `2^n` scale use bit tricks, so the
+    /// function has no branch and no libm call (hand-written: std's `exp` does not vectorise).
+    #[inline(always)]
+    fn exp_k(self) -> Self {
+        const MAGIC: f32 = 12_582_912.0; // 1.5·2^23: adding it rounds to an integer
+        let x = self.max(Self::EXP_MIN).min(Self::EXP_MAX);
+        let t = x * std::f32::consts::LOG2_E + MAGIC;
+        let n = t - MAGIC;
+        let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+        let mut p = 1.987_569_1e-4_f32;
+        p = p * r + 1.398_199_9e-3;
+        p = p * r + 8.333_452e-3;
+        p = p * r + 4.166_579_6e-2;
+        p = p * r + 1.666_666_5e-1;
+        p = p * r + 5.000_000_1e-1;
+        let e = p * r * r + r + 1.0;
+        // The low mantissa bits of `t` hold n (two's complement around MAGIC's pattern).
+        let bits = t.to_bits().wrapping_sub(0x4B40_0000_u32.wrapping_sub(127)) << 23;
+        e * f32::from_bits(bits)
+    }
+    #[inline(always)]
+    fn abs_k(self) -> Self {
+        self.abs()
+    }
+    #[inline(always)]
+    fn min_k(self, other: Self) -> Self {
+        self.min(other)
+    }
+    #[inline(always)]
+    fn max_k(self, other: Self) -> Self {
+        self.max(other)
+    }
+}
+
+impl KernelFloat for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    const EPSILON: Self = f64::EPSILON;
+    const EXP_MAX: Self = 709.0;
+    const EXP_MIN: Self = -708.0;
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn exp_k(self) -> Self {
+        self.max(Self::EXP_MIN).min(Self::EXP_MAX).exp()
+    }
+    #[inline(always)]
+    fn abs_k(self) -> Self {
+        self.abs()
+    }
+    #[inline(always)]
+    fn min_k(self, other: Self) -> Self {
+        self.min(other)
+    }
+    #[inline(always)]
+    fn max_k(self, other: Self) -> Self {
+        self.max(other)
+    }
+}
+
+/// How the input is laid out: `[outer, channels, inner]` (row-major). Element `(o, c, i)` uses
+/// AFU number `c`. A shared AFU is `channels = 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// Product of the axes before the channel axis.
+    pub outer: usize,
+    /// Number of AFUs.
+    pub channels: usize,
+    /// Product of the axes after the channel axis.
+    pub inner: usize,
+}
+
+impl Layout {
+    /// Layout of a tensor of shape `dims` under `channels` AFUs (axis 1 when `channels > 1`).
+    pub fn of(dims: &[usize], channels: usize) -> Layout {
+        let m: usize = dims.iter().product();
+        if channels == 1 {
+            Layout {
+                outer: 1,
+                channels: 1,
+                inner: m,
+            }
+        } else {
+            Layout {
+                outer: dims.first().copied().unwrap_or(1),
+                channels,
+                inner: dims.iter().skip(2).product(),
+            }
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.outer * self.channels * self.inner
+    }
+
+    /// True when there is no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Parameters of `C` AFUs, each row-major `[C, N]` (`b1`: `[C]`).
+#[derive(Debug, Clone, Copy)]
+pub struct ParamSlices<'a, T> {
+    /// Base activation.
+    pub base: BaseActivation,
+    /// Hidden units `N`.
+    pub hidden: usize,
+    /// `[C, N]`
+    pub w0: &'a [T],
+    /// `[C, N]`
+    pub b0: &'a [T],
+    /// `[C, N]`
+    pub w1: &'a [T],
+    /// `[C]`
+    pub b1: &'a [T],
+}
+
+impl<T> ParamSlices<'_, T> {
+    fn channel(&self, c: usize) -> (&[T], &[T], &[T], &T) {
+        let r = c * self.hidden..(c + 1) * self.hidden;
+        (
+            &self.w0[r.clone()],
+            &self.b0[r.clone()],
+            &self.w1[r],
+            &self.b1[c],
+        )
+    }
+}
+
+/// Gradients of the parameters, same shapes as [`ParamSlices`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamGrads<T> {
+    /// `[C, N]`
+    pub w0: Vec<T>,
+    /// `[C, N]`
+    pub b0: Vec<T>,
+    /// `[C, N]`
+    pub w1: Vec<T>,
+    /// `[C]`
+    pub b1: Vec<T>,
+}
+
+/// Target number of elements per work item (a function of the shape only).
+const ITEM_ELEMENTS: usize = 1 << 15;
+/// Elements per block in the smooth path (a multiple of [`LANES`]).
+const BLOCK: usize = 256;
+/// Independent accumulator lanes (lets the compiler vectorise the reductions).
+const LANES: usize = 16;
+
+/// One unit of parallel work: elements `[start, end)` of channel `channel`, counted along that
+/// channel's own sequence (`outer × inner` elements).
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    channel: usize,
+    start: usize,
+    end: usize,
+}
+
+fn items(layout: Layout) -> Vec<Item> {
+    let per_channel = layout.outer * layout.inner;
+    let pieces = per_channel.div_ceil(ITEM_ELEMENTS).max(1);
+    let step = per_channel.div_ceil(pieces).max(1);
+    let mut out = Vec::with_capacity(layout.channels * pieces);
+    for channel in 0..layout.channels {
+        let mut start = 0;
+        while start < per_channel {
+            let end = (start + step).min(per_channel);
+            out.push(Item {
+                channel,
+                start,
+                end,
+            });
+            start = end;
+        }
+    }
+    out
+}
+
+/// Visits the contiguous runs of an item: `(flat offset, length)`.
+fn for_each_run(layout: Layout, item: Item, mut f: impl FnMut(usize, usize)) {
+    let mut k = item.start;
+    while k < item.end {
+        let o = k / layout.inner;
+        let i = k % layout.inner;
+        let len = (layout.inner - i).min(item.end - k);
+        f((o * layout.channels + item.channel) * layout.inner + i, len);
+        k += len;
+    }
+}
+
+/// A raw pointer that may be shared between threads; each work item writes a disjoint set of
+/// elements through it.
+#[derive(Clone, Copy)]
+struct SharedMut<T>(*mut T);
+// SAFETY: items cover disjoint element sets (see `items`/`for_each_run`), so no two threads
+// ever write the same element, and the buffer outlives the parallel loop that uses it.
+unsafe impl<T: Send> Send for SharedMut<T> {}
+unsafe impl<T: Send> Sync for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    /// # Safety
+    /// `offset + len` must be within the buffer and no other thread may access that range.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice(&self, offset: usize, len: usize) -> &mut [T] {
+        // SAFETY: guaranteed by the caller.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(offset), len) }
+    }
+}
+
+fn check_sizes<T>(x: &[T], layout: Layout, p: &ParamSlices<T>) {
+    assert_eq!(x.len(), layout.len(), "AFU kernel: input size vs layout");
+    let cn = layout.channels * p.hidden;
+    assert!(
+        p.hidden > 0 && p.w0.len() == cn && p.b0.len() == cn && p.w1.len() == cn,
+        "AFU kernel: parameter sizes"
+    );
+    assert_eq!(p.b1.len(), layout.channels, "AFU kernel: b1 size");
+}
+
+/// `y = G(x)` element-wise.
+///
+/// # Panics
+/// If the slice sizes do not match `layout` and the parameters.
+pub fn forward<T: KernelFloat>(x: &[T], layout: Layout, p: &ParamSlices<T>, y: &mut [T]) {
+    check_sizes(x, layout, p);
+    assert_eq!(y.len(), x.len(), "AFU kernel: output size");
+    let out = SharedMut(y.as_mut_ptr());
+    match p.base.negative_slope() {
+        Some(alpha) => {
+            let tables: Vec<PwlTable<T>> = (0..layout.channels)
+                .map(|c| PwlTable::new(p, c, alpha))
+                .collect();
+            items(layout).into_par_iter().for_each(|item| {
+                let table = &tables[item.channel];
+                let (w0, b0, w1, b1) = p.channel(item.channel);
+                for_each_run(layout, item, |off, len| {
+                    // SAFETY: runs of different items are disjoint and within `y`.
+                    let ys = unsafe { out.slice(off, len) };
+                    for (yv, &xv) in ys.iter_mut().zip(&x[off..off + len]) {
+                        *yv = match table.interval(xv) {
+                            Some(j) => table.a[j] * xv + table.b[j],
+                            None => exact_value(xv, w0, b0, w1, *b1, p.base),
+                        };
+                    }
+                });
+            });
+        }
+        None => {
+            items(layout).into_par_iter().for_each(|item| {
+                let (w0, b0, w1, b1) = p.channel(item.channel);
+                let mut xb = [T::ZERO; BLOCK];
+                let mut yb = [T::ZERO; BLOCK];
+                for_each_blocks(layout, item, |offs: &[(usize, usize)], n| {
+                    gather(x, offs, &mut xb[..n]);
+                    smooth_forward_block(&xb[..n], w0, b0, w1, *b1, p.base, &mut yb[..n]);
+                    // SAFETY: runs of different items are disjoint and within `y`.
+                    unsafe { scatter(&out, offs, &yb[..n]) };
+                });
+            });
+        }
+    }
+}
+
+/// `gx = gy·G'(x)` and the parameter gradients of `L` where `gy = ∂L/∂y`.
+///
+/// # Panics
+/// If the slice sizes do not match `layout` and the parameters.
+pub fn backward<T: KernelFloat>(
+    x: &[T],
+    gy: &[T],
+    layout: Layout,
+    p: &ParamSlices<T>,
+    gx: &mut [T],
+) -> ParamGrads<T> {
+    check_sizes(x, layout, p);
+    assert_eq!(gy.len(), x.len(), "AFU kernel: gradient size");
+    assert_eq!(gx.len(), x.len(), "AFU kernel: input-gradient size");
+    let n = p.hidden;
+    let out = SharedMut(gx.as_mut_ptr());
+    let work = items(layout);
+    let mut grads = ParamGrads {
+        w0: vec![T::ZERO; layout.channels * n],
+        b0: vec![T::ZERO; layout.channels * n],
+        w1: vec![T::ZERO; layout.channels * n],
+        b1: vec![T::ZERO; layout.channels],
+    };
+    match p.base.negative_slope() {
+        Some(alpha) => {
+            let tables: Vec<PwlTable<T>> = (0..layout.channels)
+                .map(|c| PwlTable::new(p, c, alpha))
+                .collect();
+            let partials: Vec<PwlPartial> = work
+                .par_iter()
+                .map(|&item| {
+                    let table = &tables[item.channel];
+                    let (w0, b0, w1, _) = p.channel(item.channel);
+                    let mut acc = PwlPartial::new(table.a.len(), n);
+                    for_each_run(layout, item, |off, len| {
+                        // SAFETY: runs of different items are disjoint and within `gx`.
+                        let gxs = unsafe { out.slice(off, len) };
+                        for ((g, &xv), &gyv) in gxs
+                            .iter_mut()
+                            .zip(&x[off..off + len])
+                            .zip(&gy[off..off + len])
+                        {
+                            match table.interval(xv) {
+                                Some(j) => {
+                                    acc.s0[j] += gyv.to_f64();
+                                    acc.s1[j] += gyv.to_f64() * xv.to_f64();
+                                    *g = gyv * table.a[j];
+                                }
+                                None => {
+                                    *g = exact_backward(xv, gyv, w0, b0, w1, p.base, &mut acc);
+                                }
+                            }
+                        }
+                    });
+                    acc
+                })
+                .collect();
+            for c in 0..layout.channels {
+                let mut total = PwlPartial::new(tables[c].a.len(), n);
+                for (item, part) in work.iter().zip(&partials) {
+                    if item.channel == c {
+                        total.add(part);
+                    }
+                }
+                tables[c].finish(p, c, alpha, &total, &mut grads);
+            }
+        }
+        None => {
+            let partials: Vec<SmoothPartial> = work
+                .par_iter()
+                .map(|&item| {
+                    let (w0, b0, w1, _) = p.channel(item.channel);
+                    let mut acc = SmoothPartial::new(n);
+                    let mut xb = [T::ZERO; BLOCK];
+                    let mut gyb = [T::ZERO; BLOCK];
+                    let mut gxb = [T::ZERO; BLOCK];
+                    for_each_blocks(layout, item, |offs: &[(usize, usize)], len| {
+                        // Pad to a whole number of lanes with gy = 0: padded elements add 0.
+                        let padded = len.div_ceil(LANES) * LANES;
+                        gather(x, offs, &mut xb[..len]);
+                        gather(gy, offs, &mut gyb[..len]);
+                        xb[len..padded].fill(T::ZERO);
+                        gyb[len..padded].fill(T::ZERO);
+                        smooth_backward_block(
+                            &xb[..padded],
+                            &gyb[..padded],
+                            w0,
+                            b0,
+                            w1,
+                            p.base,
+                            &mut gxb[..padded],
+                            &mut acc,
+                        );
+                        // SAFETY: runs of different items are disjoint and within `gx`.
+                        unsafe { scatter(&out, offs, &gxb[..len]) };
+                    });
+                    acc
+                })
+                .collect();
+            for c in 0..layout.channels {
+                let mut total = SmoothPartial::new(n);
+                for (item, part) in work.iter().zip(&partials) {
+                    if item.channel == c {
+                        total.add(part);
+                    }
+                }
+                for i in 0..n {
+                    grads.w0[c * n + i] = T::from_f64(total.w0[i]);
+                    grads.b0[c * n + i] = T::from_f64(total.b0[i]);
+                    grads.w1[c * n + i] = T::from_f64(total.w1[i]);
+                }
+                grads.b1[c] = T::from_f64(total.b1);
+            }
+        }
+    }
+    grads
+}
+
+/// Groups the runs of an item into blocks of at most [`BLOCK`] elements and calls `f` with the
+/// block's runs `(flat offset, length)` and its element count.
+fn for_each_blocks(layout: Layout, item: Item, mut f: impl FnMut(&[(usize, usize)], usize)) {
+    let mut offs: Vec<(usize, usize)> = Vec::with_capacity(BLOCK);
+    let mut filled = 0;
+    for_each_run(layout, item, |mut off, mut len| {
+        while len > 0 {
+            let take = len.min(BLOCK - filled);
+            offs.push((off, take));
+            filled += take;
+            off += take;
+            len -= take;
+            if filled == BLOCK {
+                f(&offs, filled);
+                offs.clear();
+                filled = 0;
+            }
+        }
+    });
+    if filled > 0 {
+        f(&offs, filled);
+    }
+}
+
+fn gather<T: Copy>(src: &[T], offs: &[(usize, usize)], dst: &mut [T]) {
+    let mut k = 0;
+    for &(off, len) in offs {
+        dst[k..k + len].copy_from_slice(&src[off..off + len]);
+        k += len;
+    }
+}
+
+/// # Safety
+/// The runs must be within the buffer behind `dst` and owned by the calling work item.
+unsafe fn scatter<T: Copy>(dst: &SharedMut<T>, offs: &[(usize, usize)], src: &[T]) {
+    let mut k = 0;
+    for &(off, len) in offs {
+        // SAFETY: guaranteed by the caller.
+        unsafe { dst.slice(off, len) }.copy_from_slice(&src[k..k + len]);
+        k += len;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Smooth bases: O(N) per element, vectorised across the elements of a block.
+// ---------------------------------------------------------------------------------------------
+
+/// `ψ(u)` and `ψ'(u)` for a smooth base, branch-free.
+#[inline(always)]
+fn smooth_psi<T: KernelFloat>(base: BaseActivation, u: T) -> (T, T) {
+    let one = T::ONE;
+    match base {
+        BaseActivation::Sigmoid => {
+            let s = one / (one + (T::ZERO - u).exp_k());
+            (s, s * (one - s))
+        }
+        BaseActivation::Tanh => {
+            // tanh(u) = 2σ(2u) − 1
+            let s = one / (one + (T::ZERO - (u + u)).exp_k());
+            let t = s + s - one;
+            (t, one - t * t)
+        }
+        BaseActivation::Swish => {
+            let s = one / (one + (T::ZERO - u).exp_k());
+            (u * s, s + u * s * (one - s))
+        }
+        BaseActivation::Mish => {
+            // tanh(softplus(u)) = q / (q + 2) with q = n(n + 2), n = e^u (capped where the
+            // ratio is 1 to working precision); σ(u) = n / (1 + n).
+            let nexp = u.min_k(T::from_f64(20.0)).exp_k();
+            let q = nexp * (nexp + T::from_f64(2.0));
+            let th = q / (q + T::from_f64(2.0));
+            let sig = nexp / (one + nexp);
+            (u * th, th + u * (one - th * th) * sig)
+        }
+        // The piecewise-linear bases never reach the smooth path; keep it total anyway.
+        other => {
+            let slope = T::from_f64(other.negative_slope().unwrap_or(1.0));
+            if u > T::ZERO {
+                (u, one)
+            } else {
+                (slope * u, slope)
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn smooth_forward_block<T: KernelFloat>(
+    x: &[T],
+    w0: &[T],
+    b0: &[T],
+    w1: &[T],
+    b1: T,
+    base: BaseActivation,
+    y: &mut [T],
+) {
+    y.fill(b1);
+    for i in 0..w0.len() {
+        let (a, b, w) = (w0[i], b0[i], w1[i]);
+        for (yv, &xv) in y.iter_mut().zip(x) {
+            *yv += w * smooth_psi(base, a * xv + b).0;
+        }
+    }
+}
+
+/// Per-item `f64` partial sums of the parameter gradients (smooth path).
+struct SmoothPartial {
+    w0: Vec<f64>,
+    b0: Vec<f64>,
+    w1: Vec<f64>,
+    b1: f64,
+}
+
+impl SmoothPartial {
+    fn new(n: usize) -> Self {
+        SmoothPartial {
+            w0: vec![0.0; n],
+            b0: vec![0.0; n],
+            w1: vec![0.0; n],
+            b1: 0.0,
+        }
+    }
+
+    fn add(&mut self, o: &SmoothPartial) {
+        for i in 0..self.w0.len() {
+            self.w0[i] += o.w0[i];
+            self.b0[i] += o.b0[i];
+            self.w1[i] += o.w1[i];
+        }
+        self.b1 += o.b1;
+    }
+}
+
+/// Backward over one block whose length is a multiple of [`LANES`].
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn smooth_backward_block<T: KernelFloat>(
+    x: &[T],
+    gy: &[T],
+    w0: &[T],
+    b0: &[T],
+    w1: &[T],
+    base: BaseActivation,
+    gx: &mut [T],
+    acc: &mut SmoothPartial,
+) {
+    gx.fill(T::ZERO);
+    for i in 0..w0.len() {
+        let (a, b, w) = (w0[i], b0[i], w1[i]);
+        let aw = a * w;
+        let mut s_psi = [T::ZERO; LANES];
+        let mut s_d = [T::ZERO; LANES];
+        let mut s_dx = [T::ZERO; LANES];
+        for ((xc, gc), gxc) in x
+            .chunks_exact(LANES)
+            .zip(gy.chunks_exact(LANES))
+            .zip(gx.chunks_exact_mut(LANES))
+        {
+            for l in 0..LANES {
+                let (psi, d) = smooth_psi(base, a * xc[l] + b);
+                let g = gc[l];
+                let gd = g * d;
+                s_psi[l] += g * psi;
+                s_d[l] += gd;
+                s_dx[l] += gd * xc[l];
+                gxc[l] += aw * d;
+            }
+        }
+        let sum = |v: [T; LANES]| v.iter().fold(0.0f64, |s, &t| s + t.to_f64());
+        acc.w1[i] += sum(s_psi);
+        acc.b0[i] += w.to_f64() * sum(s_d);
+        acc.w0[i] += w.to_f64() * sum(s_dx);
+    }
+    let mut s_b1 = 0.0f64;
+    for (gxv, &g) in gx.iter_mut().zip(gy) {
+        *gxv = *gxv * g;
+        s_b1 += g.to_f64();
+    }
+    acc.b1 += s_b1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Piecewise-linear bases: interval lookup between sorted kinks.
+// ---------------------------------------------------------------------------------------------
+
+/// `G` of one AFU as `A_j·x + B_j` on each interval between its sorted kinks.
+struct PwlTable<T> {
+    /// Sorted kinks (`K` of them).
+    kinks: Vec<T>,
+    /// Slope on each of the `K + 1` intervals.
+    a: Vec<T>,
+    /// Intercept on each interval.
+    b: Vec<T>,
+    /// For each unit, its position among the sorted kinks (`None` for units without a kink:
+    /// `w0 = 0`, or a linear base).
+    position: Vec<Option<usize>>,
+}
+
+impl<T: KernelFloat> PwlTable<T> {
+    fn new(p: &ParamSlices<T>, c: usize, alpha: f64) -> Self {
+        let (w0, b0, w1, b1) = p.channel(c);
+        let n = w0.len();
+        let has_kink = |i: usize| alpha != 1.0 && w0[i] != T::ZERO;
+        let mut order: Vec<(f64, usize)> = (0..n)
+            .filter(|&i| has_kink(i))
+            .map(|i| (-b0[i].to_f64() / w0[i].to_f64(), i))
+            .collect();
+        order.sort_by(|l, r| l.0.total_cmp(&r.0).then(l.1.cmp(&r.1)));
+        let mut position = vec![None; n];
+        for (pos, &(_, i)) in order.iter().enumerate() {
+            position[i] = Some(pos);
+        }
+        let k = order.len();
+        let mut a = Vec::with_capacity(k + 1);
+        let mut b = Vec::with_capacity(k + 1);
+        for j in 0..=k {
+            let (mut aj, mut bj) = (0.0f64, b1.to_f64());
+            for i in 0..n {
+                let s = slope_in_interval(w0[i], b0[i], position[i], j, alpha);
+                aj += w1[i].to_f64() * s * w0[i].to_f64();
+                bj += w1[i].to_f64() * s * b0[i].to_f64();
+            }
+            a.push(T::from_f64(aj));
+            b.push(T::from_f64(bj));
+        }
+        PwlTable {
+            kinks: order.iter().map(|&(t, _)| T::from_f64(t)).collect(),
+            a,
+            b,
+            position,
+        }
+    }
+
+    /// The interval of `x` (number of kinks below it), or `None` when `x` lies within rounding
+    /// distance of a kink (then the exact per-unit path decides each unit's side).
+    #[inline(always)]
+    fn interval(&self, x: T) -> Option<usize> {
+        let k = &self.kinks;
+        if k.is_empty() {
+            return Some(0);
+        }
+        // Branch-free lower bound: number of kinks strictly below x.
+        let mut lo = 0usize;
+        let mut size = k.len();
+        while size > 1 {
+            let half = size / 2;
+            let mid = lo + half;
+            lo = if k[mid] < x { mid } else { lo };
+            size -= half;
+        }
+        let j = lo + usize::from(k[lo] < x);
+        // Infinite kinks (w0 ≈ 0) are never "near": cap |t| in the tolerance.
+        let near = |t: T| {
+            let tol =
+                T::from_f64(8.0) * T::EPSILON * (x.abs_k() + t.abs_k().min_k(T::from_f64(1e30)))
+                    + T::from_f64(f64::MIN_POSITIVE);
+            (x - t).abs_k() <= tol
+        };
+        if (j < k.len() && near(k[j])) || (j > 0 && near(k[j - 1])) || x != x {
+            None
+        } else {
+            Some(j)
+        }
+    }
+
+    /// Turns the summed per-interval statistics into the parameter gradients of channel `c`.
+    fn finish(
+        &self,
+        p: &ParamSlices<T>,
+        c: usize,
+        alpha: f64,
+        acc: &PwlPartial,
+        out: &mut ParamGrads<T>,
+    ) {
+        let (w0, b0, w1, _) = p.channel(c);
+        let n = w0.len();
+        // prefix[j] = sum over intervals 0..j
+        let mut p0 = vec![0.0f64; acc.s0.len() + 1];
+        let mut p1 = vec![0.0f64; acc.s1.len() + 1];
+        for j in 0..acc.s0.len() {
+            p0[j + 1] = p0[j] + acc.s0[j];
+            p1[j + 1] = p1[j] + acc.s1[j];
+        }
+        let (t0, t1) = (p0[acc.s0.len()], p1[acc.s1.len()]);
+        for i in 0..n {
+            let (a, b, w) = (w0[i].to_f64(), b0[i].to_f64(), w1[i].to_f64());
+            // Σ gy·s and Σ gy·s·x over the binned elements, s = this unit's slope there.
+            let (sg, sgx) = match self.position[i] {
+                Some(pos) => {
+                    let (l0, l1) = (p0[pos + 1], p1[pos + 1]);
+                    let (act0, act1) = if a > 0.0 {
+                        (t0 - l0, t1 - l1)
+                    } else {
+                        (l0, l1)
+                    };
+                    (
+                        alpha * t0 + (1.0 - alpha) * act0,
+                        alpha * t1 + (1.0 - alpha) * act1,
+                    )
+                }
+                None => {
+                    let s = if alpha == 1.0 || b > 0.0 { 1.0 } else { alpha };
+                    (s * t0, s * t1)
+                }
+            };
+            let o = c * n + i;
+            out.w1[o] = T::from_f64(a * sgx + b * sg + acc.w1[i]);
+            out.w0[o] = T::from_f64(w * sgx + acc.w0[i]);
+            out.b0[o] = T::from_f64(w * sg + acc.b0[i]);
+        }
+        out.b1[c] = T::from_f64(t0 + acc.b1);
+    }
+}
+
+/// Slope (1 or `alpha`) of unit `i` on interval `j`.
+fn slope_in_interval<T: KernelFloat>(
+    w0: T,
+    b0: T,
+    position: Option<usize>,
+    j: usize,
+    alpha: f64,
+) -> f64 {
+    let active = match position {
+        // x > t on intervals j ≥ pos + 1
+        Some(pos) => (w0 > T::ZERO) == (j > pos),
+        None => alpha == 1.0 || b0 > T::ZERO,
+    };
+    if active { 1.0 } else { alpha }
+}
+
+/// Per-item statistics of the piecewise-linear backward pass.
+struct PwlPartial {
+    /// Σ gy per interval.
+    s0: Vec<f64>,
+    /// Σ gy·x per interval.
+    s1: Vec<f64>,
+    /// Direct per-unit contributions of elements that sit on a kink.
+    w0: Vec<f64>,
+    b0: Vec<f64>,
+    w1: Vec<f64>,
+    b1: f64,
+}
+
+impl PwlPartial {
+    fn new(intervals: usize, n: usize) -> Self {
+        PwlPartial {
+            s0: vec![0.0; intervals],
+            s1: vec![0.0; intervals],
+            w0: vec![0.0; n],
+            b0: vec![0.0; n],
+            w1: vec![0.0; n],
+            b1: 0.0,
+        }
+    }
+
+    fn add(&mut self, o: &PwlPartial) {
+        for j in 0..self.s0.len() {
+            self.s0[j] += o.s0[j];
+            self.s1[j] += o.s1[j];
+        }
+        for i in 0..self.w0.len() {
+            self.w0[i] += o.w0[i];
+            self.b0[i] += o.b0[i];
+            self.w1[i] += o.w1[i];
+        }
+        self.b1 += o.b1;
+    }
+}
+
+/// `G(x)` unit by unit, with `u = w0·x + b0` rounded exactly as the reference rounds it.
+fn exact_value<T: KernelFloat>(
+    x: T,
+    w0: &[T],
+    b0: &[T],
+    w1: &[T],
+    b1: T,
+    base: BaseActivation,
+) -> T {
+    let mut y = b1;
+    for i in 0..w0.len() {
+        y += w1[i] * pwl_psi(base, w0[i] * x + b0[i]).0;
+    }
+    y
+}
+
+/// Exact per-unit backward of one element on a kink; returns `gx`.
+fn exact_backward<T: KernelFloat>(
+    x: T,
+    gy: T,
+    w0: &[T],
+    b0: &[T],
+    w1: &[T],
+    base: BaseActivation,
+    acc: &mut PwlPartial,
+) -> T {
+    let mut dg = 0.0f64;
+    let (xf, g) = (x.to_f64(), gy.to_f64());
+    for i in 0..w0.len() {
+        let (psi, d) = pwl_psi(base, w0[i] * x + b0[i]);
+        let (psi, d) = (psi.to_f64(), d.to_f64());
+        acc.w1[i] += g * psi;
+        acc.w0[i] += g * w1[i].to_f64() * d * xf;
+        acc.b0[i] += g * w1[i].to_f64() * d;
+        dg += w1[i].to_f64() * w0[i].to_f64() * d;
+    }
+    acc.b1 += g;
+    T::from_f64(g * dg)
+}
+
+/// `ψ(u)`, `ψ'(u)` of the piecewise-linear bases (left derivative at 0).
+#[inline(always)]
+fn pwl_psi<T: KernelFloat>(base: BaseActivation, u: T) -> (T, T) {
+    let alpha = T::from_f64(base.negative_slope().unwrap_or(1.0));
+    if u > T::ZERO {
+        (u, T::ONE)
+    } else {
+        (alpha * u, alpha)
+    }
+}

@@ -1,0 +1,298 @@
+//! The fused AFU as a Burn custom operation (backend extension) with its own backward pass.
+//!
+//! Implemented for the Flex CPU backend (calling [`super::cpu`]) and for `Autodiff<Flex>`,
+//! whose hand-written backward computes the input gradient and all parameter gradients in one
+//! pass. Other backends use the reference implementation (see [`super::afu_forward`]).
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, ExtensionType, Flex, backend_extension};
+use burn::tensor::{DType, Tensor, TensorData};
+
+use super::cpu::{self, KernelFloat, Layout, ParamSlices};
+use crate::afu::base::BaseActivation;
+
+/// The tensors of one AFU application.
+#[derive(ExtensionType)]
+pub struct AfuInputs<B: Backend> {
+    /// Input, any shape (axis 1 = channels when there are several AFUs).
+    pub x: FloatTensor<B>,
+    /// `[C, N]`
+    pub w0: FloatTensor<B>,
+    /// `[C, N]`
+    pub b0: FloatTensor<B>,
+    /// `[C, N]`
+    pub w1: FloatTensor<B>,
+    /// `[C]`
+    pub b1: FloatTensor<B>,
+}
+
+/// Backends with a fused AFU kernel.
+#[backend_extension(Autodiff, Flex)]
+pub trait AfuBackend: Backend {
+    /// `y = G(x)` with the fused kernel.
+    fn afu_fused(
+        #[extension_type] inputs: AfuInputs<Self>,
+        base: BaseActivation,
+    ) -> FloatTensor<Self>;
+}
+
+impl AfuBackend for Flex {
+    fn afu_fused(inputs: AfuInputs<Self>, base: BaseActivation) -> FloatTensor<Self> {
+        flex_forward(
+            &inputs.x, &inputs.w0, &inputs.b0, &inputs.w1, &inputs.b1, base,
+        )
+    }
+}
+
+type FlexTensor = FloatTensor<Flex>;
+
+fn dims_of(t: &FlexTensor) -> Vec<usize> {
+    use burn::backend::TensorMetadata;
+    t.shape().to_vec()
+}
+
+/// Contiguous values of a Flex tensor as `Vec<T>` (copies only if not contiguous).
+fn values<T: KernelFloat + burn::tensor::Element + bytemuck::Pod>(
+    t: &FlexTensor,
+) -> std::borrow::Cow<'_, [T]> {
+    match t.as_slice::<T>() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(
+            t.to_contiguous()
+                .as_slice::<T>()
+                .map(|s| s.to_vec())
+                .unwrap_or_default(),
+        ),
+    }
+}
+
+fn typed_forward<T>(
+    x: &FlexTensor,
+    w0: &FlexTensor,
+    b0: &FlexTensor,
+    w1: &FlexTensor,
+    b1: &FlexTensor,
+    base: BaseActivation,
+) -> FlexTensor
+where
+    T: KernelFloat + burn::tensor::Element + bytemuck::Pod,
+{
+    let dims = dims_of(x);
+    let [channels, hidden] = [dims_of(w0)[0], dims_of(w0)[1]];
+    let layout = Layout::of(&dims, channels);
+    let (xv, w0v, b0v, w1v, b1v) = (
+        values::<T>(x),
+        values::<T>(w0),
+        values::<T>(b0),
+        values::<T>(w1),
+        values::<T>(b1),
+    );
+    let p = ParamSlices {
+        base,
+        hidden,
+        w0: &w0v,
+        b0: &b0v,
+        w1: &w1v,
+        b1: &b1v,
+    };
+    let mut y = vec![T::ZERO; xv.len()];
+    cpu::forward(&xv, layout, &p, &mut y);
+    FlexTensor::from_data(TensorData::new(y, dims))
+}
+
+fn flex_forward(
+    x: &FlexTensor,
+    w0: &FlexTensor,
+    b0: &FlexTensor,
+    w1: &FlexTensor,
+    b1: &FlexTensor,
+    base: BaseActivation,
+) -> FlexTensor {
+    match x.dtype() {
+        DType::F64 => typed_forward::<f64>(x, w0, b0, w1, b1, base),
+        DType::F32 => typed_forward::<f32>(x, w0, b0, w1, b1, base),
+        other => {
+            // Other float types: compute in f32 and convert back.
+            let to32 =
+                |t: &FlexTensor| FlexTensor::from_data(t.clone().into_data().convert::<f32>());
+            let y =
+                typed_forward::<f32>(&to32(x), &to32(w0), &to32(b0), &to32(w1), &to32(b1), base);
+            FlexTensor::from_data(y.into_data().convert_dtype(other))
+        }
+    }
+}
+
+/// Gradients of one fused AFU application: (gx, gw0, gb0, gw1, gb1).
+fn typed_backward<T>(
+    x: &FlexTensor,
+    gy: &FlexTensor,
+    w0: &FlexTensor,
+    b0: &FlexTensor,
+    w1: &FlexTensor,
+    b1: &FlexTensor,
+    base: BaseActivation,
+) -> [FlexTensor; 5]
+where
+    T: KernelFloat + burn::tensor::Element + bytemuck::Pod,
+{
+    let dims = dims_of(x);
+    let [channels, hidden] = [dims_of(w0)[0], dims_of(w0)[1]];
+    let layout = Layout::of(&dims, channels);
+    let (xv, gyv, w0v, b0v, w1v, b1v) = (
+        values::<T>(x),
+        values::<T>(gy),
+        values::<T>(w0),
+        values::<T>(b0),
+        values::<T>(w1),
+        values::<T>(b1),
+    );
+    let p = ParamSlices {
+        base,
+        hidden,
+        w0: &w0v,
+        b0: &b0v,
+        w1: &w1v,
+        b1: &b1v,
+    };
+    let mut gx = vec![T::ZERO; xv.len()];
+    let g = cpu::backward(&xv, &gyv, layout, &p, &mut gx);
+    [
+        FlexTensor::from_data(TensorData::new(gx, dims)),
+        FlexTensor::from_data(TensorData::new(g.w0, [channels, hidden])),
+        FlexTensor::from_data(TensorData::new(g.b0, [channels, hidden])),
+        FlexTensor::from_data(TensorData::new(g.w1, [channels, hidden])),
+        FlexTensor::from_data(TensorData::new(g.b1, [channels])),
+    ]
+}
+
+fn flex_backward(
+    x: &FlexTensor,
+    gy: &FlexTensor,
+    w0: &FlexTensor,
+    b0: &FlexTensor,
+    w1: &FlexTensor,
+    b1: &FlexTensor,
+    base: BaseActivation,
+) -> [FlexTensor; 5] {
+    match x.dtype() {
+        DType::F64 => typed_backward::<f64>(x, gy, w0, b0, w1, b1, base),
+        DType::F32 => typed_backward::<f32>(x, gy, w0, b0, w1, b1, base),
+        other => {
+            let to32 =
+                |t: &FlexTensor| FlexTensor::from_data(t.clone().into_data().convert::<f32>());
+            typed_backward::<f32>(
+                &to32(x),
+                &to32(gy),
+                &to32(w0),
+                &to32(b0),
+                &to32(w1),
+                &to32(b1),
+                base,
+            )
+            .map(|t| FlexTensor::from_data(t.into_data().convert_dtype(other)))
+        }
+    }
+}
+
+#[derive(Debug)]
+struct AfuBackward;
+
+/// What the backward pass keeps: the forward inputs (shared, not copied) and the base.
+type AfuState = (
+    FlexTensor,
+    FlexTensor,
+    FlexTensor,
+    FlexTensor,
+    FlexTensor,
+    BaseActivation,
+);
+
+impl Backward<Flex, 5> for AfuBackward {
+    type State = AfuState;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 5>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let parents = ops.parents;
+        let gy = grads.consume::<Flex>(&ops.node);
+        let (x, w0, b0, w1, b1, base) = ops.state;
+        let out = flex_backward(&x, &gy, &w0, &b0, &w1, &b1, base);
+        for (parent, grad) in parents.into_iter().zip(out) {
+            if let Some(node) = parent {
+                grads.register::<Flex>(node.id, grad);
+            }
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> AfuBackend for Autodiff<Flex, C> {
+    fn afu_fused(inputs: AfuInputs<Self>, base: BaseActivation) -> FloatTensor<Self> {
+        let AfuInputs { x, w0, b0, w1, b1 } = inputs;
+        match AfuBackward
+            .prepare::<C>([x.node(), w0.node(), b0.node(), w1.node(), b1.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let state = (
+                    x.primitive().clone(),
+                    w0.primitive().clone(),
+                    b0.primitive().clone(),
+                    w1.primitive().clone(),
+                    b1.primitive().clone(),
+                    base,
+                );
+                let y = flex_forward(&state.0, &state.1, &state.2, &state.3, &state.4, base);
+                prep.finish(state, y)
+            }
+            OpsKind::UnTracked(prep) => {
+                let y = flex_forward(
+                    x.primitive(),
+                    w0.primitive(),
+                    b0.primitive(),
+                    w1.primitive(),
+                    b1.primitive(),
+                    base,
+                );
+                prep.finish(y)
+            }
+        }
+    }
+}
+
+/// True when `device` (with or without autodiff) runs on the Flex backend.
+pub fn has_fused_kernel(device: &burn::tensor::Device) -> bool {
+    matches!(
+        device.clone().inner().as_dispatch(),
+        burn::backend::DispatchDevice::Flex(_)
+    )
+}
+
+/// Applies the fused AFU. The caller checks [`has_fused_kernel`] first.
+pub fn afu_fused<const D: usize>(
+    x: Tensor<D>,
+    w0: Tensor<2>,
+    b0: Tensor<2>,
+    w1: Tensor<2>,
+    b1: Tensor<1>,
+    base: BaseActivation,
+) -> Tensor<D> {
+    let out = <Dispatch as AfuBackend>::afu_fused(
+        AfuInputs {
+            x: x.into_dispatch(),
+            w0: w0.into_dispatch(),
+            b0: b0.into_dispatch(),
+            w1: w1.into_dispatch(),
+            b1: b1.into_dispatch(),
+        },
+        base,
+    );
+    Tensor::from_dispatch(out)
+}
