@@ -7,6 +7,7 @@
 pub mod cifar;
 pub mod dataset;
 pub mod error;
+pub mod fetch;
 pub mod idx;
 pub mod mnist;
 
@@ -15,3 +16,4 @@ pub use dataset::{ImageDataset, Split};
 pub use error::DataError;
 pub use idx::{read_idx_images, read_idx_labels, write_idx_images, write_idx_labels};
 pub use mnist::{load_mnist_csv, load_mnist_dir};
+pub mod xor;

@@ -274,8 +274,15 @@ fn for_each_run(layout: Layout, item: Item, mut f: impl FnMut(usize, usize)) {
 
 /// A raw pointer that may be shared between threads; each work item writes a disjoint set of
 /// elements through it.
-#[derive(Clone, Copy)]
 struct SharedMut<T>(*mut T);
+
+impl<T> Clone for SharedMut<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for SharedMut<T> {}
 // SAFETY: items cover disjoint element sets (see `items`/`for_each_run`), so no two threads
 // ever write the same element, and the buffer outlives the parallel loop that uses it.
 unsafe impl<T: Send> Send for SharedMut<T> {}
@@ -332,14 +339,17 @@ pub fn forward<T: KernelFloat>(x: &[T], layout: Layout, p: &ParamSlices<T>, y: &
         None => {
             items(layout).into_par_iter().for_each(|item| {
                 let (w0, b0, w1, b1) = p.channel(item.channel);
-                let mut xb = [T::ZERO; BLOCK];
-                let mut yb = [T::ZERO; BLOCK];
-                for_each_blocks(layout, item, |offs: &[(usize, usize)], n| {
-                    gather(x, offs, &mut xb[..n]);
-                    smooth_forward_block(&xb[..n], w0, b0, w1, *b1, p.base, &mut yb[..n]);
-                    // SAFETY: runs of different items are disjoint and within `y`.
-                    unsafe { scatter(&out, offs, &yb[..n]) };
-                });
+                let args = SmoothItem {
+                    x,
+                    layout,
+                    item,
+                    w0,
+                    b0,
+                    w1,
+                    b1: *b1,
+                };
+                // SAFETY: each item writes only its own elements of `y`.
+                unsafe { dispatch_smooth!(p.base, forward_item, args, out) };
             });
         }
     }
@@ -416,32 +426,18 @@ pub fn backward<T: KernelFloat>(
             let partials: Vec<SmoothPartial> = work
                 .par_iter()
                 .map(|&item| {
-                    let (w0, b0, w1, _) = p.channel(item.channel);
-                    let mut acc = SmoothPartial::new(n);
-                    let mut xb = [T::ZERO; BLOCK];
-                    let mut gyb = [T::ZERO; BLOCK];
-                    let mut gxb = [T::ZERO; BLOCK];
-                    for_each_blocks(layout, item, |offs: &[(usize, usize)], len| {
-                        // Pad to a whole number of lanes with gy = 0: padded elements add 0.
-                        let padded = len.div_ceil(LANES) * LANES;
-                        gather(x, offs, &mut xb[..len]);
-                        gather(gy, offs, &mut gyb[..len]);
-                        xb[len..padded].fill(T::ZERO);
-                        gyb[len..padded].fill(T::ZERO);
-                        smooth_backward_block(
-                            &xb[..padded],
-                            &gyb[..padded],
-                            w0,
-                            b0,
-                            w1,
-                            p.base,
-                            &mut gxb[..padded],
-                            &mut acc,
-                        );
-                        // SAFETY: runs of different items are disjoint and within `gx`.
-                        unsafe { scatter(&out, offs, &gxb[..len]) };
-                    });
-                    acc
+                    let (w0, b0, w1, b1) = p.channel(item.channel);
+                    let args = SmoothItem {
+                        x,
+                        layout,
+                        item,
+                        w0,
+                        b0,
+                        w1,
+                        b1: *b1,
+                    };
+                    // SAFETY: each item writes only its own elements of `gx`.
+                    unsafe { dispatch_smooth!(p.base, backward_item, args, gy, out) }
                 })
                 .collect();
             for c in 0..layout.channels {
@@ -510,62 +506,225 @@ unsafe fn scatter<T: Copy>(dst: &SharedMut<T>, offs: &[(usize, usize)], src: &[T
 // Smooth bases: O(N) per element, vectorised across the elements of a block.
 // ---------------------------------------------------------------------------------------------
 
-/// `ψ(u)` and `ψ'(u)` for a smooth base, branch-free.
-#[inline(always)]
-fn smooth_psi<T: KernelFloat>(base: BaseActivation, u: T) -> (T, T) {
-    let one = T::ONE;
-    match base {
-        BaseActivation::Sigmoid => {
-            let s = one / (one + (T::ZERO - u).exp_k());
-            (s, s * (one - s))
-        }
-        BaseActivation::Tanh => {
-            // tanh(u) = 2σ(2u) − 1
-            let s = one / (one + (T::ZERO - (u + u)).exp_k());
-            let t = s + s - one;
-            (t, one - t * t)
-        }
-        BaseActivation::Swish => {
-            let s = one / (one + (T::ZERO - u).exp_k());
-            (u * s, s + u * s * (one - s))
-        }
-        BaseActivation::Mish => {
-            // tanh(softplus(u)) = q / (q + 2) with q = n(n + 2), n = e^u (capped where the
-            // ratio is 1 to working precision); σ(u) = n / (1 + n).
-            let nexp = u.min_k(T::from_f64(20.0)).exp_k();
-            let q = nexp * (nexp + T::from_f64(2.0));
-            let th = q / (q + T::from_f64(2.0));
-            let sig = nexp / (one + nexp);
-            (u * th, th + u * (one - th * th) * sig)
-        }
-        // The piecewise-linear bases never reach the smooth path; keep it total anyway.
-        other => {
-            let slope = T::from_f64(other.negative_slope().unwrap_or(1.0));
-            if u > T::ZERO {
-                (u, one)
-            } else {
-                (slope * u, slope)
-            }
-        }
+/// A smooth base activation as a type, so that each base gets its own monomorphised, vectorised
+/// loop (a `match` inside the hot loop would block vectorisation).
+trait Psi {
+    /// `ψ(u)` and `ψ'(u)`, branch-free.
+    fn eval<T: KernelFloat>(u: T) -> (T, T);
+}
+
+struct SigmoidPsi;
+struct TanhPsi;
+struct SwishPsi;
+struct MishPsi;
+
+impl Psi for SigmoidPsi {
+    #[inline(always)]
+    fn eval<T: KernelFloat>(u: T) -> (T, T) {
+        let one = T::ONE;
+        let s = one / (one + (T::ZERO - u).exp_k());
+        (s, s * (one - s))
     }
 }
 
-#[inline(always)]
-fn smooth_forward_block<T: KernelFloat>(
-    x: &[T],
-    w0: &[T],
-    b0: &[T],
-    w1: &[T],
+impl Psi for TanhPsi {
+    /// `tanh(u) = 2σ(2u) − 1`
+    #[inline(always)]
+    fn eval<T: KernelFloat>(u: T) -> (T, T) {
+        let one = T::ONE;
+        let s = one / (one + (T::ZERO - (u + u)).exp_k());
+        let t = s + s - one;
+        (t, one - t * t)
+    }
+}
+
+impl Psi for SwishPsi {
+    #[inline(always)]
+    fn eval<T: KernelFloat>(u: T) -> (T, T) {
+        let one = T::ONE;
+        let s = one / (one + (T::ZERO - u).exp_k());
+        (u * s, s + u * s * (one - s))
+    }
+}
+
+impl Psi for MishPsi {
+    /// `tanh(softplus(u)) = q / (q + 2)` with `q = n(n + 2)`, `n = e^u` (capped where the ratio
+    /// is 1 to working precision); `σ(u) = n / (1 + n)`.
+    #[inline(always)]
+    fn eval<T: KernelFloat>(u: T) -> (T, T) {
+        let one = T::ONE;
+        let two = one + one;
+        let nexp = u.min_k(T::from_f64(20.0)).exp_k();
+        let q = nexp * (nexp + two);
+        let th = q / (q + two);
+        let sig = nexp / (one + nexp);
+        (u * th, th + u * (one - th * th) * sig)
+    }
+}
+
+/// One work item of the smooth path with its AFU's parameters.
+#[derive(Clone, Copy)]
+struct SmoothItem<'a, T> {
+    x: &'a [T],
+    layout: Layout,
+    item: Item,
+    w0: &'a [T],
+    b0: &'a [T],
+    w1: &'a [T],
     b1: T,
-    base: BaseActivation,
-    y: &mut [T],
-) {
-    y.fill(b1);
-    for i in 0..w0.len() {
-        let (a, b, w) = (w0[i], b0[i], w1[i]);
-        for (yv, &xv) in y.iter_mut().zip(x) {
-            *yv += w * smooth_psi(base, a * xv + b).0;
+}
+
+/// Calls `$f::<T, P>` for the smooth base `$base`, compiled for the widest vector ISA the CPU
+/// has (AVX-512, AVX2+FMA, or the baseline). No fused multiply-add is formed, so every path
+/// gives bit-identical results.
+macro_rules! dispatch_smooth {
+    ($base:expr, $f:ident, $($arg:expr),*) => {{
+        match $base {
+            BaseActivation::Sigmoid => isa_dispatch!($f, SigmoidPsi, $($arg),*),
+            BaseActivation::Tanh => isa_dispatch!($f, TanhPsi, $($arg),*),
+            BaseActivation::Swish => isa_dispatch!($f, SwishPsi, $($arg),*),
+            _ => isa_dispatch!($f, MishPsi, $($arg),*),
         }
+    }};
+}
+
+#[cfg(target_arch = "x86_64")]
+macro_rules! isa_dispatch {
+    ($f:ident, $p:ty, $($arg:expr),*) => {{
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            $f::avx512::<T, $p>($($arg),*)
+        } else if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            $f::avx2::<T, $p>($($arg),*)
+        } else {
+            $f::generic::<T, $p>($($arg),*)
+        }
+    }};
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+macro_rules! isa_dispatch {
+    ($f:ident, $p:ty, $($arg:expr),*) => {{ $f::generic::<T, $p>($($arg),*) }};
+}
+
+use dispatch_smooth;
+use isa_dispatch;
+
+/// Forward pass of one item, per ISA.
+mod forward_item {
+    use super::*;
+
+    #[inline(always)]
+    unsafe fn body<T: KernelFloat, P: Psi>(a: SmoothItem<'_, T>, out: SharedMut<T>) {
+        let mut xb = [T::ZERO; BLOCK];
+        let mut yb = [T::ZERO; BLOCK];
+        for_each_blocks(a.layout, a.item, |offs: &[(usize, usize)], n| {
+            gather(a.x, offs, &mut xb[..n]);
+            let (xs, ys) = (&xb[..n], &mut yb[..n]);
+            ys.fill(a.b1);
+            for i in 0..a.w0.len() {
+                let (w0, b0, w1) = (a.w0[i], a.b0[i], a.w1[i]);
+                for (yv, &xv) in ys.iter_mut().zip(xs) {
+                    *yv += w1 * P::eval(w0 * xv + b0).0;
+                }
+            }
+            // SAFETY: the item's runs are its own (caller's contract).
+            unsafe { scatter(&out, offs, &yb[..n]) };
+        });
+    }
+
+    /// # Safety
+    /// The item's elements of `out` are written by this call only.
+    pub(super) unsafe fn generic<T: KernelFloat, P: Psi>(a: SmoothItem<'_, T>, out: SharedMut<T>) {
+        unsafe { body::<T, P>(a, out) }
+    }
+
+    /// # Safety
+    /// As [`generic`], and the CPU must support AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn avx2<T: KernelFloat, P: Psi>(a: SmoothItem<'_, T>, out: SharedMut<T>) {
+        unsafe { body::<T, P>(a, out) }
+    }
+
+    /// # Safety
+    /// As [`generic`], and the CPU must support AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn avx512<T: KernelFloat, P: Psi>(a: SmoothItem<'_, T>, out: SharedMut<T>) {
+        unsafe { body::<T, P>(a, out) }
+    }
+}
+
+/// Backward pass of one item, per ISA.
+mod backward_item {
+    use super::*;
+
+    #[inline(always)]
+    unsafe fn body<T: KernelFloat, P: Psi>(
+        a: SmoothItem<'_, T>,
+        gy: &[T],
+        out: SharedMut<T>,
+    ) -> SmoothPartial {
+        let mut acc = SmoothPartial::new(a.w0.len());
+        let mut xb = [T::ZERO; BLOCK];
+        let mut gyb = [T::ZERO; BLOCK];
+        let mut gxb = [T::ZERO; BLOCK];
+        for_each_blocks(a.layout, a.item, |offs: &[(usize, usize)], len| {
+            // Pad to whole lanes with gy = 0: padded elements add nothing.
+            let padded = len.div_ceil(LANES) * LANES;
+            gather(a.x, offs, &mut xb[..len]);
+            gather(gy, offs, &mut gyb[..len]);
+            xb[len..padded].fill(T::ZERO);
+            gyb[len..padded].fill(T::ZERO);
+            backward_block::<T, P>(
+                &xb[..padded],
+                &gyb[..padded],
+                a.w0,
+                a.b0,
+                a.w1,
+                &mut gxb[..padded],
+                &mut acc,
+            );
+            // SAFETY: the item's runs are its own (caller's contract).
+            unsafe { scatter(&out, offs, &gxb[..len]) };
+        });
+        acc
+    }
+
+    /// # Safety
+    /// The item's elements of `out` are written by this call only.
+    pub(super) unsafe fn generic<T: KernelFloat, P: Psi>(
+        a: SmoothItem<'_, T>,
+        gy: &[T],
+        out: SharedMut<T>,
+    ) -> SmoothPartial {
+        unsafe { body::<T, P>(a, gy, out) }
+    }
+
+    /// # Safety
+    /// As [`generic`], and the CPU must support AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn avx2<T: KernelFloat, P: Psi>(
+        a: SmoothItem<'_, T>,
+        gy: &[T],
+        out: SharedMut<T>,
+    ) -> SmoothPartial {
+        unsafe { body::<T, P>(a, gy, out) }
+    }
+
+    /// # Safety
+    /// As [`generic`], and the CPU must support AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn avx512<T: KernelFloat, P: Psi>(
+        a: SmoothItem<'_, T>,
+        gy: &[T],
+        out: SharedMut<T>,
+    ) -> SmoothPartial {
+        unsafe { body::<T, P>(a, gy, out) }
     }
 }
 
@@ -598,15 +757,13 @@ impl SmoothPartial {
 }
 
 /// Backward over one block whose length is a multiple of [`LANES`].
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn smooth_backward_block<T: KernelFloat>(
+fn backward_block<T: KernelFloat, P: Psi>(
     x: &[T],
     gy: &[T],
     w0: &[T],
     b0: &[T],
     w1: &[T],
-    base: BaseActivation,
     gx: &mut [T],
     acc: &mut SmoothPartial,
 ) {
@@ -623,7 +780,7 @@ fn smooth_backward_block<T: KernelFloat>(
             .zip(gx.chunks_exact_mut(LANES))
         {
             for l in 0..LANES {
-                let (psi, d) = smooth_psi(base, a * xc[l] + b);
+                let (psi, d) = P::eval(a * xc[l] + b);
                 let g = gc[l];
                 let gd = g * d;
                 s_psi[l] += g * psi;

@@ -1,0 +1,172 @@
+//! Pieces every experiment uses: run folders, progress bars, grids over the plane, AFU curves.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::afu::AfuParams;
+use crate::report::plot::Grid;
+
+/// Error of an experiment run.
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    /// A bad setting.
+    #[error("config field '{field}': {message}")]
+    Config {
+        /// The setting.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// Writing an output failed.
+    #[error("cannot write {path}: {message}")]
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// A figure failed.
+    #[error(transparent)]
+    Plot(#[from] crate::report::plot::PlotError),
+    /// Loading learned AFUs failed.
+    #[error(transparent)]
+    AfuFile(#[from] crate::afu::file::AfuFileError),
+    /// A model could not be built.
+    #[error(transparent)]
+    Afu(#[from] crate::afu::AfuError),
+}
+
+/// Default output folder: `runs/<experiment>/<YYYYmmdd-HHMMSS>`.
+pub fn default_out_dir(experiment: &str) -> PathBuf {
+    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    PathBuf::from("runs")
+        .join(experiment)
+        .join(stamp.to_string())
+}
+
+/// Writes `value` as pretty JSON, atomically.
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ExperimentError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| ExperimentError::Output {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    write_text(path, &text)
+}
+
+/// Writes `value` as TOML, atomically.
+pub fn write_toml(path: &Path, value: &impl Serialize) -> Result<(), ExperimentError> {
+    let text = toml::to_string_pretty(value).map_err(|e| ExperimentError::Output {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    write_text(path, &text)
+}
+
+/// Writes text atomically.
+pub fn write_text(path: &Path, text: &str) -> Result<(), ExperimentError> {
+    crate::fsutil::write_atomic(path, text.as_bytes()).map_err(|e| ExperimentError::Output {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// A progress bar on stderr (drawn only on a terminal, and never when `enabled` is false).
+pub fn progress_bar(total: u64, message: &str, enabled: bool) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(message.to_string());
+    bar
+}
+
+/// A regular `side × side` grid over `[lo, hi]²`: the coordinates and the points as a
+/// `[side², 2]` tensor (row `j * side + i` is `(xs[i], ys[j])`).
+pub fn plane_grid(lo: f64, hi: f64, side: usize, device: &Device) -> (Vec<f64>, Tensor<2>) {
+    let side = side.max(2);
+    let xs: Vec<f64> = (0..side)
+        .map(|i| lo + (hi - lo) * i as f64 / (side - 1) as f64)
+        .collect();
+    let mut pts = Vec::with_capacity(side * side * 2);
+    for &y in &xs {
+        for &x in &xs {
+            pts.push(x as f32);
+            pts.push(y as f32);
+        }
+    }
+    let t = Tensor::from_data(TensorData::new(pts, [side * side, 2]), device);
+    (xs, t)
+}
+
+/// Turns column `col` of a `[side², k]` tensor evaluated on [`plane_grid`] into a [`Grid`].
+pub fn grid_of(xs: &[f64], values: &Tensor<2>, col: usize) -> Grid {
+    let [rows, cols] = values.dims();
+    let data: Vec<f32> = values
+        .to_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
+    let vals = (0..rows).map(|r| data[r * cols + col] as f64).collect();
+    Grid {
+        xs: xs.to_vec(),
+        ys: xs.to_vec(),
+        values: vals,
+    }
+}
+
+/// `(z, G(z))` for `z` in `[lo, hi]`, `points` samples, AFU number `channel`.
+pub fn afu_curve(
+    p: &AfuParams,
+    channel: usize,
+    lo: f64,
+    hi: f64,
+    points: usize,
+) -> Vec<(f64, f64)> {
+    (0..points)
+        .map(|i| {
+            let z = lo + (hi - lo) * i as f64 / (points.max(2) - 1) as f64;
+            (z, p.eval(channel, z))
+        })
+        .collect()
+}
+
+/// Reads a float tensor into `Vec<f32>`.
+pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default()
+}
+
+/// Standard normal CDF (Abramowitz & Stegun 7.1.26 erf, |error| < 1.5e-7).
+pub fn normal_cdf(x: f64) -> f64 {
+    let z = x / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * z.abs());
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erf = 1.0 - poly * (-z * z).exp();
+    let erf = if z >= 0.0 { erf } else { -erf };
+    0.5 * (1.0 + erf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normal_cdf_values() {
+        assert!((normal_cdf(0.0) - 0.5).abs() < 1e-7);
+        assert!((normal_cdf(1.5) - 0.933_192_8).abs() < 1e-6);
+        assert!((normal_cdf(-1.0) - 0.158_655_25).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,22 @@
+//! Deterministic layer initialisation from our own seeded generator (PyTorch's defaults), so a
+//! run is reproducible from its seed alone, whatever the backend.
+
+use burn::module::Param;
+use burn::nn::Linear;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::Rng;
+
+/// `nn.Linear(d_in, d_out)` as PyTorch initialises it: weights and bias ~ U(-1/√d_in, 1/√d_in).
+/// The weight is stored `[d_in, d_out]` (Burn's row layout).
+pub fn linear(d_in: usize, d_out: usize, rng: &mut impl Rng, device: &Device) -> Linear {
+    let k = 1.0 / (d_in as f32).sqrt();
+    let w: Vec<f32> = (0..d_in * d_out).map(|_| rng.random_range(-k..k)).collect();
+    let b: Vec<f32> = (0..d_out).map(|_| rng.random_range(-k..k)).collect();
+    Linear {
+        weight: Param::from_tensor(Tensor::from_data(TensorData::new(w, [d_in, d_out]), device)),
+        bias: Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(b, [d_out]),
+            device,
+        ))),
+    }
+}

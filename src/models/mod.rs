@@ -1,0 +1,4 @@
+//! Models that take their activations as an [`ActivationSpec`](crate::activation::ActivationSpec).
+
+pub mod init;
+pub mod mlp;

@@ -1,0 +1,3 @@
+//! Figures and tables written by the experiments.
+
+pub mod plot;

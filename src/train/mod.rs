@@ -1,0 +1,24 @@
+//! Training glue: losses, metrics and small optimiser helpers.
+
+pub mod metrics;
+
+use burn::optim::AdamConfig;
+use burn::tensor::Tensor;
+
+/// Mean hinge loss `mean(max(0, 1 − y·f))`.
+///
+/// # Shapes
+/// - `scores`, `labels`: `[batch, 1]` (labels ±1); output: `[1]`
+pub fn hinge_loss(scores: Tensor<2>, labels: Tensor<2>) -> Tensor<1> {
+    scores
+        .mul(labels)
+        .neg()
+        .add_scalar(1.0)
+        .clamp_min(0.0)
+        .mean()
+}
+
+/// Adam with PyTorch's defaults (β = 0.9, 0.999; ε = 1e-8), as the paper's code uses.
+pub fn adam_torch_defaults() -> AdamConfig {
+    AdamConfig::new().with_epsilon(1e-8)
+}
