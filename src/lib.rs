@@ -22,6 +22,7 @@
 
 pub mod activation;
 pub mod afu;
+pub mod bench;
 pub mod data;
 pub mod experiments;
 pub mod fsutil;

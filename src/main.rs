@@ -7,7 +7,15 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use afu::afu::KernelChoice;
+use afu::bench::{self, CountingAlloc, KernelBenchConfig};
+use afu::data::fetch::{self, DatasetName};
+use afu::experiments::smoothness::{self, SmoothnessConfig};
 use afu::experiments::xor::{self, XorConfig};
+use afu::experiments::xor_neuron::{self, XorNeuronConfig};
+
+/// Counts allocations so `afu bench` can report peak memory (two atomic adds per allocation).
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
 
 /// Learned activation functions (AFUs): the paper's experiments and tools.
 #[derive(Parser, Debug)]
@@ -21,6 +29,89 @@ struct Cli {
 enum Command {
     /// Toy XOR problem (paper §2.2.1): 2→4→1 net with a shared AFU vs fixed activations.
     Xor(XorArgs),
+    /// One linear neuron + an AFU solves XOR on the four points (±1, ±1).
+    XorNeuron(XorNeuronArgs),
+    /// Smoothness of random-net landscapes under a learned AFU vs fixed activations (paper §2.2.2).
+    Smoothness(SmoothnessArgs),
+    /// Benchmarks (timings and memory printed side by side from one run).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Datasets.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Forward+backward of Burn's relu vs the plain-ops AFU vs the fused AFU on one tensor.
+    Kernels(BenchKernelArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchKernelArgs {
+    /// Timed repetitions per case (median reported).
+    #[arg(long, default_value_t = 7)]
+    reps: usize,
+    /// Small tensor (8×32×26×26) and N=8 only: a smoke test.
+    #[arg(long)]
+    quick: bool,
+    /// Print the report as JSON on stdout instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum DataCommand {
+    /// Download a dataset (mnist, fashion-mnist, cifar10), verify checksums, write atomically.
+    Fetch(FetchArgs),
+}
+
+#[derive(Args, Debug)]
+struct FetchArgs {
+    /// mnist, fashion-mnist or cifar10.
+    dataset: String,
+    /// Target folder (default: data/<dataset>).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Base URL to download from instead of the default mirrors (repeatable).
+    #[arg(long)]
+    mirror: Vec<String>,
+    /// Hide the progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Args, Debug)]
+struct XorNeuronArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Comma-separated variants (default: afu-sigmoid-128, afu-relu-8, relu, tanh).
+    #[arg(long, value_delimiter = ',')]
+    variants: Option<Vec<String>>,
+    /// Seeds per variant.
+    #[arg(long)]
+    seeds: Option<usize>,
+    /// Training steps.
+    #[arg(long)]
+    steps: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+struct SmoothnessArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// AFU file (afu.json) or run folder holding one; without it an AFU is trained on XOR first.
+    #[arg(long)]
+    afu_from: Option<PathBuf>,
+    /// Which AFU of that file: a name or prefix such as afu-relu-128/seed0 (default: the first).
+    #[arg(long)]
+    afu_name: Option<String>,
+    /// Number of random nets.
+    #[arg(long)]
+    nets: Option<usize>,
+    /// Grid points per side.
+    #[arg(long)]
+    grid: Option<usize>,
 }
 
 /// Options shared by every experiment.
@@ -127,10 +218,166 @@ fn run_xor(args: XorArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_xor_neuron(args: XorNeuronArgs) -> anyhow::Result<()> {
+    let mut config = if args.common.quick {
+        XorNeuronConfig::quick()
+    } else {
+        XorNeuronConfig::default()
+    };
+    if let Some(v) = args.variants {
+        config.variants = v;
+    }
+    if let Some(v) = args.seeds {
+        config.seeds = v;
+    }
+    if let Some(v) = args.steps {
+        config.steps = v;
+    }
+    if let Some(k) = args.common.kernel {
+        config.kernel = k;
+    }
+    config.validate().map_err(|e| UsageError(e.to_string()))?;
+    let out = args.common.out.unwrap_or_else(xor_neuron::default_out);
+    let s = xor_neuron::run(&config, &out, !args.common.no_progress)
+        .with_context(|| format!("afu xor-neuron (output folder {})", out.display()))?;
+    println!(
+        "{:<18} {:>8} {:>9} {:>9}",
+        "variant", "solved", "mean AUC", "accuracy"
+    );
+    for v in &s.variants {
+        println!(
+            "{:<18} {:>5}/{:<2} {:>9.3} {:>9.3}",
+            v.name, v.solved, v.runs, v.auc_mean, v.accuracy_mean
+        );
+    }
+    println!("{:.1} s; results in {}", s.total_seconds, out.display());
+    Ok(())
+}
+
+fn run_smoothness(args: SmoothnessArgs) -> anyhow::Result<()> {
+    let mut config = if args.common.quick {
+        SmoothnessConfig::quick()
+    } else {
+        SmoothnessConfig::default()
+    };
+    if let Some(p) = args.afu_from {
+        if !p.exists() {
+            return Err(UsageError(format!(
+                "--afu-from {}: no such file or folder",
+                p.display()
+            ))
+            .into());
+        }
+        config.afu_from = Some(p);
+    }
+    config.afu_name = args.afu_name.or(config.afu_name);
+    if let Some(v) = args.nets {
+        config.nets = v;
+    }
+    if let Some(v) = args.grid {
+        config.grid = v;
+    }
+    let out = args.common.out.unwrap_or_else(smoothness::default_out);
+    let s = smoothness::run(&config, &out, !args.common.no_progress).map_err(|e| match e {
+        afu::experiments::common::ExperimentError::Config { .. }
+        | afu::experiments::common::ExperimentError::AfuFile(_) => {
+            anyhow::Error::new(UsageError(e.to_string()))
+        }
+        other => anyhow::Error::new(other)
+            .context(format!("afu smoothness (output folder {})", out.display())),
+    })?;
+    println!("AFU: {}", s.afu_source);
+    println!(
+        "{:<12} {:>16} {:>16} {:>16}",
+        "activation", "mean gradient", "total variation", "curvature"
+    );
+    for a in &s.activations {
+        println!(
+            "{:<12} {:>9.3} ± {:<5.3} {:>9.3} ± {:<5.3} {:>9.2} ± {:<5.2}",
+            a.name,
+            a.mean_gradient_mean,
+            a.mean_gradient_std,
+            a.total_variation_mean,
+            a.total_variation_std,
+            a.curvature_mean,
+            a.curvature_std
+        );
+    }
+    println!("{:.1} s; results in {}", s.total_seconds, out.display());
+    Ok(())
+}
+
+fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Kernels(a) => {
+            let mut config = KernelBenchConfig {
+                reps: a.reps.max(1),
+                ..KernelBenchConfig::default()
+            };
+            if a.quick {
+                config.shape = [8, 32, 26, 26];
+                config.hidden = vec![8];
+            }
+            let json = a.json;
+            if !json {
+                println!(
+                    "forward+backward on {:?} ({} elements), {} threads; median of {} reps",
+                    config.shape,
+                    config.shape.iter().product::<usize>(),
+                    rayon::current_num_threads(),
+                    config.reps
+                );
+                println!(
+                    "{:<40} {:>10} {:>9} {:>12} {:>9}",
+                    "case", "ms", "× relu", "peak MB", "mem × relu"
+                );
+            }
+            let report = bench::run_kernels(&config, |c| {
+                if !json {
+                    println!(
+                        "{:<40} {:>10.2} {:>9.2} {:>12.1} {:>9.2}",
+                        c.name,
+                        c.median_ms,
+                        c.ratio_to_relu,
+                        c.peak_extra_bytes as f64 / 1e6,
+                        c.memory_ratio_to_relu
+                    );
+                }
+            });
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn run_data(cmd: DataCommand) -> anyhow::Result<()> {
+    match cmd {
+        DataCommand::Fetch(a) => {
+            let ds: DatasetName = a
+                .dataset
+                .parse()
+                .map_err(|e: fetch::FetchError| UsageError(e.to_string()))?;
+            let dir = a
+                .dir
+                .unwrap_or_else(|| PathBuf::from("data").join(ds.as_str()));
+            let report = fetch::fetch(ds, &dir, &a.mirror, !a.no_progress)
+                .with_context(|| format!("afu data fetch {ds} into {}", dir.display()))?;
+            print!("{report}");
+            Ok(())
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Xor(a) => run_xor(a),
+        Command::XorNeuron(a) => run_xor_neuron(a),
+        Command::Smoothness(a) => run_smoothness(a),
+        Command::Bench(c) => run_bench(c),
+        Command::Data(c) => run_data(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

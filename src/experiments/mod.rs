@@ -1,7 +1,9 @@
 //! One module per experiment of the paper; each writes a run folder and returns a typed report.
 
 pub mod common;
+pub mod smoothness;
 pub mod xor;
+pub mod xor_neuron;
 
 use serde::{Deserialize, Serialize};
 
@@ -11,4 +13,8 @@ use serde::{Deserialize, Serialize};
 pub enum RunConfig {
     /// `afu xor`
     Xor(xor::XorConfig),
+    /// `afu xor-neuron`
+    XorNeuron(xor_neuron::XorNeuronConfig),
+    /// `afu smoothness`
+    Smoothness(smoothness::SmoothnessConfig),
 }

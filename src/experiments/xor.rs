@@ -86,8 +86,8 @@ impl XorConfig {
                 .map(String::from)
                 .to_vec(),
             seeds: 2,
-            points_per_blob: 50,
-            steps: 60,
+            points_per_blob: 100,
+            steps: 200,
             grid: 21,
             ..XorConfig::default()
         }

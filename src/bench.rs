@@ -1,0 +1,219 @@
+//! `afu bench kernels`: forward+backward time and peak extra memory of Burn's relu, the
+//! plain-ops AFU and the fused AFU on one tensor, measured side by side in one run.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use burn::tensor::{Device, Distribution, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::afu::{AfuConfig, BaseActivation, KernelChoice};
+
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// A global allocator that counts live bytes and their peak (install it in a binary with
+/// `#[global_allocator]`); costs two atomic operations per allocation.
+pub struct CountingAlloc;
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts sizes.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as the caller's.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as the caller's.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) };
+        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: same contract as the caller's.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
+            let now = CURRENT.fetch_add(new_size, Ordering::Relaxed) + new_size;
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+/// Starts a peak measurement; returns the bytes live now.
+fn reset_peak() -> usize {
+    let now = CURRENT.load(Ordering::Relaxed);
+    PEAK.store(now, Ordering::Relaxed);
+    now
+}
+
+/// Settings of the kernel benchmark.
+#[derive(Debug, Clone)]
+pub struct KernelBenchConfig {
+    /// Input shape `[batch, channels, h, w]` (default: conv1 output of the MNIST CNN, 64×32×26×26).
+    pub shape: [usize; 4],
+    /// Timed repetitions per case (the median is reported); the slow plain-ops N=128 cases use
+    /// at most 3.
+    pub reps: usize,
+    /// Hidden-unit counts.
+    pub hidden: Vec<usize>,
+    /// Base activations.
+    pub bases: Vec<BaseActivation>,
+}
+
+impl Default for KernelBenchConfig {
+    fn default() -> Self {
+        KernelBenchConfig {
+            shape: [64, 32, 26, 26],
+            reps: 7,
+            hidden: vec![8, 128],
+            bases: vec![
+                BaseActivation::Relu,
+                BaseActivation::Sigmoid,
+                BaseActivation::Mish,
+            ],
+        }
+    }
+}
+
+/// One measured case.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchCase {
+    /// `relu`, or `afu <impl> <base> N=<n> <sharing>`.
+    pub name: String,
+    /// Median forward+backward milliseconds.
+    pub median_ms: f64,
+    /// `median_ms` / Burn relu's.
+    pub ratio_to_relu: f64,
+    /// Peak bytes allocated above the live bytes at the start of the pass.
+    pub peak_extra_bytes: usize,
+    /// `peak_extra_bytes` / Burn relu's.
+    pub memory_ratio_to_relu: f64,
+}
+
+/// All cases of one benchmark run.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Input shape.
+    pub shape: [usize; 4],
+    /// Elements.
+    pub elements: usize,
+    /// Threads in the rayon pool.
+    pub threads: usize,
+    /// The cases.
+    pub cases: Vec<BenchCase>,
+}
+
+/// One forward+backward pass; returns (seconds, peak extra bytes).
+fn measure(x: &Tensor<4>, f: &dyn Fn(Tensor<4>) -> Tensor<4>) -> (f64, usize) {
+    let x = x.clone().detach().require_grad();
+    let base = reset_peak();
+    let t = Instant::now();
+    let y = f(x.clone());
+    let grads = y.sum().backward();
+    let gx = x.grad(&grads);
+    let secs = t.elapsed().as_secs_f64();
+    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(base);
+    drop((gx, grads));
+    (secs, peak)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Runs every case. `report` is called after each one (for live output).
+pub fn run_kernels(config: &KernelBenchConfig, mut report: impl FnMut(&BenchCase)) -> BenchReport {
+    let device = Device::flex().autodiff();
+    let x = Tensor::<4>::random(config.shape, Distribution::Normal(0.0, 1.0), &device);
+    let channels = config.shape[1];
+    let run = |name: String,
+               reps: usize,
+               f: &dyn Fn(Tensor<4>) -> Tensor<4>,
+               relu: Option<(f64, usize)>| {
+        measure(&x, f); // warm-up
+        let mut times = Vec::new();
+        let mut peak = 0;
+        for _ in 0..reps.max(1) {
+            let (t, p) = measure(&x, f);
+            times.push(t);
+            peak = peak.max(p);
+        }
+        let ms = median(times) * 1e3;
+        let (relu_ms, relu_peak) = relu.unwrap_or((ms, peak));
+        BenchCase {
+            name,
+            median_ms: ms,
+            ratio_to_relu: ms / relu_ms,
+            peak_extra_bytes: peak,
+            memory_ratio_to_relu: peak as f64 / relu_peak.max(1) as f64,
+        }
+    };
+    let mut cases = Vec::new();
+    let relu = run(
+        "burn relu".into(),
+        config.reps,
+        &burn::tensor::activation::relu,
+        None,
+    );
+    report(&relu);
+    let relu_ref = Some((relu.median_ms, relu.peak_extra_bytes));
+    cases.push(relu);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    for &n in &config.hidden {
+        for &base in &config.bases {
+            for (sharing, c) in [("shared", 1), ("per-channel", channels)] {
+                let afu = match AfuConfig::new(n)
+                    .with_base(base)
+                    .with_channels(c)
+                    .init(&mut rng, &device)
+                {
+                    Ok(a) => a,
+                    Err(_) => continue,
+                };
+                for (label, kernel) in [
+                    ("fused", KernelChoice::Fused),
+                    ("plain-ops", KernelChoice::Reference),
+                ] {
+                    let afu = afu.clone().with_kernel(kernel);
+                    let reps = if kernel == KernelChoice::Reference && n > 32 {
+                        config.reps.min(3)
+                    } else {
+                        config.reps
+                    };
+                    let case = run(
+                        format!("afu {label} {base} N={n} {sharing}"),
+                        reps,
+                        &|t| afu.forward(t),
+                        relu_ref,
+                    );
+                    report(&case);
+                    cases.push(case);
+                }
+            }
+        }
+    }
+    BenchReport {
+        shape: config.shape,
+        elements: config.shape.iter().product(),
+        threads: rayon::current_num_threads(),
+        cases,
+    }
+}

@@ -1,0 +1,299 @@
+//! End-to-end tests of the `afu` binary on tiny settings.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn afu(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_afu"))
+        .args(args)
+        .output()
+        .expect("run afu")
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn assert_usage_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "stderr should name '{needle}': {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one-line error expected: {stderr}"
+    );
+}
+
+#[test]
+fn xor_quick_writes_figures_summary_and_afus() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("xor");
+    let o = afu(&[
+        "xor",
+        "--quick",
+        "--no-progress",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = json(&out.join("summary.json"));
+    let variants = s["variants"].as_array().unwrap();
+    assert_eq!(variants.len(), 3);
+    for v in variants {
+        for key in [
+            "test_accuracy_mean",
+            "test_accuracy_std",
+            "test_auc_mean",
+            "test_auc_std",
+            "train_accuracy_mean",
+        ] {
+            let x = v[key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{key} missing in {v}"));
+            assert!((0.0..=1.0).contains(&x), "{key} = {x}");
+        }
+        assert!(v["name"].is_string());
+    }
+    // Training works: every run's loss went down.
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    for run in s["runs"].as_array().unwrap() {
+        let (v, seed) = (
+            run["variant"].as_str().unwrap(),
+            run["seed"].as_u64().unwrap().to_string(),
+        );
+        let losses: Vec<f64> = rows
+            .iter()
+            .filter(|r| r[0] == v && r[1] == seed)
+            .map(|r| r[3].parse().unwrap())
+            .collect();
+        assert_eq!(losses.len(), 200);
+        assert!(
+            losses[199] < losses[0],
+            "{v} seed {seed}: loss {} -> {}",
+            losses[0],
+            losses[199]
+        );
+    }
+    for f in [
+        "afu-relu-8-boundary.svg",
+        "afu-relu-8-afu.svg",
+        "afu-relu-8-neurons.svg",
+        "relu-boundary.svg",
+        "loss.svg",
+        "afus.svg",
+    ] {
+        let text = std::fs::read_to_string(out.join("figures").join(f)).unwrap();
+        assert!(text.starts_with("<svg"), "{f}");
+    }
+    assert!(
+        std::fs::read_to_string(out.join("summary.md"))
+            .unwrap()
+            .contains("| afu-relu-8 |")
+    );
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(
+        config.contains("experiment = \"xor\"") && config.contains("steps = 200"),
+        "{config}"
+    );
+    // The learned AFUs load, and drive the smoothness analysis.
+    let afus = json(&out.join("afu.json"));
+    assert_eq!(afus["afus"].as_array().unwrap().len(), 4); // 2 AFU variants × 2 seeds
+    let sm = dir.path().join("sm");
+    let o = afu(&[
+        "smoothness",
+        "--quick",
+        "--no-progress",
+        "--afu-from",
+        out.to_str().unwrap(),
+        "--afu-name",
+        "afu-sigmoid-8",
+        "--out",
+        sm.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = json(&sm.join("summary.json"));
+    assert!(
+        s["afu_source"]
+            .as_str()
+            .unwrap()
+            .contains("afu-sigmoid-8/seed0")
+    );
+    assert_eq!(s["afu"]["base"], "sigmoid");
+    let names: Vec<&str> = s["activations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["afu", "relu", "tanh"]);
+    for a in s["activations"].as_array().unwrap() {
+        let tv = a["total_variation_mean"].as_f64().unwrap();
+        assert!(tv.is_finite() && tv > 0.0, "{a}");
+        assert_eq!(a["per_net"].as_array().unwrap().len(), 2);
+    }
+    assert!(sm.join("figures/net0.svg").exists() && sm.join("figures/afu.svg").exists());
+}
+
+#[test]
+fn xor_neuron_solves_xor_with_an_afu() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = afu(&[
+        "xor-neuron",
+        "--quick",
+        "--no-progress",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = json(&dir.path().join("summary.json"));
+    let v = &s["variants"][0];
+    assert_eq!(v["name"], "afu-sigmoid-128");
+    assert_eq!(v["solved"], v["runs"], "every seed reaches AUC 1.0: {v}");
+    assert_eq!(v["auc_mean"].as_f64().unwrap(), 1.0);
+    // A single neuron with a monotone activation cannot.
+    assert!(s["variants"][1]["auc_mean"].as_f64().unwrap() < 1.0);
+    assert!(
+        dir.path()
+            .join("figures/afu-sigmoid-128-boundary.svg")
+            .exists()
+    );
+}
+
+#[test]
+fn smoothness_trains_its_own_afu_when_none_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = afu(&[
+        "smoothness",
+        "--quick",
+        "--no-progress",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(dir.path().join("source-xor/afu.json").exists());
+    let s = json(&dir.path().join("summary.json"));
+    assert_eq!(s["afu"]["hidden"], 8);
+}
+
+#[test]
+fn bad_arguments_give_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    assert_usage_error(
+        &afu(&["xor", "--quick", "--out", out, "--variants", "afu-relu-0"]),
+        "afu-relu-0",
+    );
+    assert_usage_error(
+        &afu(&["xor", "--quick", "--out", out, "--variants", "afu-gelu-8"]),
+        "gelu",
+    );
+    assert_usage_error(
+        &afu(&["xor", "--quick", "--out", out, "--seeds", "0"]),
+        "seeds",
+    );
+    assert_usage_error(
+        &afu(&[
+            "smoothness",
+            "--quick",
+            "--out",
+            out,
+            "--afu-from",
+            "/nonexistent/afu.json",
+        ]),
+        "/nonexistent/afu.json",
+    );
+    assert_usage_error(
+        &afu(&["data", "fetch", "imagenet", "--dir", out]),
+        "imagenet",
+    );
+    // A corrupt AFU file names the file and the field.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"format":"afu-params-v1","source":"x","afus":[{"name":"a","base":"relu","channels":1,"hidden":2,"w0":[1],"b0":[1,2],"w1":[1,2],"b1":[0]}]}"#).unwrap();
+    assert_usage_error(
+        &afu(&[
+            "smoothness",
+            "--quick",
+            "--out",
+            out,
+            "--afu-from",
+            bad.to_str().unwrap(),
+        ]),
+        "w0",
+    );
+    let o = afu(&["xor", "--help"]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("--variants"));
+}
+
+/// `afu data fetch` against a server on localhost that serves the wrong bytes: the download is
+/// rejected by its checksum and nothing is left behind under the final name.
+#[test]
+fn data_fetch_rejects_a_corrupt_download_from_localhost() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        listener.set_nonblocking(false).unwrap();
+        for stream in listener.incoming().take(8) {
+            let Ok(mut s) = stream else { break };
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .ok();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let body = b"this is not mnist";
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(body);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = format!("http://127.0.0.1:{port}/");
+    let o = afu(&[
+        "data",
+        "fetch",
+        "mnist",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--mirror",
+        &mirror,
+        "--no-progress",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(stderr.contains("train-images-idx3-ubyte.gz"), "{stderr}");
+    assert!(
+        stderr.to_lowercase().contains("checksum") || stderr.contains("md5"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("train-images-idx3-ubyte.gz").exists());
+    drop(server);
+}
+
+#[test]
+fn bench_kernels_quick_reports_every_case() {
+    let o = afu(&["bench", "kernels", "--quick", "--reps", "1", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let cases = r["cases"].as_array().unwrap();
+    assert_eq!(cases[0]["name"], "burn relu");
+    // relu, then 3 bases × 2 sharings × (fused, plain-ops) at N=8.
+    assert_eq!(cases.len(), 1 + 3 * 2 * 2);
+    for c in cases {
+        assert!(c["median_ms"].as_f64().unwrap() > 0.0);
+        assert!(c["peak_extra_bytes"].as_u64().unwrap() > 0);
+    }
+}
