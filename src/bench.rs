@@ -95,7 +95,7 @@ impl Default for KernelBenchConfig {
 /// One measured case.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchCase {
-    /// `relu`, or `afu <impl> <base> N=<n> <sharing>`.
+    /// `burn relu`, or `afu <impl> <base> N=<n> <sharing>`.
     pub name: String,
     /// Median forward+backward milliseconds.
     pub median_ms: f64,
@@ -120,14 +120,18 @@ pub struct BenchReport {
     pub cases: Vec<BenchCase>,
 }
 
-/// One forward+backward pass; returns (seconds, peak extra bytes).
-fn measure(x: &Tensor<4>, f: &dyn Fn(Tensor<4>) -> Tensor<4>) -> (f64, usize) {
+/// One forward+backward pass of `L = Σ g·f(x)` (a dense upstream gradient `g`, as in training);
+/// returns (seconds, peak extra bytes).
+fn measure(x: &Tensor<4>, g: &Tensor<4>, f: &dyn Fn(Tensor<4>) -> Tensor<4>) -> (f64, usize) {
     let x = x.clone().detach().require_grad();
+    let _ = x.device().sync();
     let base = reset_peak();
     let t = Instant::now();
     let y = f(x.clone());
-    let grads = y.sum().backward();
+    let grads = y.mul(g.clone()).sum().backward();
     let gx = x.grad(&grads);
+    // Wait for every queued operation, so the time is the work, not its submission.
+    let _ = x.device().sync();
     let secs = t.elapsed().as_secs_f64();
     let peak = PEAK.load(Ordering::Relaxed).saturating_sub(base);
     drop((gx, grads));
@@ -143,16 +147,21 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub fn run_kernels(config: &KernelBenchConfig, mut report: impl FnMut(&BenchCase)) -> BenchReport {
     let device = Device::flex().autodiff();
     let x = Tensor::<4>::random(config.shape, Distribution::Normal(0.0, 1.0), &device);
+    let g = Tensor::<4>::random(
+        config.shape,
+        Distribution::Normal(0.0, 1.0),
+        &device.clone().inner(),
+    );
     let channels = config.shape[1];
     let run = |name: String,
                reps: usize,
                f: &dyn Fn(Tensor<4>) -> Tensor<4>,
                relu: Option<(f64, usize)>| {
-        measure(&x, f); // warm-up
+        measure(&x, &g, f); // warm-up
         let mut times = Vec::new();
         let mut peak = 0;
         for _ in 0..reps.max(1) {
-            let (t, p) = measure(&x, f);
+            let (t, p) = measure(&x, &g, f);
             times.push(t);
             peak = peak.max(p);
         }

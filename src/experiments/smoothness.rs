@@ -142,7 +142,7 @@ pub fn roughness(g: &Grid) -> Roughness {
         hi = hi.max(x);
     }
     let range = hi - lo;
-    if !(range > 1e-12) || nx < 3 || ny < 3 {
+    if range.is_nan() || range <= 1e-12 || nx < 3 || ny < 3 {
         return Roughness {
             range: range.max(0.0),
             ..Roughness::default()

@@ -53,6 +53,8 @@ pub trait KernelFloat:
     fn exp_k(self) -> Self;
     /// Absolute value.
     fn abs_k(self) -> Self;
+    /// True for NaN.
+    fn is_nan_k(self) -> bool;
     /// `min(self, other)`
     fn min_k(self, other: Self) -> Self;
     /// `max(self, other)`
@@ -79,7 +81,7 @@ impl KernelFloat for f32 {
     #[inline(always)]
     fn exp_k(self) -> Self {
         const MAGIC: f32 = 12_582_912.0; // 1.5·2^23: adding it rounds to an integer
-        let x = self.max(Self::EXP_MIN).min(Self::EXP_MAX);
+        let x = self.clamp(Self::EXP_MIN, Self::EXP_MAX);
         let t = x * std::f32::consts::LOG2_E + MAGIC;
         let n = t - MAGIC;
         let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
@@ -88,7 +90,7 @@ impl KernelFloat for f32 {
         p = p * r + 8.333_452e-3;
         p = p * r + 4.166_579_6e-2;
         p = p * r + 1.666_666_5e-1;
-        p = p * r + 5.000_000_1e-1;
+        p = p * r + 0.5;
         let e = p * r * r + r + 1.0;
         // The low mantissa bits of `t` hold n (two's complement around MAGIC's pattern).
         let bits = t.to_bits().wrapping_sub(0x4B40_0000_u32.wrapping_sub(127)) << 23;
@@ -97,6 +99,10 @@ impl KernelFloat for f32 {
     #[inline(always)]
     fn abs_k(self) -> Self {
         self.abs()
+    }
+    #[inline(always)]
+    fn is_nan_k(self) -> bool {
+        self.is_nan()
     }
     #[inline(always)]
     fn min_k(self, other: Self) -> Self {
@@ -124,11 +130,15 @@ impl KernelFloat for f64 {
     }
     #[inline(always)]
     fn exp_k(self) -> Self {
-        self.max(Self::EXP_MIN).min(Self::EXP_MAX).exp()
+        self.clamp(Self::EXP_MIN, Self::EXP_MAX).exp()
     }
     #[inline(always)]
     fn abs_k(self) -> Self {
         self.abs()
+    }
+    #[inline(always)]
+    fn is_nan_k(self) -> bool {
+        self.is_nan()
     }
     #[inline(always)]
     fn min_k(self, other: Self) -> Self {
@@ -412,14 +422,14 @@ pub fn backward<T: KernelFloat>(
                     acc
                 })
                 .collect();
-            for c in 0..layout.channels {
-                let mut total = PwlPartial::new(tables[c].a.len(), n);
+            for (c, table) in tables.iter().enumerate() {
+                let mut total = PwlPartial::new(table.a.len(), n);
                 for (item, part) in work.iter().zip(&partials) {
                     if item.channel == c {
                         total.add(part);
                     }
                 }
-                tables[c].finish(p, c, alpha, &total, &mut grads);
+                table.finish(p, c, alpha, &total, &mut grads);
             }
         }
         None => {
@@ -879,7 +889,7 @@ impl<T: KernelFloat> PwlTable<T> {
                     + T::from_f64(f64::MIN_POSITIVE);
             (x - t).abs_k() <= tol
         };
-        if (j < k.len() && near(k[j])) || (j > 0 && near(k[j - 1])) || x != x {
+        if (j < k.len() && near(k[j])) || (j > 0 && near(k[j - 1])) || x.is_nan_k() {
             None
         } else {
             Some(j)
