@@ -9,9 +9,11 @@ use clap::{Args, Parser, Subcommand};
 use afu::afu::KernelChoice;
 use afu::bench::{self, CountingAlloc, KernelBenchConfig};
 use afu::data::fetch::{self, DatasetName};
+use afu::experiments::mnist::{self, MnistConfig};
 use afu::experiments::smoothness::{self, SmoothnessConfig};
 use afu::experiments::xor::{self, XorConfig};
 use afu::experiments::xor_neuron::{self, XorNeuronConfig};
+use afu::models::mnist_cnn::CnnReading;
 
 /// Counts allocations so `afu bench` can report peak memory (two atomic adds per allocation).
 #[global_allocator]
@@ -33,12 +35,54 @@ enum Command {
     XorNeuron(XorNeuronArgs),
     /// Smoothness of random-net landscapes under a learned AFU vs fixed activations (paper §2.2.2).
     Smoothness(SmoothnessArgs),
+    /// MNIST-format data (MNIST, Fashion-MNIST, ...) with the PyTorch-example CNN (paper §2.2.3).
+    Mnist(MnistArgs),
     /// Benchmarks (timings and memory printed side by side from one run).
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Datasets.
     #[command(subcommand)]
     Data(DataCommand),
+}
+
+#[derive(Args, Debug)]
+struct MnistArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Folder with the IDX files (raw or .gz) or mnist_train.csv / mnist_test.csv.
+    #[arg(long, default_value = "data/mnist")]
+    data: PathBuf,
+    /// Comma-separated variants (default: relu, tanh, afu-relu-8, afu-relu-8-layer).
+    #[arg(long, value_delimiter = ',')]
+    variants: Option<Vec<String>>,
+    /// Epochs (default 10).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Use only the first N training images.
+    #[arg(long)]
+    limit_train: Option<usize>,
+    /// Use only the first N test images.
+    #[arg(long)]
+    limit_test: Option<usize>,
+    /// Activation placement: reference (after conv1, fc1, fc2) or paper (after conv1, conv2, fc1).
+    #[arg(long, value_parser = parse_reading)]
+    reading: Option<CnnReading>,
+    /// Seed of initialisation, shuffling and dropout.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Continue from the checkpoints in --out (after an interruption).
+    #[arg(long)]
+    resume: bool,
+}
+
+fn parse_reading(s: &str) -> Result<CnnReading, String> {
+    match s {
+        "reference" => Ok(CnnReading::Reference),
+        "paper" => Ok(CnnReading::Paper),
+        _ => Err(format!(
+            "unknown reading '{s}': expected reference or paper"
+        )),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -307,6 +351,68 @@ fn run_smoothness(args: SmoothnessArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_mnist(args: MnistArgs) -> anyhow::Result<()> {
+    let mut config = if args.common.quick {
+        MnistConfig::quick(args.data.clone())
+    } else {
+        MnistConfig::paper(args.data.clone())
+    };
+    if let Some(v) = args.variants {
+        config.variants = v;
+    }
+    if let Some(v) = args.epochs {
+        config.epochs = v;
+    }
+    if args.limit_train.is_some() {
+        config.limit_train = args.limit_train;
+    }
+    if args.limit_test.is_some() {
+        config.limit_test = args.limit_test;
+    }
+    if let Some(r) = args.reading {
+        config.reading = r;
+    }
+    if let Some(s) = args.seed {
+        config.seed = s;
+    }
+    if let Some(k) = args.common.kernel {
+        config.kernel = k;
+    }
+    config.validate().map_err(|e| UsageError(e.to_string()))?;
+    if args.resume && args.common.out.is_none() {
+        return Err(UsageError(
+            "--resume needs --out DIR (the folder of the run to continue)".into(),
+        )
+        .into());
+    }
+    let out = args.common.out.unwrap_or_else(mnist::default_out);
+    let s =
+        mnist::run(&config, &out, !args.common.no_progress, args.resume).map_err(|e| match e {
+            afu::experiments::common::ExperimentError::Config { .. } => {
+                anyhow::Error::new(UsageError(e.to_string()))
+            }
+            other => anyhow::Error::new(other)
+                .context(format!("afu mnist (output folder {})", out.display())),
+        })?;
+    println!(
+        "{:<20} {:>10} {:>10} {:>10}",
+        "variant", "test acc", "best", "s/epoch"
+    );
+    for v in &s.variants {
+        println!(
+            "{:<20} {:>10.4} {:>10.4} {:>10.1}",
+            v.name, v.test_accuracy, v.best_test_accuracy, v.epoch_seconds_mean
+        );
+    }
+    println!(
+        "{} train / {} test images; results in {}",
+        s.train_images,
+        s.test_images,
+        out.display()
+    );
+    Ok(())
+}
+
 fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Kernels(a) => {
@@ -371,11 +477,13 @@ fn run_data(cmd: DataCommand) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    afu::tune_allocator();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Xor(a) => run_xor(a),
         Command::XorNeuron(a) => run_xor_neuron(a),
         Command::Smoothness(a) => run_smoothness(a),
+        Command::Mnist(a) => run_mnist(a),
         Command::Bench(c) => run_bench(c),
         Command::Data(c) => run_data(c),
     };

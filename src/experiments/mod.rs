@@ -1,6 +1,7 @@
 //! One module per experiment of the paper; each writes a run folder and returns a typed report.
 
 pub mod common;
+pub mod mnist;
 pub mod smoothness;
 pub mod xor;
 pub mod xor_neuron;
@@ -17,4 +18,6 @@ pub enum RunConfig {
     XorNeuron(xor_neuron::XorNeuronConfig),
     /// `afu smoothness`
     Smoothness(smoothness::SmoothnessConfig),
+    /// `afu mnist`
+    Mnist(mnist::MnistConfig),
 }

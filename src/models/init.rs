@@ -20,3 +20,31 @@ pub fn linear(d_in: usize, d_out: usize, rng: &mut impl Rng, device: &Device) ->
         ))),
     }
 }
+
+/// `nn.Conv2d(c_in, c_out, k)` (stride 1, no padding) as PyTorch initialises it: weights and bias
+/// ~ U(-1/√fan_in, 1/√fan_in), fan_in = c_in·k·k.
+pub fn conv2d(
+    c_in: usize,
+    c_out: usize,
+    k: usize,
+    rng: &mut impl Rng,
+    device: &Device,
+) -> burn::nn::conv::Conv2d {
+    let mut conv = burn::nn::conv::Conv2dConfig::new([c_in, c_out], [k, k]).init(device);
+    let bound = 1.0 / ((c_in * k * k) as f32).sqrt();
+    let w: Vec<f32> = (0..c_out * c_in * k * k)
+        .map(|_| rng.random_range(-bound..bound))
+        .collect();
+    let b: Vec<f32> = (0..c_out)
+        .map(|_| rng.random_range(-bound..bound))
+        .collect();
+    conv.weight = Param::from_tensor(Tensor::from_data(
+        TensorData::new(w, [c_out, c_in, k, k]),
+        device,
+    ));
+    conv.bias = Some(Param::from_tensor(Tensor::from_data(
+        TensorData::new(b, [c_out]),
+        device,
+    )));
+    conv
+}

@@ -2,3 +2,4 @@
 
 pub mod init;
 pub mod mlp;
+pub mod mnist_cnn;

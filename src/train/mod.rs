@@ -1,5 +1,6 @@
 //! Training glue: losses, metrics and small optimiser helpers.
 
+pub mod adadelta;
 pub mod metrics;
 
 use burn::optim::AdamConfig;

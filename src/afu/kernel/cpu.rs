@@ -236,6 +236,8 @@ pub struct ParamGrads<T> {
 
 /// Target number of elements per work item (a function of the shape only).
 const ITEM_ELEMENTS: usize = 1 << 15;
+/// Up to this many kinks, intervals are found by a vectorised count rather than a binary search.
+const COUNT_MAX_KINKS: usize = 256;
 /// Elements per block in the smooth path (a multiple of [`LANES`]).
 const BLOCK: usize = 256;
 /// Independent accumulator lanes (lets the compiler vectorise the reductions).
@@ -271,6 +273,7 @@ fn items(layout: Layout) -> Vec<Item> {
 }
 
 /// Visits the contiguous runs of an item: `(flat offset, length)`.
+#[inline(always)]
 fn for_each_run(layout: Layout, item: Item, mut f: impl FnMut(usize, usize)) {
     let mut k = item.start;
     while k < item.end {
@@ -334,14 +337,19 @@ pub fn forward<T: KernelFloat>(x: &[T], layout: Layout, p: &ParamSlices<T>, y: &
             items(layout).into_par_iter().for_each(|item| {
                 let table = &tables[item.channel];
                 let (w0, b0, w1, b1) = p.channel(item.channel);
+                let mut js = [0u32; BLOCK];
                 for_each_run(layout, item, |off, len| {
                     // SAFETY: runs of different items are disjoint and within `y`.
                     let ys = unsafe { out.slice(off, len) };
-                    for (yv, &xv) in ys.iter_mut().zip(&x[off..off + len]) {
-                        *yv = match table.interval(xv) {
-                            Some(j) => table.a[j] * xv + table.b[j],
-                            None => exact_value(xv, w0, b0, w1, *b1, p.base),
-                        };
+                    for (yc, xc) in ys.chunks_mut(BLOCK).zip(x[off..off + len].chunks(BLOCK)) {
+                        let jc = &mut js[..xc.len()];
+                        table.intervals(xc, jc);
+                        for ((yv, &xv), &j) in yc.iter_mut().zip(xc).zip(jc.iter()) {
+                            *yv = match table.checked(xv, j) {
+                                Some(j) => table.a[j] * xv + table.b[j],
+                                None => exact_value(xv, w0, b0, w1, *b1, p.base),
+                            };
+                        }
                     }
                 });
             });
@@ -376,11 +384,27 @@ pub fn backward<T: KernelFloat>(
     p: &ParamSlices<T>,
     gx: &mut [T],
 ) -> ParamGrads<T> {
+    assert_eq!(gy.len(), gx.len(), "AFU kernel: gradient size");
+    gx.copy_from_slice(gy);
+    backward_in_place(x, layout, p, gx)
+}
+
+/// As [`backward`], with one buffer that holds `gy` on entry and `gx` on return (saves the
+/// allocation of `gx` when the caller owns `gy`).
+///
+/// # Panics
+/// If the slice sizes do not match `layout` and the parameters.
+pub fn backward_in_place<T: KernelFloat>(
+    x: &[T],
+    layout: Layout,
+    p: &ParamSlices<T>,
+    grad: &mut [T],
+) -> ParamGrads<T> {
     check_sizes(x, layout, p);
-    assert_eq!(gy.len(), x.len(), "AFU kernel: gradient size");
-    assert_eq!(gx.len(), x.len(), "AFU kernel: input-gradient size");
+    assert_eq!(grad.len(), x.len(), "AFU kernel: gradient size");
     let n = p.hidden;
-    let out = SharedMut(gx.as_mut_ptr());
+    // Each element's gy is read before its gx is written, by the same work item.
+    let out = SharedMut(grad.as_mut_ptr());
     let work = items(layout);
     let mut grads = ParamGrads {
         w0: vec![T::ZERO; layout.channels * n],
@@ -399,22 +423,24 @@ pub fn backward<T: KernelFloat>(
                     let table = &tables[item.channel];
                     let (w0, b0, w1, _) = p.channel(item.channel);
                     let mut acc = PwlPartial::new(table.a.len(), n);
+                    let mut js = [0u32; BLOCK];
                     for_each_run(layout, item, |off, len| {
-                        // SAFETY: runs of different items are disjoint and within `gx`.
-                        let gxs = unsafe { out.slice(off, len) };
-                        for ((g, &xv), &gyv) in gxs
-                            .iter_mut()
-                            .zip(&x[off..off + len])
-                            .zip(&gy[off..off + len])
-                        {
-                            match table.interval(xv) {
-                                Some(j) => {
-                                    acc.s0[j] += gyv.to_f64();
-                                    acc.s1[j] += gyv.to_f64() * xv.to_f64();
-                                    *g = gyv * table.a[j];
-                                }
-                                None => {
-                                    *g = exact_backward(xv, gyv, w0, b0, w1, p.base, &mut acc);
+                        // SAFETY: runs of different items are disjoint and within `grad`.
+                        let gs = unsafe { out.slice(off, len) };
+                        for (gc, xc) in gs.chunks_mut(BLOCK).zip(x[off..off + len].chunks(BLOCK)) {
+                            let jc = &mut js[..xc.len()];
+                            table.intervals(xc, jc);
+                            for ((g, &xv), &j) in gc.iter_mut().zip(xc).zip(jc.iter()) {
+                                let gyv = *g;
+                                match table.checked(xv, j) {
+                                    Some(j) => {
+                                        acc.s0[j] += gyv.to_f64();
+                                        acc.s1[j] += gyv.to_f64() * xv.to_f64();
+                                        *g = gyv * table.a[j];
+                                    }
+                                    None => {
+                                        *g = exact_backward(xv, gyv, w0, b0, w1, p.base, &mut acc);
+                                    }
                                 }
                             }
                         }
@@ -446,8 +472,8 @@ pub fn backward<T: KernelFloat>(
                         w1,
                         b1: *b1,
                     };
-                    // SAFETY: each item writes only its own elements of `gx`.
-                    unsafe { dispatch_smooth!(p.base, backward_item, args, gy, out) }
+                    // SAFETY: each item reads and writes only its own elements of `grad`.
+                    unsafe { dispatch_smooth!(p.base, backward_item, args, out) }
                 })
                 .collect();
             for c in 0..layout.channels {
@@ -469,30 +495,47 @@ pub fn backward<T: KernelFloat>(
     grads
 }
 
-/// Groups the runs of an item into blocks of at most [`BLOCK`] elements and calls `f` with the
-/// block's runs `(flat offset, length)` and its element count.
-fn for_each_blocks(layout: Layout, item: Item, mut f: impl FnMut(&[(usize, usize)], usize)) {
-    let mut offs: Vec<(usize, usize)> = Vec::with_capacity(BLOCK);
-    let mut filled = 0;
-    for_each_run(layout, item, |mut off, mut len| {
-        while len > 0 {
-            let take = len.min(BLOCK - filled);
-            offs.push((off, take));
+/// Walks an item's elements block by block (at most [`BLOCK`] elements each), as runs
+/// `(flat offset, length)`. A plain method rather than a closure-taking helper, so that the
+/// caller's loop body is compiled inside the caller (and with its target features).
+struct BlockCursor {
+    runs: Vec<(usize, usize)>,
+    run: usize,
+    pos: usize,
+}
+
+impl BlockCursor {
+    fn new(layout: Layout, item: Item) -> Self {
+        let mut runs = Vec::new();
+        for_each_run(layout, item, |off, len| runs.push((off, len)));
+        BlockCursor {
+            runs,
+            run: 0,
+            pos: 0,
+        }
+    }
+
+    /// Fills `offs` with the next block's runs and returns its element count (0 at the end).
+    #[inline(always)]
+    fn next_block(&mut self, offs: &mut Vec<(usize, usize)>) -> usize {
+        offs.clear();
+        let mut filled = 0;
+        while filled < BLOCK && self.run < self.runs.len() {
+            let (off, len) = self.runs[self.run];
+            let take = (len - self.pos).min(BLOCK - filled);
+            offs.push((off + self.pos, take));
             filled += take;
-            off += take;
-            len -= take;
-            if filled == BLOCK {
-                f(&offs, filled);
-                offs.clear();
-                filled = 0;
+            self.pos += take;
+            if self.pos == len {
+                self.run += 1;
+                self.pos = 0;
             }
         }
-    });
-    if filled > 0 {
-        f(&offs, filled);
+        filled
     }
 }
 
+#[inline(always)]
 fn gather<T: Copy>(src: &[T], offs: &[(usize, usize)], dst: &mut [T]) {
     let mut k = 0;
     for &(off, len) in offs {
@@ -502,7 +545,20 @@ fn gather<T: Copy>(src: &[T], offs: &[(usize, usize)], dst: &mut [T]) {
 }
 
 /// # Safety
+/// The runs must be within the buffer behind `src` and owned by the calling work item.
+#[inline(always)]
+unsafe fn gather_shared<T: Copy>(src: &SharedMut<T>, offs: &[(usize, usize)], dst: &mut [T]) {
+    let mut k = 0;
+    for &(off, len) in offs {
+        // SAFETY: guaranteed by the caller.
+        dst[k..k + len].copy_from_slice(unsafe { src.slice(off, len) });
+        k += len;
+    }
+}
+
+/// # Safety
 /// The runs must be within the buffer behind `dst` and owned by the calling work item.
+#[inline(always)]
 unsafe fn scatter<T: Copy>(dst: &SharedMut<T>, offs: &[(usize, usize)], src: &[T]) {
     let mut k = 0;
     for &(off, len) in offs {
@@ -629,8 +685,14 @@ mod forward_item {
     unsafe fn body<T: KernelFloat, P: Psi>(a: SmoothItem<'_, T>, out: SharedMut<T>) {
         let mut xb = [T::ZERO; BLOCK];
         let mut yb = [T::ZERO; BLOCK];
-        for_each_blocks(a.layout, a.item, |offs: &[(usize, usize)], n| {
-            gather(a.x, offs, &mut xb[..n]);
+        let mut cursor = BlockCursor::new(a.layout, a.item);
+        let mut offs = Vec::with_capacity(BLOCK);
+        loop {
+            let n = cursor.next_block(&mut offs);
+            if n == 0 {
+                break;
+            }
+            gather(a.x, &offs, &mut xb[..n]);
             let (xs, ys) = (&xb[..n], &mut yb[..n]);
             ys.fill(a.b1);
             for i in 0..a.w0.len() {
@@ -640,8 +702,8 @@ mod forward_item {
                 }
             }
             // SAFETY: the item's runs are its own (caller's contract).
-            unsafe { scatter(&out, offs, &yb[..n]) };
-        });
+            unsafe { scatter(&out, &offs, &yb[..n]) };
+        }
     }
 
     /// # Safety
@@ -674,18 +736,24 @@ mod backward_item {
     #[inline(always)]
     unsafe fn body<T: KernelFloat, P: Psi>(
         a: SmoothItem<'_, T>,
-        gy: &[T],
         out: SharedMut<T>,
     ) -> SmoothPartial {
         let mut acc = SmoothPartial::new(a.w0.len());
         let mut xb = [T::ZERO; BLOCK];
         let mut gyb = [T::ZERO; BLOCK];
         let mut gxb = [T::ZERO; BLOCK];
-        for_each_blocks(a.layout, a.item, |offs: &[(usize, usize)], len| {
+        let mut cursor = BlockCursor::new(a.layout, a.item);
+        let mut offs = Vec::with_capacity(BLOCK);
+        loop {
+            let len = cursor.next_block(&mut offs);
+            if len == 0 {
+                break;
+            }
             // Pad to whole lanes with gy = 0: padded elements add nothing.
             let padded = len.div_ceil(LANES) * LANES;
-            gather(a.x, offs, &mut xb[..len]);
-            gather(gy, offs, &mut gyb[..len]);
+            gather(a.x, &offs, &mut xb[..len]);
+            // SAFETY: the item's runs are its own (caller's contract).
+            unsafe { gather_shared(&out, &offs, &mut gyb[..len]) };
             xb[len..padded].fill(T::ZERO);
             gyb[len..padded].fill(T::ZERO);
             backward_block::<T, P>(
@@ -698,8 +766,8 @@ mod backward_item {
                 &mut acc,
             );
             // SAFETY: the item's runs are its own (caller's contract).
-            unsafe { scatter(&out, offs, &gxb[..len]) };
-        });
+            unsafe { scatter(&out, &offs, &gxb[..len]) };
+        }
         acc
     }
 
@@ -707,10 +775,9 @@ mod backward_item {
     /// The item's elements of `out` are written by this call only.
     pub(super) unsafe fn generic<T: KernelFloat, P: Psi>(
         a: SmoothItem<'_, T>,
-        gy: &[T],
         out: SharedMut<T>,
     ) -> SmoothPartial {
-        unsafe { body::<T, P>(a, gy, out) }
+        unsafe { body::<T, P>(a, out) }
     }
 
     /// # Safety
@@ -719,10 +786,9 @@ mod backward_item {
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn avx2<T: KernelFloat, P: Psi>(
         a: SmoothItem<'_, T>,
-        gy: &[T],
         out: SharedMut<T>,
     ) -> SmoothPartial {
-        unsafe { body::<T, P>(a, gy, out) }
+        unsafe { body::<T, P>(a, out) }
     }
 
     /// # Safety
@@ -731,10 +797,9 @@ mod backward_item {
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub(super) unsafe fn avx512<T: KernelFloat, P: Psi>(
         a: SmoothItem<'_, T>,
-        gy: &[T],
         out: SharedMut<T>,
     ) -> SmoothPartial {
-        unsafe { body::<T, P>(a, gy, out) }
+        unsafe { body::<T, P>(a, out) }
     }
 }
 
@@ -864,24 +929,27 @@ impl<T: KernelFloat> PwlTable<T> {
         }
     }
 
-    /// The interval of `x` (number of kinks below it), or `None` when `x` lies within rounding
-    /// distance of a kink (then the exact per-unit path decides each unit's side).
+    /// Number of kinks strictly below `x` for every element of `xs`: a vectorised count for up to
+    /// [`COUNT_MAX_KINKS`] kinks (a compare and an add per kink, 16 lanes at a time), a binary
+    /// search per element above that.
     #[inline(always)]
-    fn interval(&self, x: T) -> Option<usize> {
+    fn intervals(&self, xs: &[T], js: &mut [u32]) {
+        if self.kinks.len() <= COUNT_MAX_KINKS {
+            count_below(&self.kinks, xs, js);
+        } else {
+            for (j, &x) in js.iter_mut().zip(xs) {
+                *j = self.kinks.partition_point(|&t| t < x) as u32;
+            }
+        }
+    }
+
+    /// `Some(j)` for an element in interval `j`, or `None` when `x` lies within rounding distance
+    /// of a kink (or is NaN): then the exact per-unit path decides each unit's side, with the
+    /// reference's rounding and subgradient convention.
+    #[inline(always)]
+    fn checked(&self, x: T, j: u32) -> Option<usize> {
+        let j = j as usize;
         let k = &self.kinks;
-        if k.is_empty() {
-            return Some(0);
-        }
-        // Branch-free lower bound: number of kinks strictly below x.
-        let mut lo = 0usize;
-        let mut size = k.len();
-        while size > 1 {
-            let half = size / 2;
-            let mid = lo + half;
-            lo = if k[mid] < x { mid } else { lo };
-            size -= half;
-        }
-        let j = lo + usize::from(k[lo] < x);
         // Infinite kinks (w0 ≈ 0) are never "near": cap |t| in the tolerance.
         let near = |t: T| {
             let tol =
@@ -1049,4 +1117,43 @@ fn pwl_psi<T: KernelFloat>(base: BaseActivation, u: T) -> (T, T) {
     } else {
         (alpha * u, alpha)
     }
+}
+
+/// `js[e] = #{k : kinks[k] < xs[e]}`, vectorised across elements (compiled for the widest vector
+/// ISA the CPU has).
+fn count_below<T: KernelFloat>(kinks: &[T], xs: &[T], js: &mut [u32]) {
+    #[inline(always)]
+    fn body<T: KernelFloat>(kinks: &[T], xs: &[T], js: &mut [u32]) {
+        js.fill(0);
+        for &t in kinks {
+            for (j, &x) in js.iter_mut().zip(xs) {
+                *j += u32::from(t < x);
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+    unsafe fn avx512<T: KernelFloat>(kinks: &[T], xs: &[T], js: &mut [u32]) {
+        body(kinks, xs, js)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2<T: KernelFloat>(kinks: &[T], xs: &[T], js: &mut [u32]) {
+        body(kinks, xs, js)
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+        {
+            // SAFETY: the CPU supports the enabled features (checked just above).
+            return unsafe { avx512(kinks, xs, js) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: as above.
+            return unsafe { avx2(kinks, xs, js) };
+        }
+    }
+    body(kinks, xs, js)
 }

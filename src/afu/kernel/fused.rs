@@ -126,10 +126,11 @@ fn flex_forward(
     }
 }
 
-/// Gradients of one fused AFU application: (gx, gw0, gb0, gw1, gb1).
+/// Gradients of one fused AFU application: (gx, gw0, gb0, gw1, gb1). `gy` is consumed: when
+/// nothing else holds it, its buffer becomes `gx` (no new allocation).
 fn typed_backward<T>(
     x: &FlexTensor,
-    gy: &FlexTensor,
+    gy: FlexTensor,
     w0: &FlexTensor,
     b0: &FlexTensor,
     w1: &FlexTensor,
@@ -142,9 +143,8 @@ where
     let dims = dims_of(x);
     let [channels, hidden] = [dims_of(w0)[0], dims_of(w0)[1]];
     let layout = Layout::of(&dims, channels);
-    let (xv, gyv, w0v, b0v, w1v, b1v) = (
+    let (xv, w0v, b0v, w1v, b1v) = (
         values::<T>(x),
-        values::<T>(gy),
         values::<T>(w0),
         values::<T>(b0),
         values::<T>(w1),
@@ -158,10 +158,22 @@ where
         w1: &w1v,
         b1: &b1v,
     };
-    let mut gx = vec![T::ZERO; xv.len()];
-    let g = cpu::backward(&xv, &gyv, layout, &p, &mut gx);
+    let mut grad = if gy.is_contiguous() && gy.layout().start_offset() == 0 && gy.is_unique() {
+        gy
+    } else {
+        FlexTensor::from_data(TensorData::new(values::<T>(&gy).into_owned(), dims.clone()))
+    };
+    let g = match grad.try_storage_mut::<T>() {
+        Some(buf) => cpu::backward_in_place(&xv, layout, &p, &mut buf[..xv.len()]),
+        None => {
+            let mut owned = values::<T>(&grad).into_owned();
+            let g = cpu::backward_in_place(&xv, layout, &p, &mut owned);
+            grad = FlexTensor::from_data(TensorData::new(owned, dims.clone()));
+            g
+        }
+    };
     [
-        FlexTensor::from_data(TensorData::new(gx, dims)),
+        grad,
         FlexTensor::from_data(TensorData::new(g.w0, [channels, hidden])),
         FlexTensor::from_data(TensorData::new(g.b0, [channels, hidden])),
         FlexTensor::from_data(TensorData::new(g.w1, [channels, hidden])),
@@ -171,7 +183,7 @@ where
 
 fn flex_backward(
     x: &FlexTensor,
-    gy: &FlexTensor,
+    gy: FlexTensor,
     w0: &FlexTensor,
     b0: &FlexTensor,
     w1: &FlexTensor,
@@ -186,7 +198,7 @@ fn flex_backward(
                 |t: &FlexTensor| FlexTensor::from_data(t.clone().into_data().convert::<f32>());
             typed_backward::<f32>(
                 &to32(x),
-                &to32(gy),
+                to32(&gy),
                 &to32(w0),
                 &to32(b0),
                 &to32(w1),
@@ -223,7 +235,7 @@ impl Backward<Flex, 5> for AfuBackward {
         let parents = ops.parents;
         let gy = grads.consume::<Flex>(&ops.node);
         let (x, w0, b0, w1, b1, base) = ops.state;
-        let out = flex_backward(&x, &gy, &w0, &b0, &w1, &b1, base);
+        let out = flex_backward(&x, gy, &w0, &b0, &w1, &b1, base);
         for (parent, grad) in parents.into_iter().zip(out) {
             if let Some(node) = parent {
                 grads.register::<Flex>(node.id, grad);

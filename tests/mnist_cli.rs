@@ -1,0 +1,219 @@
+//! End-to-end tests of `afu mnist` on generated IDX files and, when installed, real Fashion-MNIST.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use afu::data::idx::{write_idx_images, write_idx_labels};
+
+fn afu(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_afu"))
+        .args(args)
+        .output()
+        .expect("run afu")
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Writes a tiny MNIST-format data set whose class is drawn as a bright horizontal bar at row
+/// `3 + 2·label`, so that it is learnable.
+fn write_fixture(dir: &Path, n_train: usize, n_test: usize, gzip: bool) {
+    let make = |n: usize, offset: usize| {
+        let mut images = vec![0u8; n * 784];
+        let mut labels = Vec::with_capacity(n);
+        for i in 0..n {
+            let label = ((i + offset) * 7 % 10) as u8;
+            let row = 3 + 2 * label as usize;
+            for c in 4..24 {
+                images[i * 784 + row * 28 + c] = 200 + ((i + c) % 50) as u8;
+            }
+            labels.push(label);
+        }
+        (images, labels)
+    };
+    let (ti, tl) = make(n_train, 0);
+    let (si, sl) = make(n_test, 3);
+    let gz = if gzip { ".gz" } else { "" };
+    write_idx_images(
+        &dir.join(format!("train-images-idx3-ubyte{gz}")),
+        28,
+        28,
+        &ti,
+        gzip,
+    )
+    .unwrap();
+    write_idx_labels(&dir.join(format!("train-labels-idx1-ubyte{gz}")), &tl, gzip).unwrap();
+    write_idx_images(
+        &dir.join(format!("t10k-images-idx3-ubyte{gz}")),
+        28,
+        28,
+        &si,
+        gzip,
+    )
+    .unwrap();
+    write_idx_labels(&dir.join(format!("t10k-labels-idx1-ubyte{gz}")), &sl, gzip).unwrap();
+}
+
+#[test]
+fn mnist_quick_trains_checkpoints_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_fixture(&data, 320, 100, true);
+    let out = tmp.path().join("run");
+    let args = |epochs: &str, resume: bool| {
+        let mut v = vec![
+            "mnist",
+            "--quick",
+            "--no-progress",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--epochs",
+            epochs,
+            "--variants",
+            "relu,afu-relu-8-layer",
+        ];
+        if resume {
+            v.push("--resume");
+        }
+        v.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let a = args("1", false);
+    let o = afu(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = json(&out.join("summary.json"));
+    assert_eq!(s["train_images"], 320);
+    for v in s["variants"].as_array().unwrap() {
+        let acc = v["test_accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc));
+        assert!(v["best_test_accuracy"].as_f64().unwrap() >= acc);
+        assert!(v["epoch_seconds_mean"].as_f64().unwrap() > 0.0);
+    }
+    for f in [
+        "checkpoints/relu/model.safetensors",
+        "checkpoints/relu/optimizer.bpk",
+        "checkpoints/afu-relu-8-layer/progress.json",
+        "figures/loss.svg",
+        "figures/afus.svg",
+        "afu.json",
+        "summary.md",
+        "metrics.csv",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    // Per-layer AFUs are named after their layers (reference reading: conv1, fc1, fc2).
+    let afus = json(&out.join("afu.json"));
+    let names: Vec<&str> = afus["afus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "afu-relu-8-layer/seed1/conv1",
+            "afu-relu-8-layer/seed1/fc1",
+            "afu-relu-8-layer/seed1/fc2"
+        ]
+    );
+    let first = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    // Resume to two epochs: epoch 1 is kept as it was, epoch 2 is added.
+    let a = args("2", true);
+    let o = afu(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let second = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let rows: Vec<&str> = second.lines().collect();
+    assert_eq!(rows.len(), 1 + 4, "{second}");
+    for line in first.lines().skip(1) {
+        assert!(
+            second.contains(line),
+            "epoch-1 row changed after resume: {line}"
+        );
+    }
+}
+
+#[test]
+fn mnist_bad_data_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = afu(&[
+        "mnist",
+        "--quick",
+        "--no-progress",
+        "--data",
+        tmp.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("train-images") && stderr.contains("afu data fetch"),
+        "{stderr}"
+    );
+    // A truncated image file names the file.
+    write_fixture(tmp.path(), 20, 10, false);
+    let p = tmp.path().join("train-images-idx3-ubyte");
+    let bytes = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &bytes[..bytes.len() - 100]).unwrap();
+    let o = afu(&[
+        "mnist",
+        "--quick",
+        "--no-progress",
+        "--data",
+        tmp.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("train-images-idx3-ubyte") && stderr.contains("truncated"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"));
+}
+
+/// Real data: Debian's `dataset-fashion-mnist` (installed by `.ci/run`). A small subset and one
+/// epoch must already give a sensible accuracy (chance is 10 %).
+#[test]
+fn fashion_mnist_subset_learns() {
+    let data = Path::new("/usr/share/datasets/fashion-mnist");
+    if !data.exists() {
+        eprintln!(
+            "skipped: {} not installed (apt-get install dataset-fashion-mnist)",
+            data.display()
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let o = afu(&[
+        "mnist",
+        "--no-progress",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        tmp.path().to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--limit-train",
+        "3000",
+        "--limit-test",
+        "1000",
+        "--variants",
+        "relu,afu-relu-8-layer",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = json(&tmp.path().join("summary.json"));
+    for v in s["variants"].as_array().unwrap() {
+        let acc = v["test_accuracy"].as_f64().unwrap();
+        assert!(
+            acc > 0.6,
+            "{}: test accuracy {acc} after one epoch on 3000 images",
+            v["name"]
+        );
+    }
+}
