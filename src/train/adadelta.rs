@@ -172,7 +172,7 @@ mod tests {
             let g: Vec<f64> = (0..5)
                 .map(|i| ((i + 3 * step) as f64 * 0.7).sin())
                 .collect();
-            let lr = 1.0 * 0.7f64.powi(step as i32 / 3);
+            let lr = 0.7f64.powi(step / 3);
             reference(&mut theta, &mut v, &mut u, &g, lr, config);
             let gt = Tensor::<1>::from_data(
                 TensorData::new(g, [5]),
