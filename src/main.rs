@@ -37,6 +37,8 @@ enum Command {
     Smoothness(SmoothnessArgs),
     /// MNIST-format data (MNIST, Fashion-MNIST, ...) with the PyTorch-example CNN (paper §2.2.3).
     Mnist(MnistArgs),
+    /// What each learned AFU of a run resembles: nearest known function, V shape, saturation, ...
+    Inspect(InspectArgs),
     /// Benchmarks (timings and memory printed side by side from one run).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -83,6 +85,21 @@ fn parse_reading(s: &str) -> Result<CnnReading, String> {
             "unknown reading '{s}': expected reference or paper"
         )),
     }
+}
+
+#[derive(Args, Debug)]
+struct InspectArgs {
+    /// A run folder (with afu.json, and histograms.json when recorded) or an AFU file.
+    source: PathBuf,
+    /// Only AFUs whose name starts with this (e.g. afu-relu-128/seed0).
+    #[arg(long)]
+    afu_name: Option<String>,
+    /// Input range used when the run recorded no input histogram.
+    #[arg(long, default_value_t = 5.0)]
+    range: f64,
+    /// Where to write inspect.json and figures/inspect/ (default: the run folder).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -413,6 +430,55 @@ fn run_mnist(args: MnistArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_inspect(a: InspectArgs) -> anyhow::Result<()> {
+    if !a.source.exists() {
+        return Err(UsageError(format!("{}: no such file or folder", a.source.display())).into());
+    }
+    if !(a.range.is_finite() && a.range > 0.0) {
+        return Err(UsageError(format!(
+            "--range must be a positive number, got {}",
+            a.range
+        ))
+        .into());
+    }
+    let out = a
+        .out
+        .unwrap_or_else(|| afu::experiments::inspect::default_out(&a.source));
+    let rows =
+        afu::experiments::inspect::run(&a.source, a.afu_name.as_deref(), (-a.range, a.range), &out)
+            .map_err(|e| match e {
+                afu::experiments::common::ExperimentError::AfuFile(_) => {
+                    anyhow::Error::new(UsageError(e.to_string()))
+                }
+                other => {
+                    anyhow::Error::new(other).context(format!("afu inspect {}", a.source.display()))
+                }
+            })?;
+    println!(
+        "{:<34} {:<11} {:>6} {:<11} {:>7} {:>8} {:>8} {:>6} {:>7}",
+        "AFU", "nearest", "error", "shape", "argmin", "slope-∞", "slope+∞", "dead", "linear"
+    );
+    for r in &rows {
+        println!(
+            "{:<34} {:<11} {:>6.3} {:<11} {:>7.2} {:>8.3} {:>8.3} {:>5.1}% {:>7.3}",
+            r.name,
+            r.nearest,
+            r.nearest_error,
+            r.shape.kind,
+            r.shape.argmin,
+            r.shape.slope_left,
+            r.shape.slope_right,
+            100.0 * r.shape.dead_fraction,
+            r.shape.distance_from_linear
+        );
+    }
+    println!(
+        "(error: fit RMS / std of the AFU over its inputs; linear: the same for the best straight line)"
+    );
+    println!("written: {}", out.join("inspect.json").display());
+    Ok(())
+}
+
 fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Kernels(a) => {
@@ -484,6 +550,7 @@ fn main() -> ExitCode {
         Command::XorNeuron(a) => run_xor_neuron(a),
         Command::Smoothness(a) => run_smoothness(a),
         Command::Mnist(a) => run_mnist(a),
+        Command::Inspect(a) => run_inspect(a),
         Command::Bench(c) => run_bench(c),
         Command::Data(c) => run_data(c),
     };

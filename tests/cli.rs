@@ -145,6 +145,28 @@ fn xor_quick_writes_figures_summary_and_afus() {
         assert_eq!(a["per_net"].as_array().unwrap().len(), 2);
     }
     assert!(sm.join("figures/net0.svg").exists() && sm.join("figures/afu.svg").exists());
+    // afu inspect names the nearest known function and the shape of each learned AFU, over the
+    // inputs the run recorded.
+    let o = afu(&["inspect", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows = json(&out.join("inspect.json"));
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    for r in rows {
+        assert_eq!(r["inputs"], "recorded inputs", "{r}");
+        assert_eq!(r["fits"].as_array().unwrap().len(), 7);
+        let e = r["nearest_error"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&e), "{r}");
+        assert!(
+            ["V", "inverted-V", "increasing", "decreasing", "other"]
+                .contains(&r["shape"]["kind"].as_str().unwrap())
+        );
+    }
+    assert!(String::from_utf8_lossy(&o.stdout).contains("afu-relu-8/seed0/shared"));
+    assert!(
+        out.join("figures/inspect/afu-relu-8_seed0_shared.svg")
+            .exists()
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! with parameters stored as `[C, N]` tensors so that the per-channel form is one vectorised op,
 //! never a loop over modules.
 
+pub mod analysis;
 pub mod base;
 pub mod file;
 pub mod kernel;

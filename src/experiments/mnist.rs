@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::activation::ActivationSpec;
 use crate::afu::KernelChoice;
+use crate::afu::analysis::InputDistribution;
 use crate::afu::file::{AfuFile, NamedAfu};
 use crate::data::dataset::{ImageDataset, Split};
 use crate::data::mnist::load_mnist_dir;
@@ -314,6 +315,7 @@ pub fn run(
     let mut history: Vec<EpochRecord> = Vec::new();
     let mut afus = Vec::new();
     let mut afu_panels = Vec::new();
+    let mut histograms: std::collections::BTreeMap<String, InputDistribution> = Default::default();
     for (name, spec) in config.variants.iter().zip(&specs) {
         let device = Device::flex().autodiff();
         device.seed(config.seed);
@@ -334,6 +336,7 @@ pub fn run(
             epochs_done: 0,
             history: Vec::new(),
         };
+        let mut taps: Vec<Vec<f32>> = vec![Vec::new(); config.reading.slot_widths().len()];
         if resume && ckpt.join("progress.json").exists() {
             let (o, p) = load_checkpoint(&ckpt, &mut model, optim)?;
             optim = o;
@@ -353,9 +356,20 @@ pub fn run(
             );
             let start = Instant::now();
             let mut loss_sum = 0.0;
-            for idx in &batches {
+            let last_epoch = epoch + 1 == config.epochs;
+            for (bi, idx) in batches.iter().enumerate() {
                 let (x, y, _) = train.batch(idx, &device);
-                let loss = nll(model.forward(x), y);
+                // In the last epoch, sample what each activation slot sees (every 8th batch,
+                // every 7th value) for the input histograms that `afu inspect` uses.
+                let logp = if last_epoch && bi % 8 == 0 && !model.activations.afus.is_empty() {
+                    model.forward_with_taps(x, &mut |slot, t| {
+                        let v = common::to_vec(t.clone().detach());
+                        taps[slot].extend(v.iter().step_by(7));
+                    })
+                } else {
+                    model.forward(x)
+                };
+                let loss = nll(logp, y);
                 loss_sum += loss.clone().into_scalar::<f32>() as f64 * idx.len() as f64;
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 model = optim.step(lr, model, grads);
@@ -389,6 +403,18 @@ pub fn run(
             save_checkpoint(&ckpt, &model, &optim, &state)?;
         }
         let learned = model.activations.named();
+        // Inputs seen by each AFU (slots sharing one AFU are pooled).
+        for (k, (slot_name, _)) in learned.iter().enumerate() {
+            let mut values = Vec::new();
+            for (slot, kind) in model.activations.slots.iter().enumerate() {
+                if *kind == crate::activation::Slot::Learned(k) {
+                    values.extend(&taps[slot]);
+                }
+            }
+            if let Some(d) = InputDistribution::from_values(&values, 60) {
+                histograms.insert(format!("{name}/seed{}/{slot_name}", config.seed), d);
+            }
+        }
         if !learned.is_empty() {
             let mut series = Vec::new();
             for (slot, p) in &learned {

@@ -1,6 +1,7 @@
 //! One module per experiment of the paper; each writes a run folder and returns a typed report.
 
 pub mod common;
+pub mod inspect;
 pub mod mnist;
 pub mod smoothness;
 pub mod xor;

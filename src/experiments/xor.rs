@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::activation::ActivationSpec;
+use crate::afu::analysis::InputDistribution;
 use crate::afu::file::{AfuFile, NamedAfu};
 use crate::afu::{AfuParams, KernelChoice};
 use crate::data::xor::{PlaneData, xor_blobs};
@@ -161,6 +162,9 @@ pub struct XorRun {
     /// AFUs before training.
     #[serde(skip)]
     pub afus_before: Vec<(String, AfuParams)>,
+    /// The hidden pre-activations on the training data after training (what the AFU sees).
+    #[serde(skip)]
+    pub hidden_inputs: Vec<f32>,
     /// Figure data for the first seed: (score grid, hidden-neuron grids).
     #[serde(skip)]
     pub figures: Option<(plot::Grid, Vec<plot::Grid>)>,
@@ -263,6 +267,8 @@ fn run_one(
     let scores_of =
         |d: &PlaneData| common::to_vec(model.forward(tensor_of(d, &device.clone().inner()).0));
     let train_scores = scores_of(&train);
+    let hidden_inputs =
+        common::to_vec(model.layers[0].forward(tensor_of(&train, &device.clone().inner()).0));
     let test_scores = scores_of(&test);
     let figures = with_figures.then(|| {
         let (xs, pts) = common::plane_grid(-5.0, 5.0, config.grid, &device.clone().inner());
@@ -284,6 +290,7 @@ fn run_one(
         seconds,
         losses,
         afus_after: model.activations.named(),
+        hidden_inputs,
         afus_before,
         figures,
     })
@@ -380,6 +387,17 @@ fn write_outputs(config: &XorConfig, s: &XorSummary, out: &Path) -> Result<(), E
         })
         .collect();
     AfuFile::new("xor", afus).save(&out.join("afu.json"))?;
+    // What each learned AFU saw: its inputs on the training data (for `afu inspect`).
+    let histograms: std::collections::BTreeMap<String, InputDistribution> = s
+        .runs
+        .iter()
+        .filter(|r| !r.afus_after.is_empty())
+        .filter_map(|r| {
+            InputDistribution::from_values(&r.hidden_inputs, 60)
+                .map(|d| (format!("{}/seed{}/shared", r.variant, r.seed), d))
+        })
+        .collect();
+    common::write_json(&out.join("histograms.json"), &histograms)?;
 
     // Per-step losses.
     let mut csv = String::from("variant,seed,step,loss\n");
