@@ -246,6 +246,73 @@ impl Activations {
         Ok(self)
     }
 
+    /// Transfer: replaces the AFUs' parameters with `sources` — one per AFU, or a single one used
+    /// for every AFU. A shared source AFU (1 channel) is replicated into per-channel AFUs.
+    pub fn transfer(mut self, sources: &[AfuParams], device: &Device) -> Result<Self, AfuError> {
+        let k = self.afus.len();
+        if sources.is_empty() || !(sources.len() == k || sources.len() == 1) {
+            return Err(AfuError::BadLength {
+                field: "afus to transfer",
+                found: sources.len(),
+                expected: k,
+            });
+        }
+        for (i, afu) in self.afus.iter_mut().enumerate() {
+            let src = if sources.len() == k {
+                &sources[i]
+            } else {
+                &sources[0]
+            };
+            let channels = afu.channels();
+            let params = if src.channels == channels {
+                src.clone()
+            } else if src.channels == 1 {
+                AfuParams {
+                    channels,
+                    w0: src.w0.repeat(channels),
+                    b0: src.b0.repeat(channels),
+                    w1: src.w1.repeat(channels),
+                    b1: src.b1.repeat(channels),
+                    ..src.clone()
+                }
+            } else {
+                return Err(AfuError::BadLength {
+                    field: "channels of the transferred AFU",
+                    found: src.channels,
+                    expected: channels,
+                });
+            };
+            let dtype = afu.w0.val().dtype();
+            *afu = Afu::from_params(&params, device, dtype)?.with_kernel(afu.kernel);
+        }
+        Ok(self)
+    }
+
+    /// Initialises every AFU to approximate `target` over `[-range, range]` (keeping each AFU's
+    /// base and hidden units), instead of the random default.
+    pub fn init_as(
+        self,
+        target: BaseActivation,
+        range: f64,
+        rng: &mut impl Rng,
+        device: &Device,
+    ) -> Result<Self, AfuError> {
+        let sources: Vec<AfuParams> = self
+            .afus
+            .iter()
+            .map(|a| {
+                crate::afu::analysis::fit_afu_to(target, a.hidden(), a.base, -range, range, rng)
+            })
+            .collect();
+        self.transfer(&sources, device)
+    }
+
+    /// Stops the AFUs from training (their parameters no longer require gradients).
+    pub fn freeze_afus(mut self) -> Self {
+        self.afus = self.afus.into_iter().map(|a| a.no_grad()).collect();
+        self
+    }
+
     /// Uses the given kernel in every AFU.
     pub fn with_kernel(mut self, kernel: KernelChoice) -> Self {
         self.afus = self

@@ -51,6 +51,8 @@ enum Command {
 struct MnistArgs {
     #[command(flatten)]
     common: CommonArgs,
+    #[command(flatten)]
+    afu_start: AfuStartArgs,
     /// Folder with the IDX files (raw or .gz) or mnist_train.csv / mnist_test.csv.
     #[arg(long, default_value = "data/mnist")]
     data: PathBuf,
@@ -192,10 +194,55 @@ struct CommonArgs {
     kernel: Option<KernelChoice>,
 }
 
+/// How learned AFUs start: transfer, known-function init, freezing.
+#[derive(Args, Debug)]
+struct AfuStartArgs {
+    /// Start the AFUs from those of another run (its folder or afu.json): transfer.
+    #[arg(long)]
+    afu_from: Option<PathBuf>,
+    /// Which AFUs of that file (name or prefix, e.g. afu-relu-8/seed0); one AFU is used for all.
+    #[arg(long)]
+    afu_name: Option<String>,
+    /// Initialise the AFUs to approximate a known function (relu, leaky-relu, tanh, mish, ...).
+    #[arg(long)]
+    afu_init: Option<String>,
+    /// Keep the AFUs fixed during training.
+    #[arg(long)]
+    freeze_afu: bool,
+}
+
+impl AfuStartArgs {
+    fn into_start(self) -> Result<afu::experiments::common::AfuStart, UsageError> {
+        if let Some(p) = &self.afu_from
+            && !p.exists()
+        {
+            return Err(UsageError(format!(
+                "--afu-from {}: no such file or folder",
+                p.display()
+            )));
+        }
+        let afu_init = match self.afu_init {
+            Some(name) => Some(
+                name.parse::<afu::afu::BaseActivation>()
+                    .map_err(|e| UsageError(format!("--afu-init: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(afu::experiments::common::AfuStart {
+            afu_from: self.afu_from,
+            afu_name: self.afu_name,
+            afu_init,
+            freeze_afu: self.freeze_afu,
+        })
+    }
+}
+
 #[derive(Args, Debug)]
 struct XorArgs {
     #[command(flatten)]
     common: CommonArgs,
+    #[command(flatten)]
+    afu_start: AfuStartArgs,
     /// Comma-separated variants: afu-<base>-<N> or a fixed activation (relu, tanh, ...).
     #[arg(long, value_delimiter = ',')]
     variants: Option<Vec<String>>,
@@ -235,6 +282,16 @@ fn parse_kernel(s: &str) -> Result<KernelChoice, String> {
 #[error("{0}")]
 struct UsageError(String);
 
+/// Errors in what the user supplied (settings, AFU files) are usage errors (exit code 2); the
+/// rest get `context` and exit code 1.
+fn classify(e: afu::experiments::common::ExperimentError, context: String) -> anyhow::Error {
+    use afu::experiments::common::ExperimentError as E;
+    match e {
+        E::Config { .. } | E::AfuFile(_) => anyhow::Error::new(UsageError(e.to_string())),
+        other => anyhow::Error::new(other).context(context),
+    }
+}
+
 fn run_xor(args: XorArgs) -> anyhow::Result<()> {
     let mut config = if args.common.quick {
         XorConfig::quick()
@@ -248,13 +305,14 @@ fn run_xor(args: XorArgs) -> anyhow::Result<()> {
         ($($f:ident),*) => {$(if let Some(v) = args.$f { config.$f = v; })*};
     }
     set!(seeds, first_seed, steps, points_per_blob, centre, lr);
+    config.afu_start = args.afu_start.into_start()?;
     if let Some(k) = args.common.kernel {
         config.kernel = k;
     }
     config.validate().map_err(|e| UsageError(e.to_string()))?;
     let out = args.common.out.unwrap_or_else(xor::default_out);
     let summary = xor::run(&config, &out, !args.common.no_progress)
-        .with_context(|| format!("afu xor (output folder {})", out.display()))?;
+        .map_err(|e| classify(e, format!("afu xor (output folder {})", out.display())))?;
     println!(
         "{:<18} {:>22} {:>22} {:>10}",
         "variant", "test accuracy", "test AUC", "s/run"
@@ -392,6 +450,7 @@ fn run_mnist(args: MnistArgs) -> anyhow::Result<()> {
     if let Some(s) = args.seed {
         config.seed = s;
     }
+    config.afu_start = args.afu_start.into_start()?;
     if let Some(k) = args.common.kernel {
         config.kernel = k;
     }
@@ -403,14 +462,8 @@ fn run_mnist(args: MnistArgs) -> anyhow::Result<()> {
         .into());
     }
     let out = args.common.out.unwrap_or_else(mnist::default_out);
-    let s =
-        mnist::run(&config, &out, !args.common.no_progress, args.resume).map_err(|e| match e {
-            afu::experiments::common::ExperimentError::Config { .. } => {
-                anyhow::Error::new(UsageError(e.to_string()))
-            }
-            other => anyhow::Error::new(other)
-                .context(format!("afu mnist (output folder {})", out.display())),
-        })?;
+    let s = mnist::run(&config, &out, !args.common.no_progress, args.resume)
+        .map_err(|e| classify(e, format!("afu mnist (output folder {})", out.display())))?;
     println!(
         "{:<20} {:>10} {:>10} {:>10}",
         "variant", "test acc", "best", "s/epoch"
@@ -455,14 +508,14 @@ fn run_inspect(a: InspectArgs) -> anyhow::Result<()> {
                 }
             })?;
     println!(
-        "{:<34} {:<11} {:>6} {:<11} {:>7} {:>8} {:>8} {:>6} {:>7}",
+        "{:<34} {:<14} {:>6} {:<11} {:>7} {:>8} {:>8} {:>6} {:>7}",
         "AFU", "nearest", "error", "shape", "argmin", "slope-∞", "slope+∞", "dead", "linear"
     );
     for r in &rows {
         println!(
-            "{:<34} {:<11} {:>6.3} {:<11} {:>7.2} {:>8.3} {:>8.3} {:>5.1}% {:>7.3}",
+            "{:<34} {:<14} {:>6.3} {:<11} {:>7.2} {:>8.3} {:>8.3} {:>5.1}% {:>7.3}",
             r.name,
-            r.nearest,
+            r.equally_near.join("≈"),
             r.nearest_error,
             r.shape.kind,
             r.shape.argmin,

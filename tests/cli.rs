@@ -319,3 +319,57 @@ fn bench_kernels_quick_reports_every_case() {
         assert!(c["peak_extra_bytes"].as_u64().unwrap() > 0);
     }
 }
+
+/// `--afu-init` makes the AFU approximate a known function; `--freeze-afu` keeps it so through
+/// training; `afu inspect` then names that function.
+#[test]
+fn afu_init_freeze_and_inspect_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    // A relu-based AFU can be a leaky-relu almost exactly; a sigmoid-based one a tanh.
+    for (target, variant, expect) in [
+        ("leaky-relu", "afu-relu-8", ["leaky-relu", "relu"]),
+        ("tanh", "afu-sigmoid-8", ["tanh", "sigmoid"]),
+    ] {
+        let out = dir.path().join(target);
+        let o = afu(&[
+            "xor",
+            "--quick",
+            "--no-progress",
+            "--variants",
+            variant,
+            "--seeds",
+            "1",
+            "--afu-init",
+            target,
+            "--freeze-afu",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = afu(&["inspect", out.to_str().unwrap(), "--afu-name", variant]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let rows = json(&out.join("inspect.json"));
+        let r = &rows[0];
+        let near: Vec<&str> = r["equally_near"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(near.contains(&target), "{target}: {r}");
+        assert!(
+            expect.contains(&r["nearest"].as_str().unwrap()),
+            "{target}: {r}"
+        );
+        assert!(r["nearest_error"].as_f64().unwrap() < 0.1, "{target}: {r}");
+    }
+    let o = afu(&[
+        "xor",
+        "--quick",
+        "--afu-init",
+        "gelu",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -219,3 +219,78 @@ fn fashion_mnist_subset_learns() {
         );
     }
 }
+
+/// Transfer: an AFU learned by `afu xor --quick` starts (and, frozen, stays in) every layer of
+/// `afu mnist --quick`.
+#[test]
+fn xor_afu_transfers_into_mnist_and_stays_frozen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let xor = tmp.path().join("xor");
+    let o = afu(&[
+        "xor",
+        "--quick",
+        "--no-progress",
+        "--variants",
+        "afu-relu-8",
+        "--seeds",
+        "1",
+        "--out",
+        xor.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let data = tmp.path().join("data");
+    write_fixture(&data, 128, 64, false);
+    let out = tmp.path().join("mnist");
+    let o = afu(&[
+        "mnist",
+        "--quick",
+        "--no-progress",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--variants",
+        "afu-relu-8-layer",
+        "--afu-from",
+        xor.to_str().unwrap(),
+        "--afu-name",
+        "afu-relu-8/seed0",
+        "--freeze-afu",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let source = json(&xor.join("afu.json"))["afus"][0].clone();
+    let learned = json(&out.join("afu.json"));
+    let learned = learned["afus"].as_array().unwrap();
+    assert_eq!(learned.len(), 3);
+    for a in learned {
+        for key in ["w0", "b0", "w1", "b1"] {
+            let (x, y) = (a[key].as_array().unwrap(), source[key].as_array().unwrap());
+            for (u, v) in x.iter().zip(y) {
+                assert!(
+                    (u.as_f64().unwrap() - v.as_f64().unwrap()).abs() < 1e-6,
+                    "{key} changed: {a}"
+                );
+            }
+        }
+    }
+    // A missing AFU name is a clear usage error.
+    let o = afu(&[
+        "mnist",
+        "--quick",
+        "--no-progress",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--afu-from",
+        xor.to_str().unwrap(),
+        "--afu-name",
+        "afu-mish-3",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("afu-mish-3") && stderr.contains("afu-relu-8/seed0/shared"),
+        "{stderr}"
+    );
+}

@@ -283,8 +283,9 @@ fn shape(p: &AfuParams, channel: usize, dist: &InputDistribution, g: &[f64]) -> 
 }
 
 /// Parameters of an AFU (`hidden` units, base `base`) that approximate `target` over
-/// `[lo, hi]`: first-layer weights and biases drawn so the units' kinks or centres spread over
-/// the range, then the output layer by (ridge) least squares — a fast, deterministic fit.
+/// `[lo, hi]`: units spread over the range, the output layer by least squares, then every
+/// parameter refined by Adam on the squared error (in f64, a few thousand steps), and the output
+/// layer solved once more. Deterministic for a given `rng`.
 pub fn fit_afu_to(
     target: BaseActivation,
     hidden: usize,
@@ -294,46 +295,97 @@ pub fn fit_afu_to(
     rng: &mut impl rand::Rng,
 ) -> AfuParams {
     let hidden = hidden.max(1);
-    let z = InputDistribution::uniform(lo, hi, 401).z;
+    let z = InputDistribution::uniform(lo, hi, 201).z;
+    let y: Vec<f64> = z.iter().map(|&zi| target.value(zi)).collect();
     let mut w0 = Vec::with_capacity(hidden);
     let mut b0 = Vec::with_capacity(hidden);
     for i in 0..hidden {
-        // Unit i centred at a point of the range, alternating orientation, random scale.
-        let centre = lo + (hi - lo) * (i as f64 + rng.random_range(0.0..1.0)) / hidden as f64;
+        // Unit i centred in its share of the range, alternating orientation, random scale.
+        let centre = lo + (hi - lo) * (i as f64 + rng.random_range(0.25..0.75)) / hidden as f64;
         let scale = rng.random_range(0.5..2.0) * if i % 2 == 0 { 1.0 } else { -1.0 };
         w0.push(scale);
         b0.push(-scale * centre);
     }
-    // Features ψ(w0 z + b0) and a constant; solve (XᵀX + λI) θ = Xᵀy.
-    let m = hidden + 1;
-    let mut xtx = vec![0.0; m * m];
-    let mut xty = vec![0.0; m];
-    for &zi in &z {
-        let mut row: Vec<f64> = (0..hidden)
-            .map(|i| base.value(w0[i] * zi + b0[i]))
-            .collect();
-        row.push(1.0);
-        let y = target.value(zi);
-        for r in 0..m {
-            xty[r] += row[r] * y;
-            for c in 0..m {
-                xtx[r * m + c] += row[r] * row[c];
+    let (mut w1, mut b1) = output_layer(base, &w0, &b0, &z, &y);
+    // Adam on all parameters: θ = [w0, b0, w1, b1].
+    let n = hidden;
+    let m = z.len() as f64;
+    let mut theta: Vec<f64> = w0
+        .iter()
+        .chain(&b0)
+        .chain(&w1)
+        .copied()
+        .chain([b1])
+        .collect();
+    let (mut m1, mut m2) = (vec![0.0; theta.len()], vec![0.0; theta.len()]);
+    let (lr, beta1, beta2, eps) = (0.01f64, 0.9f64, 0.999f64, 1e-12f64);
+    for step in 1..=3000 {
+        let mut grad = vec![0.0; theta.len()];
+        for (&zi, &yi) in z.iter().zip(&y) {
+            let mut g = theta[3 * n];
+            for k in 0..n {
+                g += theta[2 * n + k] * base.value(theta[k] * zi + theta[n + k]);
             }
+            let r = 2.0 * (g - yi) / m;
+            for k in 0..n {
+                let u = theta[k] * zi + theta[n + k];
+                let d = r * theta[2 * n + k] * base.derivative(u);
+                grad[k] += d * zi;
+                grad[n + k] += d;
+                grad[2 * n + k] += r * base.value(u);
+            }
+            grad[3 * n] += r;
+        }
+        let (c1, c2) = (1.0 - beta1.powi(step), 1.0 - beta2.powi(step));
+        for i in 0..theta.len() {
+            m1[i] = beta1 * m1[i] + (1.0 - beta1) * grad[i];
+            m2[i] = beta2 * m2[i] + (1.0 - beta2) * grad[i] * grad[i];
+            theta[i] -= lr * (m1[i] / c1) / ((m2[i] / c2).sqrt() + eps);
         }
     }
-    for r in 0..m {
-        xtx[r * m + r] += 1e-6 * (1.0 + xtx[r * m + r]);
-    }
-    let theta = solve(xtx, xty, m);
+    w0.copy_from_slice(&theta[..n]);
+    b0.copy_from_slice(&theta[n..2 * n]);
+    (w1, b1) = output_layer(base, &w0, &b0, &z, &y);
     AfuParams {
         base,
         channels: 1,
         hidden,
         w0,
         b0,
-        w1: theta[..hidden].to_vec(),
-        b1: vec![theta[hidden]],
+        w1,
+        b1: vec![b1],
     }
+}
+
+/// The least-squares output layer `(w1, b1)` for fixed first-layer units.
+fn output_layer(
+    base: BaseActivation,
+    w0: &[f64],
+    b0: &[f64],
+    z: &[f64],
+    y: &[f64],
+) -> (Vec<f64>, f64) {
+    let hidden = w0.len();
+    let m = hidden + 1;
+    let mut xtx = vec![0.0; m * m];
+    let mut xty = vec![0.0; m];
+    for (&zi, &yi) in z.iter().zip(y) {
+        let mut row: Vec<f64> = (0..hidden)
+            .map(|i| base.value(w0[i] * zi + b0[i]))
+            .collect();
+        row.push(1.0);
+        for r in 0..m {
+            xty[r] += row[r] * yi;
+            for c in 0..m {
+                xtx[r * m + c] += row[r] * row[c];
+            }
+        }
+    }
+    for r in 0..m {
+        xtx[r * m + r] += 1e-9 * (1.0 + xtx[r * m + r]);
+    }
+    let theta = solve(xtx, xty, m);
+    (theta[..hidden].to_vec(), theta[hidden])
 }
 
 /// Solves a small symmetric positive-definite system by Gaussian elimination with partial

@@ -170,3 +170,52 @@ mod tests {
         assert!((normal_cdf(-1.0) - 0.158_655_25).abs() < 1e-6);
     }
 }
+
+/// How the learned AFUs of a model start, in any experiment: transferred from another run,
+/// initialised to approximate a known function, and/or frozen.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AfuStart {
+    /// Load the AFUs from this `afu.json` (or run folder) — transfer between problems.
+    pub afu_from: Option<PathBuf>,
+    /// Which AFUs of that file (a name or prefix); all of them when absent. One AFU is used for
+    /// every AFU of the model; otherwise the counts must match.
+    pub afu_name: Option<String>,
+    /// Initialise the AFUs to approximate this function over [-5, 5] instead of at random.
+    pub afu_init: Option<crate::afu::BaseActivation>,
+    /// Keep the AFUs fixed during training.
+    pub freeze_afu: bool,
+}
+
+impl AfuStart {
+    /// Applies the settings to a model's activations.
+    pub fn apply(
+        &self,
+        acts: crate::activation::Activations,
+        rng: &mut impl rand::Rng,
+        device: &Device,
+    ) -> Result<crate::activation::Activations, ExperimentError> {
+        if acts.afus.is_empty() {
+            return Ok(acts);
+        }
+        let mut acts = acts;
+        if let Some(target) = self.afu_init {
+            acts = acts.init_as(target, 5.0, rng, device)?;
+        }
+        if let Some(path) = &self.afu_from {
+            let file = crate::afu::file::AfuFile::load(path)?;
+            let chosen = file.select(self.afu_name.as_deref(), path)?;
+            let params: Vec<AfuParams> = chosen.iter().map(|a| a.params.clone()).collect();
+            acts = acts
+                .transfer(&params, device)
+                .map_err(|e| ExperimentError::Config {
+                    field: "afu_from",
+                    message: format!("{}: {e}", path.display()),
+                })?;
+        }
+        if self.freeze_afu {
+            acts = acts.freeze_afus();
+        }
+        Ok(acts)
+    }
+}

@@ -23,6 +23,9 @@ pub struct InspectRow {
     pub nearest: String,
     /// Its relative fit error.
     pub nearest_error: f64,
+    /// Every function that fits as well (within 1 %): e.g. sigmoid and tanh are the same curve
+    /// up to `a·f(b·z + c) + d`, so they always tie.
+    pub equally_near: Vec<String>,
     /// All fits, best first.
     pub fits: Vec<FunctionFit>,
     /// Shape measures.
@@ -133,11 +136,19 @@ pub fn run(
                     false,
                 )?;
             }
+            let best = ins.nearest().relative_error;
+            let equally_near = ins
+                .fits
+                .iter()
+                .filter(|f| f.relative_error <= best * 1.01 + 1e-9)
+                .map(|f| f.function.to_string())
+                .collect();
             rows.push(InspectRow {
                 name,
                 inputs,
                 nearest: ins.nearest().function.to_string(),
-                nearest_error: ins.nearest().relative_error,
+                nearest_error: best,
+                equally_near,
                 fits: ins.fits,
                 shape: ins.shape,
             });

@@ -53,6 +53,9 @@ pub struct MnistConfig {
     pub limit_test: Option<usize>,
     /// AFU implementation.
     pub kernel: KernelChoice,
+    /// How the AFUs start (transfer, known-function init, freezing).
+    #[serde(default)]
+    pub afu_start: common::AfuStart,
 }
 
 impl MnistConfig {
@@ -73,6 +76,7 @@ impl MnistConfig {
             limit_train: None,
             limit_test: None,
             kernel: KernelChoice::Auto,
+            afu_start: common::AfuStart::default(),
         }
     }
 
@@ -329,7 +333,10 @@ pub fn run(
                 .map(|s| s.to_string())
                 .collect();
         }
-        model.activations = model.activations.with_kernel(config.kernel);
+        model.activations = config
+            .afu_start
+            .apply(model.activations, &mut rng, &device)?
+            .with_kernel(config.kernel);
         let mut optim = AdadeltaConfig::default().init();
         let ckpt = out.join("checkpoints").join(name);
         let mut state = Progress {

@@ -47,6 +47,9 @@ pub struct XorConfig {
     pub lr: f64,
     /// Which AFU implementation to use.
     pub kernel: KernelChoice,
+    /// How the AFUs start (transfer, known-function init, freezing).
+    #[serde(default)]
+    pub afu_start: common::AfuStart,
     /// Resolution (per side) of the plane figures.
     pub grid: usize,
 }
@@ -74,6 +77,7 @@ impl Default for XorConfig {
             steps: 1000,
             lr: 1e-3,
             kernel: KernelChoice::Auto,
+            afu_start: common::AfuStart::default(),
             grid: 81,
         }
     }
@@ -246,7 +250,10 @@ fn run_one(
         &mut rng,
         &device,
     )?;
-    model.activations = model.activations.with_kernel(config.kernel);
+    model.activations = config
+        .afu_start
+        .apply(model.activations, &mut rng, &device)?
+        .with_kernel(config.kernel);
     let afus_before = model.activations.named();
     let mut optim = adam_torch_defaults().init();
     let start = Instant::now();
