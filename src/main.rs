@@ -39,6 +39,8 @@ enum Command {
     Mnist(MnistArgs),
     /// What each learned AFU of a run resembles: nearest known function, V shape, saturation, ...
     Inspect(InspectArgs),
+    /// One Markdown report over run folders: our numbers beside the paper's, its conclusions measured.
+    Report(ReportArgs),
     /// Benchmarks (timings and memory printed side by side from one run).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -102,6 +104,16 @@ struct InspectArgs {
     /// Where to write inspect.json and figures/inspect/ (default: the run folder).
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// Run folders (of xor, xor-neuron, smoothness, mnist).
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// The report file.
+    #[arg(long, default_value = "runs/report.md")]
+    out: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -532,6 +544,18 @@ fn run_inspect(a: InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_report(a: ReportArgs) -> anyhow::Result<()> {
+    for r in &a.runs {
+        if !r.is_dir() {
+            return Err(UsageError(format!("{}: not a run folder", r.display())).into());
+        }
+    }
+    afu::experiments::report::run(&a.runs, &a.out)
+        .map_err(|e| classify(e, format!("afu report into {}", a.out.display())))?;
+    println!("report written: {}", a.out.display());
+    Ok(())
+}
+
 fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Kernels(a) => {
@@ -604,6 +628,7 @@ fn main() -> ExitCode {
         Command::Smoothness(a) => run_smoothness(a),
         Command::Mnist(a) => run_mnist(a),
         Command::Inspect(a) => run_inspect(a),
+        Command::Report(a) => run_report(a),
         Command::Bench(c) => run_bench(c),
         Command::Data(c) => run_data(c),
     };

@@ -167,6 +167,29 @@ fn xor_quick_writes_figures_summary_and_afus() {
         out.join("figures/inspect/afu-relu-8_seed0_shared.svg")
             .exists()
     );
+    // afu report puts both runs in one Markdown file, with the paper's claims measured.
+    let report = dir.path().join("report/report.md");
+    let o = afu(&[
+        "report",
+        out.to_str().unwrap(),
+        sm.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&report).unwrap();
+    for needle in [
+        "## Toy XOR problem",
+        "## Smoothness",
+        "| afu-relu-8 |",
+        "The paper's conclusions, measured",
+        "smoother landscapes than relu",
+    ] {
+        assert!(text.contains(needle), "report lacks '{needle}':\n{text}");
+    }
+    assert!(text.contains("**supported**") || text.contains("**not supported**"));
+    let o = afu(&["report", "/nonexistent-run"]);
+    assert_eq!(o.status.code(), Some(2));
 }
 
 #[test]

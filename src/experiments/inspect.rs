@@ -40,6 +40,19 @@ pub fn run(
     range: (f64, f64),
     out: &Path,
 ) -> Result<Vec<InspectRow>, ExperimentError> {
+    let rows = inspect_all(source, prefix, range, Some(out))?;
+    common::write_json(&out.join("inspect.json"), &rows)?;
+    Ok(rows)
+}
+
+/// The inspection rows of every selected AFU; figures go to `figures/inspect/` under `out` when
+/// given.
+pub fn inspect_all(
+    source: &Path,
+    prefix: Option<&str>,
+    range: (f64, f64),
+    out: Option<&Path>,
+) -> Result<Vec<InspectRow>, ExperimentError> {
     let file = AfuFile::load(source)?;
     let afus = file.select(prefix, source)?;
     let dir = if source.is_dir() {
@@ -68,7 +81,7 @@ pub fn run(
             } else {
                 format!("{}[{c}]", a.name)
             };
-            if c < 8 {
+            if let (true, Some(out)) = (c < 8, out) {
                 let best = ins.nearest().clone();
                 let gmax = dist
                     .z
@@ -154,7 +167,6 @@ pub fn run(
             });
         }
     }
-    common::write_json(&out.join("inspect.json"), &rows)?;
     Ok(rows)
 }
 

@@ -3,6 +3,7 @@
 pub mod common;
 pub mod inspect;
 pub mod mnist;
+pub mod report;
 pub mod smoothness;
 pub mod xor;
 pub mod xor_neuron;
