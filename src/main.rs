@@ -39,6 +39,10 @@ enum Command {
     Mnist(MnistArgs),
     /// What each learned AFU of a run resembles: nearest known function, V shape, saturation, ...
     Inspect(InspectArgs),
+    /// Evaluate the checkpoints of an `afu mnist` run, as trained and with baked (piecewise-linear) AFUs.
+    Eval(EvalArgs),
+    /// Bake learned AFUs into equivalent piecewise-linear relu AFUs (fast inference, stated error).
+    Bake(BakeArgs),
     /// One Markdown report over run folders: our numbers beside the paper's, its conclusions measured.
     Report(ReportArgs),
     /// Benchmarks (timings and memory printed side by side from one run).
@@ -104,6 +108,39 @@ struct InspectArgs {
     /// Where to write inspect.json and figures/inspect/ (default: the run folder).
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    /// The `afu mnist` run folder.
+    run: PathBuf,
+    /// Test data folder (default: the one in the run's config.toml).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Bake over [-range, range]; linear extension outside.
+    #[arg(long, default_value_t = 8.0)]
+    range: f64,
+    /// Target bake error, relative to the AFU's output range.
+    #[arg(long, default_value_t = 1e-3)]
+    max_error: f64,
+}
+
+#[derive(Args, Debug)]
+struct BakeArgs {
+    /// A run folder or afu.json.
+    source: PathBuf,
+    /// Only AFUs whose name starts with this.
+    #[arg(long)]
+    afu_name: Option<String>,
+    /// Bake over [-range, range]; linear extension outside.
+    #[arg(long, default_value_t = 8.0)]
+    range: f64,
+    /// Target error, relative to the AFU's output range.
+    #[arg(long, default_value_t = 1e-3)]
+    max_error: f64,
+    /// Output AFU file.
+    #[arg(long, default_value = "baked-afu.json")]
+    out: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -544,6 +581,75 @@ fn run_inspect(a: InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
+    if !a.run.is_dir() {
+        return Err(UsageError(format!("{}: not a run folder", a.run.display())).into());
+    }
+    let rows = mnist::evaluate_run(&a.run, a.data.as_deref(), a.range, a.max_error)
+        .map_err(|e| classify(e, format!("afu eval {}", a.run.display())))?;
+    println!(
+        "{:<20} {:>9} {:>8} {:>11} {:>9} {:>10} {:>6}",
+        "variant", "accuracy", "s", "baked acc", "baked s", "bake err", "knots"
+    );
+    for r in &rows {
+        let opt =
+            |v: Option<f64>, p: usize| v.map(|x| format!("{x:.p$}")).unwrap_or_else(|| "–".into());
+        println!(
+            "{:<20} {:>9.4} {:>8.2} {:>11} {:>9} {:>10} {:>6}",
+            r.variant,
+            r.test_accuracy,
+            r.seconds,
+            opt(r.baked_test_accuracy, 4),
+            opt(r.baked_seconds, 2),
+            r.bake_max_error
+                .map(|e| format!("{e:.1e}"))
+                .unwrap_or_else(|| "–".into()),
+            r.bake_knots
+                .map(|k| k.to_string())
+                .unwrap_or_else(|| "–".into())
+        );
+    }
+    println!("written: {}", a.run.join("eval.json").display());
+    Ok(())
+}
+
+fn run_bake(a: BakeArgs) -> anyhow::Result<()> {
+    use afu::afu::file::{AfuFile, NamedAfu};
+    if !a.source.exists() {
+        return Err(UsageError(format!("{}: no such file or folder", a.source.display())).into());
+    }
+    if !(a.range > 0.0 && a.max_error > 0.0) {
+        return Err(UsageError("--range and --max-error must be positive".into()).into());
+    }
+    let file = AfuFile::load(&a.source).map_err(|e| UsageError(e.to_string()))?;
+    let chosen = file
+        .select(a.afu_name.as_deref(), &a.source)
+        .map_err(|e| UsageError(e.to_string()))?;
+    let mut out = Vec::new();
+    println!(
+        "{:<40} {:>6} {:>10} {:>12}",
+        "AFU", "knots", "max error", "error at 2×"
+    );
+    for n in chosen {
+        let b = afu::afu::bake::bake(&n.params, a.range, a.max_error, 4096);
+        println!(
+            "{:<40} {:>6} {:>10.2e} {:>12.2e}",
+            n.name, b.knots, b.max_error, b.max_error_2x
+        );
+        out.push(NamedAfu {
+            name: format!("{} (baked)", n.name),
+            params: b.params,
+        });
+    }
+    AfuFile::new(format!("bake of {}", a.source.display()), out).save(&a.out)?;
+    println!(
+        "written: {} (relu AFUs; max error over [-{r}, {r}])",
+        a.out.display(),
+        r = a.range
+    );
+    Ok(())
+}
+
 fn run_report(a: ReportArgs) -> anyhow::Result<()> {
     for r in &a.runs {
         if !r.is_dir() {
@@ -629,6 +735,8 @@ fn main() -> ExitCode {
         Command::Mnist(a) => run_mnist(a),
         Command::Inspect(a) => run_inspect(a),
         Command::Report(a) => run_report(a),
+        Command::Eval(a) => run_eval(a),
+        Command::Bake(a) => run_bake(a),
         Command::Bench(c) => run_bench(c),
         Command::Data(c) => run_data(c),
     };

@@ -396,3 +396,65 @@ fn afu_init_freeze_and_inspect_agree() {
     ]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// `afu bake` turns a smooth learned AFU into a piecewise-linear relu AFU within the stated error.
+#[test]
+fn bake_writes_a_relu_afu_within_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("xor");
+    let o = afu(&[
+        "xor",
+        "--quick",
+        "--no-progress",
+        "--variants",
+        "afu-mish-8",
+        "--seeds",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let baked = dir.path().join("baked.json");
+    let o = afu(&[
+        "bake",
+        out.to_str().unwrap(),
+        "--range",
+        "4",
+        "--max-error",
+        "1e-4",
+        "--out",
+        baked.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let b = json(&baked);
+    let a = &b["afus"][0];
+    assert_eq!(a["base"], "relu");
+    let src = json(&out.join("afu.json"))["afus"][0].clone();
+    // Evaluate both in f64 here and compare over the range.
+    let eval = |p: &serde_json::Value, z: f64, relu: bool| -> f64 {
+        let v = |k: &str| {
+            p[k].as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect::<Vec<f64>>()
+        };
+        let (w0, b0, w1, b1) = (v("w0"), v("b0"), v("w1"), v("b1"));
+        let mish = |u: f64| u * (if u > 30.0 { u } else { u.exp().ln_1p() }).tanh();
+        b1[0]
+            + (0..w0.len())
+                .map(|i| {
+                    let u = w0[i] * z + b0[i];
+                    w1[i] * if relu { u.max(0.0) } else { mish(u) }
+                })
+                .sum::<f64>()
+    };
+    let mut worst = 0.0f64;
+    let mut scale = 0.0f64;
+    for i in 0..=400 {
+        let z = -4.0 + 0.02 * i as f64;
+        worst = worst.max((eval(a, z, true) - eval(&src, z, false)).abs());
+        scale = scale.max(eval(&src, z, false).abs());
+    }
+    assert!(worst < 1e-3 * scale.max(1.0), "bake error {worst}");
+}

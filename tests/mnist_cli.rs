@@ -133,6 +133,25 @@ fn mnist_quick_trains_checkpoints_and_resumes() {
             "epoch-1 row changed after resume: {line}"
         );
     }
+    // afu eval: the checkpoints evaluate as they trained; baked (piecewise-linear) relu AFUs
+    // give the same accuracy.
+    let o = afu(&["eval", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows = json(&out.join("eval.json"));
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    let last_acc = json(&out.join("summary.json"))["variants"][1]["test_accuracy"]
+        .as_f64()
+        .unwrap();
+    let afu_row = &rows[1];
+    assert_eq!(afu_row["variant"], "afu-relu-8-layer");
+    assert!(
+        (afu_row["test_accuracy"].as_f64().unwrap() - last_acc).abs() < 1e-9,
+        "{afu_row}"
+    );
+    assert_eq!(afu_row["baked_test_accuracy"], afu_row["test_accuracy"]);
+    assert!(afu_row["bake_max_error"].as_f64().unwrap() < 1e-6);
+    assert!(rows[0]["baked_test_accuracy"].is_null());
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! never a loop over modules.
 
 pub mod analysis;
+pub mod bake;
 pub mod base;
 pub mod file;
 pub mod kernel;

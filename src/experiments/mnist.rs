@@ -612,3 +612,110 @@ fn write_outputs(
 pub fn default_out() -> PathBuf {
     common::default_out_dir("mnist")
 }
+
+/// One variant of `afu eval`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalRow {
+    /// Variant.
+    pub variant: String,
+    /// Test accuracy of the checkpoint as trained.
+    pub test_accuracy: f64,
+    /// Seconds to evaluate the test set.
+    pub seconds: f64,
+    /// Test accuracy with every AFU baked to a piecewise-linear relu AFU (None without AFUs).
+    pub baked_test_accuracy: Option<f64>,
+    /// Seconds with the baked AFUs.
+    pub baked_seconds: Option<f64>,
+    /// Largest bake error over the baked range, over the AFUs.
+    pub bake_max_error: Option<f64>,
+    /// Knots of the largest baked AFU.
+    pub bake_knots: Option<usize>,
+}
+
+/// `afu eval`: evaluates the checkpoints of an `afu mnist` run on its test data, as trained and
+/// with baked AFUs (`max_error` over `[−range, range]`).
+pub fn evaluate_run(
+    run: &Path,
+    data: Option<&Path>,
+    range: f64,
+    max_error: f64,
+) -> Result<Vec<EvalRow>, ExperimentError> {
+    let bad = |message: String| ExperimentError::Config {
+        field: "run",
+        message,
+    };
+    let cfg_path = run.join("config.toml");
+    let text = std::fs::read_to_string(&cfg_path)
+        .map_err(|e| bad(format!("{}: {e}", cfg_path.display())))?;
+    let config = match toml::from_str::<crate::experiments::RunConfig>(&text) {
+        Ok(crate::experiments::RunConfig::Mnist(c)) => c,
+        Ok(_) => {
+            return Err(bad(format!(
+                "{}: not an `afu mnist` run",
+                cfg_path.display()
+            )));
+        }
+        Err(e) => return Err(bad(format!("{}: {e}", cfg_path.display()))),
+    };
+    let specs = config.validate()?;
+    let data_dir = data
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| config.data.clone());
+    let mut test = load_mnist_dir(&data_dir, Split::Test).map_err(|e| bad(e.to_string()))?;
+    if let Some(n) = config.limit_test {
+        test = test.take(n);
+    }
+    let test = Prepared::new(&test);
+    let device = Device::flex();
+    let mut rows = Vec::new();
+    for (name, spec) in config.variants.iter().zip(&specs) {
+        let ckpt = run.join("checkpoints").join(name).join("model.safetensors");
+        if !ckpt.exists() {
+            return Err(bad(format!(
+                "{}: missing (did the run finish an epoch of {name}?)",
+                ckpt.display()
+            )));
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let mut model = MnistCnn::new(spec, config.reading, &mut rng, &device)?;
+        let mut store = SafetensorsStore::from_file(&ckpt);
+        model
+            .load_from(&mut store)
+            .map_err(|e| bad(format!("{}: {e}", ckpt.display())))?;
+        let t = Instant::now();
+        let (_, acc) = evaluate(&model, &test, config.test_batch_size, &device);
+        let seconds = t.elapsed().as_secs_f64();
+        let mut row = EvalRow {
+            variant: name.clone(),
+            test_accuracy: acc,
+            seconds,
+            baked_test_accuracy: None,
+            baked_seconds: None,
+            bake_max_error: None,
+            bake_knots: None,
+        };
+        if !model.activations.afus.is_empty() {
+            let baked: Vec<crate::afu::bake::Baked> = model
+                .activations
+                .named()
+                .iter()
+                .map(|(_, p)| crate::afu::bake::bake(p, range, max_error, 256))
+                .collect();
+            let params: Vec<crate::afu::AfuParams> =
+                baked.iter().map(|b| b.params.clone()).collect();
+            let baked_model = MnistCnn {
+                activations: model.activations.clone().transfer(&params, &device)?,
+                ..model
+            };
+            let t = Instant::now();
+            let (_, acc) = evaluate(&baked_model, &test, config.test_batch_size, &device);
+            row.baked_seconds = Some(t.elapsed().as_secs_f64());
+            row.baked_test_accuracy = Some(acc);
+            row.bake_max_error = Some(baked.iter().map(|b| b.max_error).fold(0.0, f64::max));
+            row.bake_knots = baked.iter().map(|b| b.knots).max();
+        }
+        rows.push(row);
+    }
+    common::write_json(&run.join("eval.json"), &rows)?;
+    Ok(rows)
+}
