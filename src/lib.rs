@@ -24,6 +24,7 @@ pub mod activation;
 pub mod afu;
 pub mod bench;
 pub mod data;
+pub mod device;
 pub mod experiments;
 pub mod fsutil;
 pub mod models;

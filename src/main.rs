@@ -83,6 +83,9 @@ struct MnistArgs {
     /// Continue from the checkpoints in --out (after an interruption).
     #[arg(long)]
     resume: bool,
+    /// Where to train: cpu (default), cuda[:N] or wgpu[:N] (builds with --features cuda / wgpu).
+    #[arg(long)]
+    device: Option<String>,
 }
 
 fn parse_reading(s: &str) -> Result<CnnReading, String> {
@@ -502,6 +505,13 @@ fn run_mnist(args: MnistArgs) -> anyhow::Result<()> {
     config.afu_start = args.afu_start.into_start()?;
     if let Some(k) = args.common.kernel {
         config.kernel = k;
+    }
+    if let Some(d) = args.device {
+        let choice: afu::device::DeviceChoice = d
+            .parse()
+            .map_err(|e: afu::device::DeviceError| UsageError(e.to_string()))?;
+        choice.device().map_err(|e| UsageError(e.to_string()))?;
+        config.device = choice;
     }
     config.validate().map_err(|e| UsageError(e.to_string()))?;
     if args.resume && args.common.out.is_none() {

@@ -157,6 +157,29 @@ fn mnist_quick_trains_checkpoints_and_resumes() {
 #[test]
 fn mnist_bad_data_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
+    // A GPU backend that this build lacks is named, with how to get it.
+    let o = afu(&[
+        "mnist",
+        "--quick",
+        "--device",
+        "cuda",
+        "--data",
+        tmp.path().to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    if !cfg!(feature = "cuda") {
+        assert_eq!(o.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("--features cuda"), "{stderr}");
+    }
+    let o = afu(&[
+        "mnist",
+        "--quick",
+        "--device",
+        "tpu",
+        "--data",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
     let out = tmp.path().join("run");
     let o = afu(&[
         "mnist",

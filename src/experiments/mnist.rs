@@ -56,6 +56,13 @@ pub struct MnistConfig {
     /// How the AFUs start (transfer, known-function init, freezing).
     #[serde(default)]
     pub afu_start: common::AfuStart,
+    /// Where to train: cpu, cuda[:N], wgpu[:N].
+    #[serde(default = "default_device")]
+    pub device: crate::device::DeviceChoice,
+}
+
+fn default_device() -> crate::device::DeviceChoice {
+    crate::device::DeviceChoice::Cpu
 }
 
 impl MnistConfig {
@@ -77,6 +84,7 @@ impl MnistConfig {
             limit_test: None,
             kernel: KernelChoice::Auto,
             afu_start: common::AfuStart::default(),
+            device: default_device(),
         }
     }
 
@@ -320,8 +328,15 @@ pub fn run(
     let mut afus = Vec::new();
     let mut afu_panels = Vec::new();
     let mut histograms: std::collections::BTreeMap<String, InputDistribution> = Default::default();
+    let base_device = config
+        .device
+        .device()
+        .map_err(|e| ExperimentError::Config {
+            field: "device",
+            message: e.to_string(),
+        })?;
     for (name, spec) in config.variants.iter().zip(&specs) {
-        let device = Device::flex().autodiff();
+        let device = base_device.clone().autodiff();
         device.seed(config.seed);
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let mut model = MnistCnn::new(spec, config.reading, &mut rng, &device)?;

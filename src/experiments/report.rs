@@ -36,6 +36,44 @@ fn rel(from: &Path, to: &Path) -> String {
     }
 }
 
+/// How the run's AFUs started, from its `config.toml`.
+fn afu_start(dir: &Path) -> String {
+    let cfg: Option<toml::Value> = std::fs::read_to_string(dir.join("config.toml"))
+        .ok()
+        .and_then(|t| toml::from_str(&t).ok());
+    let start = cfg.as_ref().and_then(|c| c.get("afu_start"));
+    let get = |k: &str| {
+        start
+            .and_then(|s| s.get(k))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let frozen = start
+        .and_then(|s| s.get("freeze_afu"))
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let mut parts = Vec::new();
+    if let Some(f) = get("afu_init") {
+        parts.push(format!("initialised to approximate {f}"));
+    }
+    if let Some(p) = get("afu_from") {
+        parts.push(format!(
+            "transferred from {}{}",
+            p,
+            get("afu_name")
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        ));
+    }
+    if parts.is_empty() {
+        parts.push("random (PyTorch default init)".into());
+    }
+    if frozen {
+        parts.push("frozen".into());
+    }
+    format!("AFU start: {}.", parts.join(", "))
+}
+
 fn verdict(ok: bool) -> &'static str {
     if ok {
         "**supported**"
@@ -62,8 +100,9 @@ pub fn run(dirs: &[PathBuf], out: &Path) -> Result<String, ExperimentError> {
             "xor" => {
                 let _ = writeln!(
                     md,
-                    "## Toy XOR problem (paper §2.2.1) — `{}`\n",
-                    dir.display()
+                    "## Toy XOR problem (paper §2.2.1) — `{}`\n\n{}\n",
+                    dir.display(),
+                    afu_start(dir)
                 );
                 let _ = writeln!(
                     md,
@@ -173,8 +212,9 @@ pub fn run(dirs: &[PathBuf], out: &Path) -> Result<String, ExperimentError> {
             "mnist" => {
                 let _ = writeln!(
                     md,
-                    "## MNIST-format data with the PyTorch-example CNN (paper §2.2.3) — `{}`\n\n{} training / {} test images. Paper: 99.2 % for every variant on MNIST; reference notebook 98.91 % with per-layer AFUs.\n",
+                    "## MNIST-format data with the PyTorch-example CNN (paper §2.2.3) — `{}`\n\n{} {} training / {} test images. Paper: 99.2 % for every variant on MNIST; reference notebook 98.91 % with per-layer AFUs.\n",
                     dir.display(),
+                    afu_start(dir),
                     s["train_images"],
                     s["test_images"]
                 );
