@@ -209,6 +209,46 @@ impl Activations {
         }
     }
 
+    /// Like [`new`](Self::new), with slots grouped: under per-layer sharing every slot of a group
+    /// uses the group's one AFU (e.g. both convolutions of a MobileNet block), named
+    /// `group_names[g]`. Per-channel sharing still gives every slot its own AFU.
+    pub fn new_grouped(
+        spec: &ActivationSpec,
+        widths: &[usize],
+        groups: &[usize],
+        group_names: &[String],
+        rng: &mut impl Rng,
+        device: &Device,
+    ) -> Result<Self, AfuError> {
+        match *spec {
+            ActivationSpec::Afu {
+                hidden,
+                base,
+                sharing: Sharing::Layer,
+            } => {
+                let config = AfuConfig::new(hidden).with_base(base);
+                let n_groups = groups.iter().max().map_or(0, |g| g + 1);
+                let mut afus = Vec::with_capacity(n_groups);
+                for _ in 0..n_groups {
+                    afus.push(config.init(rng, device)?);
+                }
+                Ok(Activations {
+                    afus,
+                    slots: groups.iter().map(|&g| Slot::Learned(g)).collect(),
+                    names: (0..n_groups)
+                        .map(|g| {
+                            group_names
+                                .get(g)
+                                .cloned()
+                                .unwrap_or_else(|| format!("group{g}"))
+                        })
+                        .collect(),
+                })
+            }
+            _ => Self::new(spec, widths, rng, device),
+        }
+    }
+
     /// Applies slot `slot` element-wise.
     ///
     /// # Shapes

@@ -37,6 +37,8 @@ enum Command {
     Smoothness(SmoothnessArgs),
     /// MNIST-format data (MNIST, Fashion-MNIST, ...) with the PyTorch-example CNN (paper §2.2.3).
     Mnist(MnistArgs),
+    /// CIFAR-10 (binary version) with the paper code's MobileNet (paper §2.2.4); a GPU job at full size.
+    Cifar10(CifarArgs),
     /// What each learned AFU of a run resembles: nearest known function, V shape, saturation, ...
     Inspect(InspectArgs),
     /// Evaluate the checkpoints of an `afu mnist` run, as trained and with baked (piecewise-linear) AFUs.
@@ -111,6 +113,41 @@ struct InspectArgs {
     /// Where to write inspect.json and figures/inspect/ (default: the run folder).
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct CifarArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    afu_start: AfuStartArgs,
+    /// Folder with data_batch_1..5.bin and test_batch.bin (or cifar-10-batches-bin/ inside it).
+    #[arg(long, default_value = "data/cifar10")]
+    data: PathBuf,
+    /// Comma-separated variants (default: relu, mish, swish, afu-relu-8, afu-relu-8-layer).
+    #[arg(long, value_delimiter = ',')]
+    variants: Option<Vec<String>>,
+    /// Epochs (default 100).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Batch size (default 100, as in the paper; the reference code used 128).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Use only the first N training images.
+    #[arg(long)]
+    limit_train: Option<usize>,
+    /// Use only the first N test images.
+    #[arg(long)]
+    limit_test: Option<usize>,
+    /// Seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Continue from the checkpoints in --out.
+    #[arg(long)]
+    resume: bool,
+    /// Where to train: cpu (default), cuda[:N] or wgpu[:N].
+    #[arg(long)]
+    device: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -591,6 +628,71 @@ fn run_inspect(a: InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_cifar(args: CifarArgs) -> anyhow::Result<()> {
+    use afu::experiments::cifar::{self, CifarConfig};
+    let mut config = if args.common.quick {
+        CifarConfig::quick(args.data.clone())
+    } else {
+        CifarConfig::paper(args.data.clone())
+    };
+    if let Some(v) = args.variants {
+        config.variants = v;
+    }
+    if let Some(v) = args.epochs {
+        config.epochs = v;
+    }
+    if let Some(v) = args.batch_size {
+        config.batch_size = v;
+    }
+    if args.limit_train.is_some() {
+        config.limit_train = args.limit_train;
+    }
+    if args.limit_test.is_some() {
+        config.limit_test = args.limit_test;
+    }
+    if let Some(s) = args.seed {
+        config.seed = s;
+    }
+    if let Some(k) = args.common.kernel {
+        config.kernel = k;
+    }
+    config.afu_start = args.afu_start.into_start()?;
+    if let Some(d) = args.device {
+        let choice: afu::device::DeviceChoice = d
+            .parse()
+            .map_err(|e: afu::device::DeviceError| UsageError(e.to_string()))?;
+        choice.device().map_err(|e| UsageError(e.to_string()))?;
+        config.device = choice;
+    }
+    config.validate().map_err(|e| UsageError(e.to_string()))?;
+    if args.resume && args.common.out.is_none() {
+        return Err(UsageError(
+            "--resume needs --out DIR (the folder of the run to continue)".into(),
+        )
+        .into());
+    }
+    let out = args.common.out.unwrap_or_else(cifar::default_out);
+    let s = cifar::run(&config, &out, !args.common.no_progress, args.resume)
+        .map_err(|e| classify(e, format!("afu cifar10 (output folder {})", out.display())))?;
+    println!(
+        "{:<20} {:>8} {:>8} {:>8} {:>10}",
+        "variant", "top-1", "top-3", "best", "s/epoch"
+    );
+    for v in &s.variants {
+        println!(
+            "{:<20} {:>8.4} {:>8.4} {:>8.4} {:>10.1}",
+            v.name, v.test_accuracy, v.top3_accuracy, v.best_test_accuracy, v.epoch_seconds_mean
+        );
+    }
+    println!(
+        "{} train / {} test images; results in {}",
+        s.train_images,
+        s.test_images,
+        out.display()
+    );
+    Ok(())
+}
+
 fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
     if !a.run.is_dir() {
         return Err(UsageError(format!("{}: not a run folder", a.run.display())).into());
@@ -743,6 +845,7 @@ fn main() -> ExitCode {
         Command::XorNeuron(a) => run_xor_neuron(a),
         Command::Smoothness(a) => run_smoothness(a),
         Command::Mnist(a) => run_mnist(a),
+        Command::Cifar10(a) => run_cifar(a),
         Command::Inspect(a) => run_inspect(a),
         Command::Report(a) => run_report(a),
         Command::Eval(a) => run_eval(a),

@@ -16,4 +16,5 @@ pub use dataset::{ImageDataset, Split};
 pub use error::DataError;
 pub use idx::{read_idx_images, read_idx_labels, write_idx_images, write_idx_labels};
 pub use mnist::{load_mnist_csv, load_mnist_dir};
+pub mod augment;
 pub mod xor;

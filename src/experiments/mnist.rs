@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::GradientsParams;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
@@ -185,12 +185,7 @@ pub struct MnistSummary {
     pub epochs: Vec<EpochRecord>,
 }
 
-/// What is saved after every epoch, so `--resume` can continue.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Progress {
-    epochs_done: usize,
-    history: Vec<EpochRecord>,
-}
+type Progress = crate::train::checkpoint::Progress<EpochRecord>;
 
 /// Training data normalised once (mean 0.1307, std 0.3081), with labels.
 struct Prepared {
@@ -237,54 +232,6 @@ impl Prepared {
 /// Mean negative log-likelihood of log-probabilities `[b, 10]` against one-hot targets.
 fn nll(logp: Tensor<2>, onehot: Tensor<2>) -> Tensor<1> {
     logp.mul(onehot).sum_dim(1).neg().mean()
-}
-
-fn save_checkpoint(
-    dir: &Path,
-    model: &MnistCnn,
-    optim: &ModuleOptimizer,
-    progress: &Progress,
-) -> Result<(), ExperimentError> {
-    let out = |path: &Path, e: String| ExperimentError::Output {
-        path: path.to_path_buf(),
-        message: e,
-    };
-    std::fs::create_dir_all(dir).map_err(|e| out(dir, e.to_string()))?;
-    // Write each file beside its final name, then rename: a crash leaves the previous epoch.
-    let model_path = dir.join("model.safetensors");
-    let tmp = dir.join(".model.safetensors.tmp");
-    let mut store = SafetensorsStore::from_file(&tmp);
-    model
-        .save_into(&mut store)
-        .map_err(|e| out(&tmp, e.to_string()))?;
-    std::fs::rename(&tmp, &model_path).map_err(|e| out(&model_path, e.to_string()))?;
-    let optim_path = dir.join("optimizer.bpk");
-    let tmp = dir.join(".optimizer.bpk.tmp");
-    optim.save(&tmp).map_err(|e| out(&tmp, format!("{e:?}")))?;
-    std::fs::rename(&tmp, &optim_path).map_err(|e| out(&optim_path, e.to_string()))?;
-    common::write_json(&dir.join("progress.json"), progress)
-}
-
-fn load_checkpoint(
-    dir: &Path,
-    model: &mut MnistCnn,
-    optim: ModuleOptimizer,
-) -> Result<(ModuleOptimizer, Progress), ExperimentError> {
-    let bad = |path: &Path, e: String| ExperimentError::Config {
-        field: "resume",
-        message: format!("{}: {e}", path.display()),
-    };
-    let p = dir.join("progress.json");
-    let text = std::fs::read_to_string(&p).map_err(|e| bad(&p, e.to_string()))?;
-    let progress: Progress = serde_json::from_str(&text).map_err(|e| bad(&p, e.to_string()))?;
-    let mp = dir.join("model.safetensors");
-    let mut store = SafetensorsStore::from_file(&mp);
-    model
-        .load_from(&mut store)
-        .map_err(|e| bad(&mp, e.to_string()))?;
-    let op = dir.join("optimizer.bpk");
-    let optim = optim.load(&op).map_err(|e| bad(&op, format!("{e:?}")))?;
-    Ok((optim, progress))
 }
 
 /// Runs every variant (continuing finished epochs when `resume`) and writes the run folder.
@@ -360,7 +307,7 @@ pub fn run(
         };
         let mut taps: Vec<Vec<f32>> = vec![Vec::new(); config.reading.slot_widths().len()];
         if resume && ckpt.join("progress.json").exists() {
-            let (o, p) = load_checkpoint(&ckpt, &mut model, optim)?;
+            let (o, p) = crate::train::checkpoint::load(&ckpt, &mut model, optim)?;
             optim = o;
             state = p;
         }
@@ -422,7 +369,7 @@ pub fn run(
             }
             state.history.push(rec);
             state.epochs_done = epoch + 1;
-            save_checkpoint(&ckpt, &model, &optim, &state)?;
+            crate::train::checkpoint::save(&ckpt, &model, &optim, &state)?;
         }
         let learned = model.activations.named();
         // Inputs seen by each AFU (slots sharing one AFU are pooled).

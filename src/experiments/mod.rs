@@ -1,5 +1,6 @@
 //! One module per experiment of the paper; each writes a run folder and returns a typed report.
 
+pub mod cifar;
 pub mod common;
 pub mod inspect;
 pub mod mnist;
@@ -22,4 +23,6 @@ pub enum RunConfig {
     Smoothness(smoothness::SmoothnessConfig),
     /// `afu mnist`
     Mnist(mnist::MnistConfig),
+    /// `afu cifar10`
+    Cifar10(cifar::CifarConfig),
 }

@@ -285,6 +285,35 @@ pub fn run(dirs: &[PathBuf], out: &Path) -> Result<String, ExperimentError> {
                 }
                 let _ = writeln!(md, "\n{}\n\n{}\n", fig("accuracy.svg"), fig("afus.svg"));
             }
+            "cifar10" => {
+                let _ = writeln!(
+                    md,
+                    "## CIFAR-10 with MobileNet (paper §2.2.4) — `{}`\n\n{} {} training / {} test images. Paper (100 epochs): Mish 86.3 % top-1, AFU 85.1 %.\n",
+                    dir.display(),
+                    afu_start(dir),
+                    s["train_images"],
+                    s["test_images"]
+                );
+                md.push_str("| variant | top-1 | top-3 | best top-1 | s/epoch | epochs |\n|---|---:|---:|---:|---:|---:|\n");
+                let vs = s["variants"].as_array().cloned().unwrap_or_default();
+                for v in &vs {
+                    let _ = writeln!(
+                        md,
+                        "| {} | {:.4} | {:.4} | {:.4} | {:.1} | {} |",
+                        v["name"].as_str().unwrap_or("?"),
+                        f(&v["test_accuracy"]),
+                        f(&v["top3_accuracy"]),
+                        f(&v["best_test_accuracy"]),
+                        f(&v["epoch_seconds_mean"]),
+                        v["epochs"]
+                    );
+                }
+                let rows = inspect::inspect_all(dir, None, (-5.0, 5.0), None).unwrap_or_default();
+                if let Some(sh) = rows.iter().find(|r| r.name.ends_with("/shared")) {
+                    claims.push(format!("*The AFU learned on CIFAR-10 resembles Mish* (paper Fig. 7): nearest {} (error {:.3}) — {}.", sh.equally_near.join(" ≈ "), sh.nearest_error, verdict(sh.equally_near.iter().any(|n| n == "mish"))));
+                }
+                let _ = writeln!(md, "\n{}\n\n{}\n", fig("accuracy.svg"), fig("afus.svg"));
+            }
             other => {
                 return Err(ExperimentError::Config {
                     field: "runs",

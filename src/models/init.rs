@@ -48,3 +48,34 @@ pub fn conv2d(
     )));
     conv
 }
+
+/// A convolution from Burn's config with PyTorch's default initialisation drawn from `rng`
+/// (weights and bias ~ U(-1/√fan_in, 1/√fan_in), fan_in = c_in/groups·k·k).
+pub fn conv2d_from<R: Rng + ?Sized>(
+    config: &burn::nn::conv::Conv2dConfig,
+    rng: &mut R,
+    device: &Device,
+) -> burn::nn::conv::Conv2d {
+    let mut conv = config.init(device);
+    let [c_in, c_out] = config.channels;
+    let [kh, kw] = config.kernel_size;
+    let per_group = c_in / config.groups.max(1);
+    let bound = 1.0 / ((per_group * kh * kw) as f32).sqrt();
+    let w: Vec<f32> = (0..c_out * per_group * kh * kw)
+        .map(|_| rng.random_range(-bound..bound))
+        .collect();
+    conv.weight = Param::from_tensor(Tensor::from_data(
+        TensorData::new(w, [c_out, per_group, kh, kw]),
+        device,
+    ));
+    if conv.bias.is_some() {
+        let b: Vec<f32> = (0..c_out)
+            .map(|_| rng.random_range(-bound..bound))
+            .collect();
+        conv.bias = Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(b, [c_out]),
+            device,
+        )));
+    }
+    conv
+}

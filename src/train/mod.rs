@@ -1,6 +1,7 @@
 //! Training glue: losses, metrics and small optimiser helpers.
 
 pub mod adadelta;
+pub mod checkpoint;
 pub mod metrics;
 
 use burn::optim::AdamConfig;

@@ -1,0 +1,106 @@
+//! End-to-end test of `afu cifar10` on generated files in the real CIFAR-10 binary format.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use afu::data::cifar::write_cifar_batch;
+use afu::data::dataset::ImageDataset;
+
+fn afu(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_afu"))
+        .args(args)
+        .output()
+        .expect("run afu")
+}
+
+fn write_fixture(dir: &Path, per_batch: usize) {
+    let make = |n: usize, offset: usize| {
+        let mut images = vec![0u8; n * 3072];
+        let mut labels = Vec::with_capacity(n);
+        for i in 0..n {
+            let label = ((i + offset) % 10) as u8;
+            // Class = which channel is bright, plus a bar at a class-dependent row.
+            for p in 0..1024 {
+                images[i * 3072 + (label as usize % 3) * 1024 + p] = 120 + ((p + i) % 100) as u8;
+            }
+            for x in 0..32 {
+                images[i * 3072 + (3 * label as usize) * 32 + x] = 255;
+            }
+            labels.push(label);
+        }
+        ImageDataset {
+            images,
+            labels,
+            len: n,
+            channels: 3,
+            height: 32,
+            width: 32,
+            classes: 10,
+        }
+    };
+    std::fs::create_dir_all(dir).unwrap();
+    for b in 1..=5 {
+        write_cifar_batch(
+            &dir.join(format!("data_batch_{b}.bin")),
+            &make(per_batch, b * 3),
+        )
+        .unwrap();
+    }
+    write_cifar_batch(&dir.join("test_batch.bin"), &make(per_batch, 1)).unwrap();
+}
+
+#[test]
+fn cifar10_quick_runs_on_real_format_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("cifar-10-batches-bin");
+    write_fixture(&data, 40);
+    let out = tmp.path().join("run");
+    let o = afu(&[
+        "cifar10",
+        "--quick",
+        "--no-progress",
+        "--data",
+        tmp.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--limit-train",
+        "120",
+        "--limit-test",
+        "40",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["train_images"], 120);
+    assert_eq!(s["test_images"], 40);
+    let vs = s["variants"].as_array().unwrap();
+    assert_eq!(vs.len(), 2);
+    for v in vs {
+        let (t1, t3) = (
+            v["test_accuracy"].as_f64().unwrap(),
+            v["top3_accuracy"].as_f64().unwrap(),
+        );
+        assert!((0.0..=1.0).contains(&t1) && t3 >= t1, "{v}");
+    }
+    let afus: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("afu.json")).unwrap()).unwrap();
+    // Per-block sharing: the stem and 13 blocks own one AFU each.
+    assert_eq!(afus["afus"].as_array().unwrap().len(), 14);
+    assert!(out.join("checkpoints/relu/model.safetensors").exists());
+    assert!(out.join("figures/afus.svg").exists());
+
+    // A missing batch is named, with how to get the data.
+    std::fs::remove_file(data.join("data_batch_3.bin")).unwrap();
+    let o = afu(&[
+        "cifar10",
+        "--quick",
+        "--no-progress",
+        "--data",
+        tmp.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("data_batch_3.bin"), "{stderr}");
+}
