@@ -148,6 +148,20 @@ struct CifarArgs {
     /// Where to train: cpu (default), cuda[:N] or wgpu[:N].
     #[arg(long)]
     device: Option<String>,
+    /// Network: mobilenet-v1 (the reference code's, default) or mobilenet-v2 (the paper's text).
+    #[arg(long, value_parser = parse_cifar_model)]
+    model: Option<afu::experiments::cifar::CifarModel>,
+}
+
+fn parse_cifar_model(s: &str) -> Result<afu::experiments::cifar::CifarModel, String> {
+    use afu::experiments::cifar::CifarModel;
+    match s {
+        "mobilenet-v1" | "v1" => Ok(CifarModel::MobilenetV1),
+        "mobilenet-v2" | "v2" => Ok(CifarModel::MobilenetV2),
+        _ => Err(format!(
+            "unknown model '{s}': expected mobilenet-v1 or mobilenet-v2"
+        )),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -652,6 +666,9 @@ fn run_cifar(args: CifarArgs) -> anyhow::Result<()> {
     }
     if let Some(s) = args.seed {
         config.seed = s;
+    }
+    if let Some(m) = args.model {
+        config.model = m;
     }
     if let Some(k) = args.common.kernel {
         config.kernel = k;

@@ -89,6 +89,32 @@ fn cifar10_quick_runs_on_real_format_files() {
     assert!(out.join("checkpoints/relu/model.safetensors").exists());
     assert!(out.join("figures/afus.svg").exists());
 
+    // MobileNetV2: the stem, 17 inverted residual blocks and the head own one AFU each.
+    let out2 = tmp.path().join("run-v2");
+    let o = afu(&[
+        "cifar10",
+        "--quick",
+        "--no-progress",
+        "--model",
+        "mobilenet-v2",
+        "--data",
+        tmp.path().to_str().unwrap(),
+        "--out",
+        out2.to_str().unwrap(),
+        "--limit-train",
+        "60",
+        "--limit-test",
+        "20",
+        "--variants",
+        "afu-relu-8-layer",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let afus: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out2.join("afu.json")).unwrap()).unwrap();
+    assert_eq!(afus["afus"].as_array().unwrap().len(), 19);
+    let config = std::fs::read_to_string(out2.join("config.toml")).unwrap();
+    assert!(config.contains("model = \"mobilenet-v2\""), "{config}");
+
     // A missing batch is named, with how to get the data.
     std::fs::remove_file(data.join("data_batch_3.bin")).unwrap();
     let o = afu(&[

@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -22,7 +21,9 @@ use crate::data::augment::{self, AugmentConfig};
 use crate::data::cifar::load_cifar10_dir;
 use crate::data::dataset::{ImageDataset, Split};
 use crate::experiments::common::{self, ExperimentError};
+use crate::models::ImageClassifier;
 use crate::models::mobilenet::MobileNet;
+use crate::models::mobilenet_v2::MobileNetV2;
 use crate::report::plot::{self, LinePanel, Series};
 use crate::train::adam_torch_defaults;
 use crate::train::checkpoint;
@@ -58,6 +59,20 @@ pub struct CifarConfig {
     pub afu_start: common::AfuStart,
     /// Where to train.
     pub device: crate::device::DeviceChoice,
+    /// Which network.
+    #[serde(default)]
+    pub model: CifarModel,
+}
+
+/// The CIFAR-10 network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CifarModel {
+    /// The paper code's MobileNet-v1-style stack (one AFU per block).
+    #[default]
+    MobilenetV1,
+    /// MobileNetV2 (inverted residuals), which the paper's text names.
+    MobilenetV2,
 }
 
 impl CifarConfig {
@@ -79,6 +94,7 @@ impl CifarConfig {
             kernel: KernelChoice::Auto,
             afu_start: common::AfuStart::default(),
             device: crate::device::DeviceChoice::Cpu,
+            model: CifarModel::MobilenetV1,
         }
     }
 
@@ -249,78 +265,31 @@ pub fn run(
         let device = base_device.clone().autodiff();
         device.seed(config.seed);
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let mut model = MobileNet::new(spec, 10, &mut rng, &device)?;
-        model.activations = config
-            .afu_start
-            .apply(model.activations, &mut rng, &device)?
-            .with_kernel(config.kernel);
-        let mut optim = adam_torch_defaults().init();
-        let ckpt = out.join("checkpoints").join(name);
-        let mut state = checkpoint::Progress::<CifarEpoch> {
-            epochs_done: 0,
-            history: Vec::new(),
+        let ctx = VariantContext {
+            config,
+            name,
+            train: &train,
+            test: &test,
+            norm,
+            out,
+            progress,
+            resume,
+            base_device: &base_device,
         };
-        if resume && ckpt.join("progress.json").exists() {
-            let (o, p) = checkpoint::load(&ckpt, &mut model, optim)?;
-            optim = o;
-            state = p;
-        }
-        for epoch in state.epochs_done..config.epochs {
-            let mut order: Vec<usize> = (0..train.len).collect();
-            order.shuffle(&mut ChaCha8Rng::seed_from_u64(
-                config.seed.wrapping_mul(7919).wrapping_add(epoch as u64),
-            ));
-            let batches: Vec<&[usize]> = order.chunks(config.batch_size).collect();
-            let bar = common::progress_bar(
-                batches.len() as u64,
-                &format!("{name} epoch {}/{}", epoch + 1, config.epochs),
-                progress,
-            );
-            let start = Instant::now();
-            let mut loss_sum = 0.0;
-            for idx in &batches {
-                let (x, y, _) = batch_tensors(
-                    &train,
-                    idx,
-                    Some((&config.augment, config.seed, epoch as u64)),
-                    norm,
-                    &device,
-                );
-                let loss = cross_entropy(model.forward(x), y);
-                loss_sum += loss.clone().into_scalar::<f32>() as f64 * idx.len() as f64;
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optim.step(config.lr, model, grads);
-                bar.inc(1);
-            }
-            let epoch_seconds = start.elapsed().as_secs_f64();
-            bar.finish_and_clear();
-            let (test_loss, top1, top3) = evaluate(
-                &model.valid(),
-                &test,
-                config.test_batch_size,
-                norm,
-                &base_device,
-            );
-            let rec = CifarEpoch {
-                variant: name.clone(),
-                epoch: epoch + 1,
-                train_loss: loss_sum / train.len.max(1) as f64,
-                test_loss,
-                top1,
-                top3,
-                epoch_seconds,
-            };
-            if progress {
-                eprintln!(
-                    "{name} epoch {}: train loss {:.4}, test loss {:.4}, top-1 {:.4}, top-3 {:.4} ({:.1} s)",
-                    rec.epoch, rec.train_loss, rec.test_loss, rec.top1, rec.top3, rec.epoch_seconds
-                );
-            }
-            state.history.push(rec);
-            state.epochs_done = epoch + 1;
-            checkpoint::save(&ckpt, &model, &optim, &state)?;
-        }
-        let learned = model.activations.named();
+        let (records, learned) = match config.model {
+            CifarModel::MobilenetV1 => train_variant(
+                MobileNet::new(spec, 10, &mut rng, &device)?,
+                &ctx,
+                &mut rng,
+                &device,
+            )?,
+            CifarModel::MobilenetV2 => train_variant(
+                MobileNetV2::new(spec, 10, &mut rng, &device)?,
+                &ctx,
+                &mut rng,
+                &device,
+            )?,
+        };
         if !learned.is_empty() {
             let mut series: Vec<Series> = learned
                 .iter()
@@ -352,7 +321,7 @@ pub fn run(
                 });
             }
         }
-        history.extend(state.history);
+        history.extend(records);
     }
     AfuFile::new("cifar10", afus).save(&out.join("afu.json"))?;
     let mut csv = String::from("variant,epoch,train_loss,test_loss,top1,top3,epoch_seconds\n");
@@ -447,9 +416,107 @@ pub fn run(
     Ok(summary)
 }
 
+/// What one variant's training needs besides its model.
+struct VariantContext<'a> {
+    config: &'a CifarConfig,
+    name: &'a str,
+    train: &'a ImageDataset,
+    test: &'a ImageDataset,
+    norm: (f32, f32),
+    out: &'a Path,
+    progress: bool,
+    resume: bool,
+    base_device: &'a Device,
+}
+
+/// Trains one variant (continuing from its checkpoint when resuming); returns its epochs and
+/// learned AFUs.
+#[allow(clippy::type_complexity)]
+fn train_variant<M: ImageClassifier>(
+    model: M,
+    ctx: &VariantContext<'_>,
+    rng: &mut ChaCha8Rng,
+    device: &Device,
+) -> Result<(Vec<CifarEpoch>, Vec<(String, crate::afu::AfuParams)>), ExperimentError> {
+    let config = ctx.config;
+    let name = ctx.name;
+    let acts = config
+        .afu_start
+        .apply(model.activations().clone(), rng, device)?
+        .with_kernel(config.kernel);
+    let mut model = model.with_activations(acts);
+    let mut optim = adam_torch_defaults().init();
+    let ckpt = ctx.out.join("checkpoints").join(name);
+    let mut state = checkpoint::Progress::<CifarEpoch> {
+        epochs_done: 0,
+        history: Vec::new(),
+    };
+    if ctx.resume && ckpt.join("progress.json").exists() {
+        let (o, p) = checkpoint::load(&ckpt, &mut model, optim)?;
+        optim = o;
+        state = p;
+    }
+    for epoch in state.epochs_done..config.epochs {
+        let mut order: Vec<usize> = (0..ctx.train.len).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(
+            config.seed.wrapping_mul(7919).wrapping_add(epoch as u64),
+        ));
+        let batches: Vec<&[usize]> = order.chunks(config.batch_size).collect();
+        let bar = common::progress_bar(
+            batches.len() as u64,
+            &format!("{name} epoch {}/{}", epoch + 1, config.epochs),
+            ctx.progress,
+        );
+        let start = Instant::now();
+        let mut loss_sum = 0.0;
+        for idx in &batches {
+            let (x, y, _) = batch_tensors(
+                ctx.train,
+                idx,
+                Some((&config.augment, config.seed, epoch as u64)),
+                ctx.norm,
+                device,
+            );
+            let loss = cross_entropy(model.logits(x), y);
+            loss_sum += loss.clone().into_scalar::<f32>() as f64 * idx.len() as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(config.lr, model, grads);
+            bar.inc(1);
+        }
+        let epoch_seconds = start.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        let (test_loss, top1, top3) = evaluate(
+            &model.valid(),
+            ctx.test,
+            config.test_batch_size,
+            ctx.norm,
+            ctx.base_device,
+        );
+        let rec = CifarEpoch {
+            variant: name.to_string(),
+            epoch: epoch + 1,
+            train_loss: loss_sum / ctx.train.len.max(1) as f64,
+            test_loss,
+            top1,
+            top3,
+            epoch_seconds,
+        };
+        if ctx.progress {
+            eprintln!(
+                "{name} epoch {}: train loss {:.4}, test loss {:.4}, top-1 {:.4}, top-3 {:.4} ({:.1} s)",
+                rec.epoch, rec.train_loss, rec.test_loss, rec.top1, rec.top3, rec.epoch_seconds
+            );
+        }
+        state.history.push(rec);
+        state.epochs_done = epoch + 1;
+        checkpoint::save(&ckpt, &model, &optim, &state)?;
+    }
+    Ok((state.history, model.activations().named()))
+}
+
 /// Mean cross-entropy, top-1 and top-3 accuracy.
-fn evaluate(
-    model: &MobileNet,
+fn evaluate<M: ImageClassifier>(
+    model: &M,
     data: &ImageDataset,
     batch: usize,
     norm: (f32, f32),
@@ -459,7 +526,7 @@ fn evaluate(
     let order: Vec<usize> = (0..data.len).collect();
     for idx in order.chunks(batch) {
         let (x, y, labels) = batch_tensors(data, idx, None, norm, device);
-        let logits = model.forward(x);
+        let logits = model.logits(x);
         loss += cross_entropy(logits.clone(), y).into_scalar::<f32>() as f64 * idx.len() as f64;
         let v = common::to_vec(logits);
         for (k, &l) in labels.iter().enumerate() {
