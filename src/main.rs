@@ -385,6 +385,15 @@ fn parse_kernel(s: &str) -> Result<KernelChoice, String> {
 #[error("{0}")]
 struct UsageError(String);
 
+/// A `--device` value that this build can use.
+fn device_choice(name: &str) -> Result<afu::device::DeviceChoice, UsageError> {
+    let choice: afu::device::DeviceChoice = name
+        .parse()
+        .map_err(|e: afu::device::DeviceError| UsageError(e.to_string()))?;
+    choice.device().map_err(|e| UsageError(e.to_string()))?;
+    Ok(choice)
+}
+
 /// Errors in what the user supplied (settings, AFU files) are usage errors (exit code 2); the
 /// rest get `context` and exit code 1.
 fn classify(e: afu::experiments::common::ExperimentError, context: String) -> anyhow::Error {
@@ -558,11 +567,7 @@ fn run_mnist(args: MnistArgs) -> anyhow::Result<()> {
         config.kernel = k;
     }
     if let Some(d) = args.device {
-        let choice: afu::device::DeviceChoice = d
-            .parse()
-            .map_err(|e: afu::device::DeviceError| UsageError(e.to_string()))?;
-        choice.device().map_err(|e| UsageError(e.to_string()))?;
-        config.device = choice;
+        config.device = device_choice(&d)?;
     }
     config.validate().map_err(|e| UsageError(e.to_string()))?;
     if args.resume && args.common.out.is_none() {
@@ -675,11 +680,7 @@ fn run_cifar(args: CifarArgs) -> anyhow::Result<()> {
     }
     config.afu_start = args.afu_start.into_start()?;
     if let Some(d) = args.device {
-        let choice: afu::device::DeviceChoice = d
-            .parse()
-            .map_err(|e: afu::device::DeviceError| UsageError(e.to_string()))?;
-        choice.device().map_err(|e| UsageError(e.to_string()))?;
-        config.device = choice;
+        config.device = device_choice(&d)?;
     }
     config.validate().map_err(|e| UsageError(e.to_string()))?;
     if args.resume && args.common.out.is_none() {

@@ -112,32 +112,12 @@ impl CifarConfig {
 
     /// Parses and checks every field (not the data).
     pub fn validate(&self) -> Result<Vec<ActivationSpec>, ExperimentError> {
-        let bad = |field, message: String| ExperimentError::Config { field, message };
-        if self.variants.is_empty() {
-            return Err(bad("variants", "at least one variant is needed".into()));
-        }
-        if self.epochs == 0 || self.batch_size == 0 || self.test_batch_size == 0 {
-            return Err(bad(
-                "epochs",
-                "epochs and batch sizes must be at least 1".into(),
-            ));
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(bad(
-                "lr",
-                format!("must be a positive number, got {}", self.lr),
-            ));
-        }
-        if self.limit_train == Some(0) || self.limit_test == Some(0) {
-            return Err(bad("limit_train", "limits must be at least 1".into()));
-        }
-        self.variants
-            .iter()
-            .map(|v| {
-                v.parse::<ActivationSpec>()
-                    .map_err(|e| bad("variants", e.to_string()))
-            })
-            .collect()
+        common::at_least_one("epochs", self.epochs)?;
+        common::at_least_one("batch_size", self.batch_size)?;
+        common::at_least_one("test_batch_size", self.test_batch_size)?;
+        common::positive("lr", self.lr)?;
+        common::limits(self.limit_train, self.limit_test)?;
+        common::parse_variants(&self.variants)
     }
 }
 

@@ -219,3 +219,65 @@ impl AfuStart {
         Ok(acts)
     }
 }
+
+/// Checks that a count setting is at least 1.
+pub fn at_least_one(field: &'static str, value: usize) -> Result<(), ExperimentError> {
+    if value == 0 {
+        return Err(ExperimentError::Config {
+            field,
+            message: "must be at least 1".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks that a real setting is a finite positive number.
+pub fn positive(field: &'static str, value: f64) -> Result<(), ExperimentError> {
+    if !(value.is_finite() && value > 0.0) {
+        return Err(ExperimentError::Config {
+            field,
+            message: format!("must be a positive number, got {value}"),
+        });
+    }
+    Ok(())
+}
+
+/// Parses the `variants` setting: at least one, each a valid activation name.
+pub fn parse_variants(
+    variants: &[String],
+) -> Result<Vec<crate::activation::ActivationSpec>, ExperimentError> {
+    if variants.is_empty() {
+        return Err(ExperimentError::Config {
+            field: "variants",
+            message: "at least one variant is needed".into(),
+        });
+    }
+    variants
+        .iter()
+        .map(|v| {
+            v.parse().map_err(
+                |e: crate::activation::BadActivationSpec| ExperimentError::Config {
+                    field: "variants",
+                    message: e.to_string(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Checks optional subset limits (`Some(0)` is an error).
+pub fn limits(train: Option<usize>, test: Option<usize>) -> Result<(), ExperimentError> {
+    if train == Some(0) {
+        return Err(ExperimentError::Config {
+            field: "limit_train",
+            message: "must be at least 1".into(),
+        });
+    }
+    if test == Some(0) {
+        return Err(ExperimentError::Config {
+            field: "limit_test",
+            message: "must be at least 1".into(),
+        });
+    }
+    Ok(())
+}

@@ -100,41 +100,18 @@ impl XorConfig {
 
     /// Parses and checks every field.
     pub fn validate(&self) -> Result<Vec<ActivationSpec>, ExperimentError> {
-        let bad = |field, message: String| ExperimentError::Config { field, message };
-        if self.variants.is_empty() {
-            return Err(bad("variants", "at least one variant is needed".into()));
-        }
-        if self.seeds == 0 {
-            return Err(bad("seeds", "must be at least 1".into()));
-        }
-        if self.points_per_blob == 0 {
-            return Err(bad("points_per_blob", "must be at least 1".into()));
-        }
-        if !(self.std.is_finite() && self.std > 0.0) {
-            return Err(bad(
-                "std",
-                format!("must be a positive number, got {}", self.std),
-            ));
-        }
+        common::at_least_one("seeds", self.seeds)?;
+        common::at_least_one("points_per_blob", self.points_per_blob)?;
+        common::at_least_one("hidden_neurons", self.hidden_neurons)?;
+        common::positive("std", self.std as f64)?;
+        common::positive("lr", self.lr)?;
         if !self.centre.is_finite() {
-            return Err(bad("centre", "must be finite".into()));
+            return Err(ExperimentError::Config {
+                field: "centre",
+                message: "must be finite".into(),
+            });
         }
-        if self.hidden_neurons == 0 {
-            return Err(bad("hidden_neurons", "must be at least 1".into()));
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(bad(
-                "lr",
-                format!("must be a positive number, got {}", self.lr),
-            ));
-        }
-        self.variants
-            .iter()
-            .map(|v| {
-                v.parse::<ActivationSpec>()
-                    .map_err(|e| bad("variants", e.to_string()))
-            })
-            .collect()
+        common::parse_variants(&self.variants)
     }
 }
 

@@ -66,26 +66,9 @@ impl XorNeuronConfig {
 
     /// Parses and checks every field.
     pub fn validate(&self) -> Result<Vec<ActivationSpec>, ExperimentError> {
-        let bad = |field, message: String| ExperimentError::Config { field, message };
-        if self.variants.is_empty() {
-            return Err(bad("variants", "at least one variant is needed".into()));
-        }
-        if self.seeds == 0 {
-            return Err(bad("seeds", "must be at least 1".into()));
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(bad(
-                "lr",
-                format!("must be a positive number, got {}", self.lr),
-            ));
-        }
-        self.variants
-            .iter()
-            .map(|v| {
-                v.parse::<ActivationSpec>()
-                    .map_err(|e| bad("variants", e.to_string()))
-            })
-            .collect()
+        common::at_least_one("seeds", self.seeds)?;
+        common::positive("lr", self.lr)?;
+        common::parse_variants(&self.variants)
     }
 }
 
