@@ -101,6 +101,8 @@ impl XorConfig {
     /// Parses and checks every field.
     pub fn validate(&self) -> Result<Vec<ActivationSpec>, ExperimentError> {
         common::at_least_one("seeds", self.seeds)?;
+        common::at_least_one("steps", self.steps)?;
+        common::at_least_one("grid", self.grid.saturating_sub(1))?;
         common::at_least_one("points_per_blob", self.points_per_blob)?;
         common::at_least_one("hidden_neurons", self.hidden_neurons)?;
         common::positive("std", self.std as f64)?;

@@ -67,6 +67,7 @@ impl XorNeuronConfig {
     /// Parses and checks every field.
     pub fn validate(&self) -> Result<Vec<ActivationSpec>, ExperimentError> {
         common::at_least_one("seeds", self.seeds)?;
+        common::at_least_one("steps", self.steps)?;
         common::positive("lr", self.lr)?;
         common::parse_variants(&self.variants)
     }
