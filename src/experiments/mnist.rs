@@ -56,7 +56,7 @@ pub struct MnistConfig {
     /// How the AFUs start (transfer, known-function init, freezing).
     #[serde(default)]
     pub afu_start: common::AfuStart,
-    /// Where to train: cpu, cuda[:N], wgpu[:N].
+    /// Where to train: `cpu`, `cuda[:N]`, `wgpu[:N]`.
     #[serde(default = "default_device")]
     pub device: crate::device::DeviceChoice,
 }

@@ -1,6 +1,6 @@
 //! Implementations of the AFU forward/backward pass, side by side.
 //!
-//! - [`reference`]: plain tensor ops (the oracle, and the fallback on any backend).
+//! - [`reference`](mod@reference): plain tensor ops (the oracle, and the fallback on any backend).
 //! - [`cpu`]: fused kernels on slices (piecewise-linear and smooth paths).
 //! - [`fused`]: the Burn custom op around [`cpu`], with its own backward pass.
 
