@@ -4,15 +4,16 @@
 //! gradients of all `3N+1` parameters per AFU, without ever materialising the `M × N` hidden
 //! tensor of the reference implementation.
 //!
-//! Two paths:
-//! - **Piecewise linear** (linear, relu, leaky-relu): `G` is exactly `A_j·x + B_j` on the
-//!   interval `j` between sorted kinks `tᵢ = −b0ᵢ/w0ᵢ`. One binary search per element gives
-//!   `y` and `G'`; parameter gradients come from per-interval sums of `gy` and `gy·x` and their
-//!   prefix sums. `O(M log N + N²)` per call instead of `O(M·N)`. Elements within rounding
-//!   distance of a kink take an exact per-unit path so that the subgradient convention is the
-//!   reference's (`ψ'(0)` is the left derivative).
-//! - **Smooth** (sigmoid, tanh, swish, mish): `O(N)` per element, vectorised across blocks of
-//!   elements with a branch-free `exp`.
+//! Paths:
+//! - **Direct** (any base; the relu family up to 16 hidden units): `O(N)` per element,
+//!   vectorised across blocks of elements — a branch-free `exp` for the smooth bases, a select
+//!   for the relu family, whose `w0·x + b0` is then rounded exactly as the reference rounds it.
+//! - **Piecewise linear** (linear, relu, leaky-relu with more units): `G` is exactly
+//!   `A_j·x + B_j` on the interval `j` between sorted kinks `tᵢ = −b0ᵢ/w0ᵢ`. A vectorised count
+//!   of the kinks below each element gives `y` and `G'`; parameter gradients come from
+//!   per-interval sums of `gy` and `gy·x` and their prefix sums: `O(M·K/16 + N²)` instead of
+//!   `O(M·N)`. Elements within rounding distance of a kink take an exact per-unit path so that
+//!   the subgradient convention is the reference's (`ψ'(0)` is the left derivative).
 //!
 //! Work is split into items that depend only on the tensor's shape (never on the number of
 //! threads); each item's parameter-gradient partial sums are kept in `f64` and reduced in item
@@ -236,6 +237,10 @@ pub struct ParamGrads<T> {
 
 /// Target number of elements per work item (a function of the shape only).
 const ITEM_ELEMENTS: usize = 1 << 15;
+/// Up to this many hidden units, a relu-family AFU is evaluated directly, unit by unit,
+/// vectorised like the smooth bases (a few flops per unit, and exactly the reference's rounding
+/// of `w0·x + b0`); above it the interval lookup, whose cost hardly depends on N, is cheaper.
+const DIRECT_MAX_HIDDEN: usize = 16;
 /// Up to this many kinks, intervals are found by a vectorised count rather than a binary search.
 const COUNT_MAX_KINKS: usize = 256;
 /// Elements per block in the smooth path (a multiple of [`LANES`]).
@@ -330,7 +335,7 @@ pub fn forward<T: KernelFloat>(x: &[T], layout: Layout, p: &ParamSlices<T>, y: &
     assert_eq!(y.len(), x.len(), "AFU kernel: output size");
     let out = SharedMut(y.as_mut_ptr());
     match p.base.negative_slope() {
-        Some(alpha) => {
+        Some(alpha) if p.hidden > DIRECT_MAX_HIDDEN => {
             let tables: Vec<PwlTable<T>> = (0..layout.channels)
                 .map(|c| PwlTable::new(p, c, alpha))
                 .collect();
@@ -354,7 +359,7 @@ pub fn forward<T: KernelFloat>(x: &[T], layout: Layout, p: &ParamSlices<T>, y: &
                 });
             });
         }
-        None => {
+        _ => {
             items(layout).into_par_iter().for_each(|item| {
                 let (w0, b0, w1, b1) = p.channel(item.channel);
                 let args = SmoothItem {
@@ -413,7 +418,7 @@ pub fn backward_in_place<T: KernelFloat>(
         b1: vec![T::ZERO; layout.channels],
     };
     match p.base.negative_slope() {
-        Some(alpha) => {
+        Some(alpha) if p.hidden > DIRECT_MAX_HIDDEN => {
             let tables: Vec<PwlTable<T>> = (0..layout.channels)
                 .map(|c| PwlTable::new(p, c, alpha))
                 .collect();
@@ -458,7 +463,7 @@ pub fn backward_in_place<T: KernelFloat>(
                 table.finish(p, c, alpha, &total, &mut grads);
             }
         }
-        None => {
+        _ => {
             let partials: Vec<SmoothPartial> = work
                 .par_iter()
                 .map(|&item| {
@@ -580,6 +585,38 @@ trait Psi {
 }
 
 struct SigmoidPsi;
+struct ReluPsi;
+struct LeakyReluPsi;
+struct LinearPsi;
+
+/// `ψ(u) = u·s`, `ψ'(u) = s` with `s = 1` for `u > 0`, else `alpha` (the reference's left
+/// derivative at 0): branch-free.
+#[inline(always)]
+fn pwl_eval<T: KernelFloat>(u: T, alpha: T) -> (T, T) {
+    let s = if u > T::ZERO { T::ONE } else { alpha };
+    (u * s, s)
+}
+
+impl Psi for ReluPsi {
+    #[inline(always)]
+    fn eval<T: KernelFloat>(u: T) -> (T, T) {
+        pwl_eval(u, T::ZERO)
+    }
+}
+
+impl Psi for LeakyReluPsi {
+    #[inline(always)]
+    fn eval<T: KernelFloat>(u: T) -> (T, T) {
+        pwl_eval(u, T::from_f64(crate::afu::base::LEAKY_SLOPE))
+    }
+}
+
+impl Psi for LinearPsi {
+    #[inline(always)]
+    fn eval<T: KernelFloat>(u: T) -> (T, T) {
+        (u, T::ONE)
+    }
+}
 struct TanhPsi;
 struct SwishPsi;
 struct MishPsi;
@@ -649,7 +686,10 @@ macro_rules! dispatch_smooth {
             BaseActivation::Sigmoid => isa_dispatch!($f, SigmoidPsi, $($arg),*),
             BaseActivation::Tanh => isa_dispatch!($f, TanhPsi, $($arg),*),
             BaseActivation::Swish => isa_dispatch!($f, SwishPsi, $($arg),*),
-            _ => isa_dispatch!($f, MishPsi, $($arg),*),
+            BaseActivation::Mish => isa_dispatch!($f, MishPsi, $($arg),*),
+            BaseActivation::Relu => isa_dispatch!($f, ReluPsi, $($arg),*),
+            BaseActivation::LeakyRelu => isa_dispatch!($f, LeakyReluPsi, $($arg),*),
+            BaseActivation::Linear => isa_dispatch!($f, LinearPsi, $($arg),*),
         }
     }};
 }

@@ -270,6 +270,7 @@ mod tests {
                 (1, 1, vec![7]),
                 (1, 3, vec![5, 7]),
                 (1, 8, vec![3, 5, 3]),
+                (1, 20, vec![3, 7]),
                 (3, 5, vec![2, 3, 3, 1]),
                 (4, 3, vec![5, 4]),
             ] {
@@ -335,22 +336,28 @@ mod tests {
             crate::afu::BaseActivation::LeakyRelu,
             crate::afu::BaseActivation::Linear,
         ] {
-            let mut p = Problem::random(5, base, 1, 6, &[9]);
-            // Kinks: unit0 t=0.5, unit1 t=0.5 (coincides, opposite orientation), unit2 t=-1,
-            // unit3 w0=0 (no kink, b0>0), unit4 w0=0 (b0<0), unit5 t=2.
-            p.params.w0 = vec![2.0, -4.0, 1.0, 0.0, 0.0, 0.5];
-            p.params.b0 = vec![-1.0, 2.0, 1.0, 0.7, -0.3, -1.0];
-            p.x = vec![0.5, -1.0, 2.0, 0.0, 0.25, 0.5, 3.0, -2.0, 2.0];
-            for dtype in [DType::F32, DType::F64] {
-                let (yr, gr) = tensor_grads(&p, KernelChoice::Reference, dtype);
-                let (yf, gf) = tensor_grads(&p, KernelChoice::Fused, dtype);
-                assert!(scaled_error(&yf, &yr) <= 1e-6, "{base}: forward");
-                for (name, (a, b)) in ["x", "w0", "b0", "w1", "b1"].iter().zip(gf.iter().zip(&gr)) {
-                    let e = scaled_error(a, b);
-                    assert!(
-                        e <= 1e-6,
-                        "{base} {dtype:?}: grad {name} error {e}: {a:?} vs {b:?}"
-                    );
+            // 6 units: the direct path; 6 + 24 extra units: the interval (sorted-kink) path.
+            for extra in [0usize, 24] {
+                let mut p = Problem::random(5, base, 1, 6 + extra, &[9]);
+                // Kinks: unit0 t=0.5, unit1 t=0.5 (coincides, opposite orientation), unit2 t=-1,
+                // unit3 w0=0 (no kink, b0>0), unit4 w0=0 (b0<0), unit5 t=2; extra units keep their
+                // random kinks.
+                p.params.w0[..6].copy_from_slice(&[2.0, -4.0, 1.0, 0.0, 0.0, 0.5]);
+                p.params.b0[..6].copy_from_slice(&[-1.0, 2.0, 1.0, 0.7, -0.3, -1.0]);
+                p.x = vec![0.5, -1.0, 2.0, 0.0, 0.25, 0.5, 3.0, -2.0, 2.0];
+                for dtype in [DType::F32, DType::F64] {
+                    let (yr, gr) = tensor_grads(&p, KernelChoice::Reference, dtype);
+                    let (yf, gf) = tensor_grads(&p, KernelChoice::Fused, dtype);
+                    assert!(scaled_error(&yf, &yr) <= 1e-6, "{base}: forward");
+                    for (name, (a, b)) in
+                        ["x", "w0", "b0", "w1", "b1"].iter().zip(gf.iter().zip(&gr))
+                    {
+                        let e = scaled_error(a, b);
+                        assert!(
+                            e <= 1e-6,
+                            "{base} {dtype:?}: grad {name} error {e}: {a:?} vs {b:?}"
+                        );
+                    }
                 }
             }
         }
