@@ -27,6 +27,7 @@ pub mod data;
 pub mod device;
 pub mod experiments;
 pub mod fsutil;
+pub mod interrupt;
 pub mod models;
 pub mod report;
 pub mod train;

@@ -400,6 +400,7 @@ fn classify(e: afu::experiments::common::ExperimentError, context: String) -> an
     use afu::experiments::common::ExperimentError as E;
     match e {
         E::Config { .. } | E::AfuFile(_) => anyhow::Error::new(UsageError(e.to_string())),
+        E::Interrupted { .. } => anyhow::Error::new(e),
         other => anyhow::Error::new(other).context(context),
     }
 }
@@ -858,6 +859,11 @@ fn run_data(cmd: DataCommand) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     afu::tune_allocator();
     let cli = Cli::parse();
+    if let Err(e) = afu::interrupt::install_handler() {
+        eprintln!(
+            "warning: no Ctrl-C handler ({e}); an interrupted run keeps only its last epoch's checkpoint"
+        );
+    }
     let result = match cli.command {
         Command::Xor(a) => run_xor(a),
         Command::XorNeuron(a) => run_xor_neuron(a),
@@ -873,6 +879,17 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e)
+            if e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<afu::experiments::common::ExperimentError>(),
+                    Some(afu::experiments::common::ExperimentError::Interrupted { .. })
+                )
+            }) =>
+        {
+            eprintln!("{e}");
+            ExitCode::from(130)
+        }
         Err(e) => {
             let usage = e.chain().any(|c| c.is::<UsageError>());
             eprintln!("error: {e:#}");

@@ -336,3 +336,65 @@ fn xor_afu_transfers_into_mnist_and_stays_frozen() {
         "{stderr}"
     );
 }
+
+/// Ctrl-C mid-epoch writes a checkpoint of exactly where training stopped (exit code 130), and
+/// `--resume` finishes the epoch from there.
+#[test]
+fn ctrl_c_checkpoints_mid_epoch_and_resume_finishes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_fixture(&data, 6400, 64, true);
+    let out = tmp.path().join("run");
+    let args = |resume: bool| {
+        let mut v = vec![
+            "mnist".to_string(),
+            "--no-progress".into(),
+            "--data".into(),
+            data.to_str().unwrap().into(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+            "--epochs".into(),
+            "1".into(),
+            "--variants".into(),
+            "relu".into(),
+        ];
+        if resume {
+            v.push("--resume".into());
+        }
+        v
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_afu"))
+        .args(args(false))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until training is under way (the config is written first), then interrupt.
+    let start = std::time::Instant::now();
+    while !out.join("config.toml").exists() && start.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted") && stderr.contains("--resume"),
+        "{stderr}"
+    );
+    let p = json(&out.join("checkpoints/relu/progress.json"));
+    let done = p["batches_done"].as_u64().unwrap();
+    assert!(done > 0 && done < 100, "{p}");
+    assert_eq!(p["epochs_done"], 0);
+    let o = afu(&args(true).iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let p = json(&out.join("checkpoints/relu/progress.json"));
+    assert_eq!(p["epochs_done"], 1);
+    assert_eq!(p["batches_done"], 0);
+    assert!(
+        json(&out.join("summary.json"))["variants"][0]["test_accuracy"]
+            .as_f64()
+            .is_some()
+    );
+}

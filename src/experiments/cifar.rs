@@ -427,10 +427,7 @@ fn train_variant<M: ImageClassifier>(
     let mut model = model.with_activations(acts);
     let mut optim = adam_torch_defaults().init();
     let ckpt = ctx.out.join("checkpoints").join(name);
-    let mut state = checkpoint::Progress::<CifarEpoch> {
-        epochs_done: 0,
-        history: Vec::new(),
-    };
+    let mut state = checkpoint::Progress::<CifarEpoch>::new();
     if ctx.resume && ckpt.join("progress.json").exists() {
         let (o, p) = checkpoint::load(&ckpt, &mut model, optim)?;
         optim = o;
@@ -448,8 +445,12 @@ fn train_variant<M: ImageClassifier>(
             ctx.progress,
         );
         let start = Instant::now();
-        let mut loss_sum = 0.0;
-        for idx in &batches {
+        // Continue an interrupted epoch where it stopped.
+        let first_batch = std::mem::take(&mut state.batches_done);
+        let mut loss_sum = std::mem::take(&mut state.partial_loss_sum);
+        let earlier_seconds = std::mem::take(&mut state.partial_seconds);
+        bar.inc(first_batch as u64);
+        for (bi, idx) in batches.iter().enumerate().skip(first_batch) {
             let (x, y, _) = batch_tensors(
                 ctx.train,
                 idx,
@@ -462,8 +463,25 @@ fn train_variant<M: ImageClassifier>(
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(config.lr, model, grads);
             bar.inc(1);
+            if crate::interrupt::requested() && bi + 1 < batches.len() {
+                bar.finish_and_clear();
+                state.batches_done = bi + 1;
+                state.partial_loss_sum = loss_sum;
+                state.partial_seconds = earlier_seconds + start.elapsed().as_secs_f64();
+                checkpoint::save(&ckpt, &model, &optim, &state)?;
+                return Err(ExperimentError::Interrupted {
+                    checkpoint: ckpt.clone(),
+                    what: format!(
+                        "{name}, epoch {}, after batch {} of {}",
+                        epoch + 1,
+                        bi + 1,
+                        batches.len()
+                    ),
+                    out: ctx.out.to_path_buf(),
+                });
+            }
         }
-        let epoch_seconds = start.elapsed().as_secs_f64();
+        let epoch_seconds = earlier_seconds + start.elapsed().as_secs_f64();
         bar.finish_and_clear();
         let (test_loss, top1, top3) = evaluate(
             &model.valid(),

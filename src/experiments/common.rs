@@ -37,6 +37,18 @@ pub enum ExperimentError {
     /// A model could not be built.
     #[error(transparent)]
     Afu(#[from] crate::afu::AfuError),
+    /// Stopped by Ctrl-C after writing a checkpoint.
+    #[error(
+        "interrupted: checkpoint written in {checkpoint} ({what}); continue with --resume --out {out}"
+    )]
+    Interrupted {
+        /// The checkpoint folder.
+        checkpoint: PathBuf,
+        /// Where training stopped.
+        what: String,
+        /// The run folder.
+        out: PathBuf,
+    },
 }
 
 /// Default output folder: `runs/<experiment>/<YYYYmmdd-HHMMSS>`.

@@ -276,10 +276,7 @@ pub fn run(
             .with_kernel(config.kernel);
         let mut optim = AdadeltaConfig::default().init();
         let ckpt = out.join("checkpoints").join(name);
-        let mut state = Progress {
-            epochs_done: 0,
-            history: Vec::new(),
-        };
+        let mut state = Progress::new();
         let mut taps: Vec<Vec<f32>> = vec![Vec::new(); config.reading.slot_widths().len()];
         if resume && ckpt.join("progress.json").exists() {
             let (o, p) = crate::train::checkpoint::load(&ckpt, &mut model, optim)?;
@@ -299,9 +296,13 @@ pub fn run(
                 progress,
             );
             let start = Instant::now();
-            let mut loss_sum = 0.0;
+            // Continue an interrupted epoch where it stopped.
+            let first_batch = std::mem::take(&mut state.batches_done);
+            let mut loss_sum = std::mem::take(&mut state.partial_loss_sum);
+            let earlier_seconds = std::mem::take(&mut state.partial_seconds);
+            bar.inc(first_batch as u64);
             let last_epoch = epoch + 1 == config.epochs;
-            for (bi, idx) in batches.iter().enumerate() {
+            for (bi, idx) in batches.iter().enumerate().skip(first_batch) {
                 let (x, y, _) = train.batch(idx, &device);
                 // In the last epoch, sample what each activation slot sees (every 8th batch,
                 // every 7th value) for the input histograms that `afu inspect` uses.
@@ -318,8 +319,25 @@ pub fn run(
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 model = optim.step(lr, model, grads);
                 bar.inc(1);
+                if crate::interrupt::requested() && bi + 1 < batches.len() {
+                    bar.finish_and_clear();
+                    state.batches_done = bi + 1;
+                    state.partial_loss_sum = loss_sum;
+                    state.partial_seconds = earlier_seconds + start.elapsed().as_secs_f64();
+                    crate::train::checkpoint::save(&ckpt, &model, &optim, &state)?;
+                    return Err(ExperimentError::Interrupted {
+                        checkpoint: ckpt.clone(),
+                        what: format!(
+                            "{name}, epoch {}, after batch {} of {}",
+                            epoch + 1,
+                            bi + 1,
+                            batches.len()
+                        ),
+                        out: out.to_path_buf(),
+                    });
+                }
             }
-            let epoch_seconds = start.elapsed().as_secs_f64();
+            let epoch_seconds = earlier_seconds + start.elapsed().as_secs_f64();
             bar.finish_and_clear();
             let (test_loss, test_accuracy) = evaluate(
                 &model.valid(),

@@ -19,6 +19,34 @@ pub struct Progress<R> {
     pub epochs_done: usize,
     /// One record per completed epoch.
     pub history: Vec<R>,
+    /// Batches of the next epoch already trained (an interrupted epoch), else 0.
+    #[serde(default)]
+    pub batches_done: usize,
+    /// Sum of the training loss over those batches.
+    #[serde(default)]
+    pub partial_loss_sum: f64,
+    /// Training seconds spent on those batches.
+    #[serde(default)]
+    pub partial_seconds: f64,
+}
+
+impl<R> Progress<R> {
+    /// Nothing trained yet.
+    pub fn new() -> Self {
+        Progress {
+            epochs_done: 0,
+            history: Vec::new(),
+            batches_done: 0,
+            partial_loss_sum: 0.0,
+            partial_seconds: 0.0,
+        }
+    }
+}
+
+impl<R> Default for Progress<R> {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Writes `model.safetensors`, `optimizer.bpk` and `progress.json` into `dir`.
