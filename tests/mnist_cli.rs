@@ -98,11 +98,22 @@ fn mnist_quick_trains_checkpoints_and_resumes() {
         "figures/loss.svg",
         "figures/afus.svg",
         "afu.json",
+        "histograms.json",
         "summary.md",
         "metrics.csv",
     ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
+    // What each AFU saw in the last epoch is recorded for `afu inspect`.
+    let h = json(&out.join("histograms.json"));
+    assert!(
+        h["afu-relu-8-layer/seed1/conv1"]["z"]
+            .as_array()
+            .unwrap()
+            .len()
+            > 10,
+        "{h}"
+    );
     // Per-layer AFUs are named after their layers (reference reading: conv1, fc1, fc2).
     let afus = json(&out.join("afu.json"));
     let names: Vec<&str> = afus["afus"]

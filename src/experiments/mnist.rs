@@ -407,6 +407,8 @@ pub fn run(
         }
         history.extend(state.history);
     }
+    // What each learned AFU saw in the last epoch (for `afu inspect`).
+    common::write_json(&out.join("histograms.json"), &histograms)?;
     write_outputs(
         config,
         out,
