@@ -29,6 +29,7 @@ pub mod experiments;
 pub mod fsutil;
 pub mod interrupt;
 pub mod models;
+pub mod ops;
 pub mod report;
 pub mod train;
 

@@ -244,6 +244,7 @@ pub fn run(
     for (name, spec) in config.variants.iter().zip(&specs) {
         let device = base_device.clone().autodiff();
         device.seed(config.seed);
+        crate::ops::seed_dropout(config.seed);
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let ctx = VariantContext {
             config,

@@ -116,19 +116,19 @@ impl MnistCnn {
             *slot += 1;
             y
         };
-        let x = self.conv1.forward(x);
+        let x = crate::ops::conv2d(&self.conv1, x);
         let x = act4(x, &mut slot, tap);
-        let x = self.conv2.forward(x);
+        let x = crate::ops::conv2d(&self.conv2, x);
         let x = if paper { act4(x, &mut slot, tap) } else { x };
-        let x = self.pool.forward(x);
-        let x = self.dropout1.forward(x);
+        let x = crate::ops::max_pool2d(&self.pool, x);
+        let x = crate::ops::dropout(&self.dropout1, x);
         let [b, c, h, w] = x.dims();
         let x: Tensor<2> = x.reshape([b, c * h * w]);
         let x = self.fc1.forward(x);
         tap(slot, &x.clone().reshape([-1]));
         let x = self.activations.apply(slot, x);
         slot += 1;
-        let x = self.dropout2.forward(x);
+        let x = crate::ops::dropout(&self.dropout2, x);
         let x = self.fc2.forward(x);
         let x = if paper {
             x

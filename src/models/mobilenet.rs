@@ -123,14 +123,16 @@ impl MobileNet {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let mut x = self
             .activations
-            .apply(0, self.stem_bn.forward(self.stem.forward(x)));
+            .apply(0, self.stem_bn.forward(crate::ops::conv2d(&self.stem, x)));
         for (b, block) in self.blocks.iter().enumerate() {
-            x = self
-                .activations
-                .apply(1 + 2 * b, block.bn1.forward(block.depthwise.forward(x)));
-            x = self
-                .activations
-                .apply(2 + 2 * b, block.bn2.forward(block.pointwise.forward(x)));
+            x = self.activations.apply(
+                1 + 2 * b,
+                block.bn1.forward(crate::ops::conv2d(&block.depthwise, x)),
+            );
+            x = self.activations.apply(
+                2 + 2 * b,
+                block.bn2.forward(crate::ops::conv2d(&block.pointwise, x)),
+            );
         }
         let x = self.pool.forward(x);
         let [b, c, _, _] = x.dims();

@@ -61,7 +61,7 @@ impl ConvBn {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+        self.bn.forward(crate::ops::conv2d(&self.conv, x))
     }
 }
 

@@ -48,15 +48,15 @@ impl AfuBackend for Flex {
     }
 }
 
-type FlexTensor = FloatTensor<Flex>;
+pub(crate) type FlexTensor = FloatTensor<Flex>;
 
-fn dims_of(t: &FlexTensor) -> Vec<usize> {
+pub(crate) fn dims_of(t: &FlexTensor) -> Vec<usize> {
     use burn::backend::TensorMetadata;
     t.shape().to_vec()
 }
 
 /// Contiguous values of a Flex tensor as `Vec<T>` (copies only if not contiguous).
-fn values<T: KernelFloat + burn::tensor::Element + bytemuck::Pod>(
+pub(crate) fn values<T: KernelFloat + burn::tensor::Element + bytemuck::Pod>(
     t: &FlexTensor,
 ) -> std::borrow::Cow<'_, [T]> {
     match t.as_slice::<T>() {
