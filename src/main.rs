@@ -211,6 +211,32 @@ struct ReportArgs {
 enum BenchCommand {
     /// Forward+backward of Burn's relu vs the plain-ops AFU vs the fused AFU on one tensor.
     Kernels(BenchKernelArgs),
+    /// A training step of the MNIST CNN and of MobileNet-v1 with Burn's stock ops vs afu's
+    /// kernels (and the ops one by one); `--pytorch` adds PyTorch's step for comparison.
+    CnnStep(BenchCnnStepArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchCnnStepArgs {
+    /// Timed training steps per CNN case (median reported).
+    #[arg(long, default_value_t = 15)]
+    steps: usize,
+    /// Timed repetitions of each single op.
+    #[arg(long, default_value_t = 9)]
+    op_reps: usize,
+    /// MobileNet-v1 batch (0 skips MobileNet).
+    #[arg(long, default_value_t = 32)]
+    mobilenet_batch: usize,
+    /// Also run the same CNN step in PyTorch with this Python (needs `torch` installed), e.g.
+    /// `--pytorch python3`.
+    #[arg(long, value_name = "PYTHON")]
+    pytorch: Option<String>,
+    /// A smoke test: 2 steps per case, MobileNet batch 2.
+    #[arg(long)]
+    quick: bool,
+    /// Print the report as JSON on stdout instead of tables.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -835,6 +861,43 @@ fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        BenchCommand::CnnStep(a) => {
+            let mut config = bench::cnn_step::CnnStepBenchConfig {
+                steps: a.steps.max(1),
+                op_reps: a.op_reps.max(1),
+                mobilenet_batch: a.mobilenet_batch,
+                python: a.pytorch,
+                ..Default::default()
+            };
+            if a.quick {
+                config.steps = 2;
+                config.warmup = 1;
+                config.op_reps = 2;
+                config.mobilenet_batch = config.mobilenet_batch.min(2);
+                config.mobilenet_steps = 1;
+            }
+            let json = a.json;
+            if !json {
+                println!("{} threads", rayon::current_num_threads());
+            }
+            let report = bench::cnn_step::run(&config, |line| {
+                if !json {
+                    println!("{line}");
+                }
+            });
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!();
+                for (label, r) in &report.ratios {
+                    println!("{label:<56} {r:>6.2}");
+                }
+                if let Some(f) = report.foreign_load_cores {
+                    println!("CPU used by other processes during the run: {f:.2} cores");
+                }
+            }
+            Ok(())
+        }
     }
 }
 
@@ -857,8 +920,12 @@ fn run_data(cmd: DataCommand) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    afu::tune_allocator();
     let cli = Cli::parse();
+    // `afu bench cnn-step` measures Burn's ops with the default allocator settings first and
+    // applies ours itself.
+    if !matches!(cli.command, Command::Bench(BenchCommand::CnnStep(_))) {
+        afu::tune_allocator();
+    }
     if let Err(e) = afu::interrupt::install_handler() {
         eprintln!(
             "warning: no Ctrl-C handler ({e}); an interrupted run keeps only its last epoch's checkpoint"

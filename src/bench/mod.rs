@@ -1,5 +1,8 @@
-//! `afu bench kernels`: forward+backward time and peak extra memory of Burn's relu, the
-//! plain-ops AFU and the fused AFU on one tensor, measured side by side in one run.
+//! Benchmarks printed side by side from one run: `afu bench kernels` (the AFU kernel against
+//! Burn's relu and the plain-ops AFU, with peak memory) and `afu bench cnn-step` (training steps
+//! with Burn's ops against afu's, see [`cnn_step`]).
+
+pub mod cnn_step;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
