@@ -47,5 +47,8 @@ fn main() {
             mnist = optim.step(1e-3, mnist, g);
         }
     }
-    println!("{:.1} ms/step", t.elapsed().as_secs_f64() * 1e3 / steps as f64);
+    println!(
+        "{:.1} ms/step",
+        t.elapsed().as_secs_f64() * 1e3 / steps as f64
+    );
 }

@@ -115,7 +115,11 @@ pub struct CnnStepReport {
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
 }
 
 /// Busy CPU ticks of the whole machine and of this process (Linux `/proc`).
@@ -233,7 +237,13 @@ fn run_torch(python: &str, steps: usize, warmup: usize) -> TorchResult {
     }
     let out = std::process::Command::new(python)
         .arg(&path)
-        .args(["--json", "--steps", &steps.to_string(), "--warmup", &warmup.to_string()])
+        .args([
+            "--json",
+            "--steps",
+            &steps.to_string(),
+            "--warmup",
+            &warmup.to_string(),
+        ])
         .output();
     let _ = std::fs::remove_file(&path);
     let out = match out {
@@ -242,7 +252,11 @@ fn run_torch(python: &str, steps: usize, warmup: usize) -> TorchResult {
     };
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
         return fail(format!("{python} failed: {last}"));
     }
     let text = String::from_utf8_lossy(&out.stdout);
@@ -334,7 +348,8 @@ pub fn run(config: &CnnStepBenchConfig, mut report: impl FnMut(&str)) -> CnnStep
     let conv2 = conv2d_from(&Conv2dConfig::new([32, 64], [3, 3]), &mut rng, &device);
     let pool = MaxPool2dConfig::new([2, 2]).init();
     let drop = DropoutConfig::new(0.25).init();
-    let normal = |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+    let normal =
+        |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
     let mut ops = Vec::new();
     let reps = config.op_reps;
     let mut op = |c: OpCase| {
@@ -347,15 +362,27 @@ pub fn run(config: &CnnStepBenchConfig, mut report: impl FnMut(&str)) -> CnnStep
     op(op_case("conv1 3x3", &x, false, reps, &|t| {
         crate::ops::conv2d(&conv1, t)
     }));
-    op(op_case("conv2 3x3", &normal([64, 32, 26, 26]), true, reps, &|t| {
-        crate::ops::conv2d(&conv2, t)
-    }));
-    op(op_case("max-pool 2x2", &normal([64, 64, 24, 24]), true, reps, &|t| {
-        crate::ops::max_pool2d(&pool, t)
-    }));
-    op(op_case("dropout 0.25", &normal([64, 64, 12, 12]), true, reps, &|t| {
-        crate::ops::dropout(&drop, t)
-    }));
+    op(op_case(
+        "conv2 3x3",
+        &normal([64, 32, 26, 26]),
+        true,
+        reps,
+        &|t| crate::ops::conv2d(&conv2, t),
+    ));
+    op(op_case(
+        "max-pool 2x2",
+        &normal([64, 64, 24, 24]),
+        true,
+        reps,
+        &|t| crate::ops::max_pool2d(&pool, t),
+    ));
+    op(op_case(
+        "dropout 0.25",
+        &normal([64, 64, 12, 12]),
+        true,
+        reps,
+        &|t| crate::ops::dropout(&drop, t),
+    ));
     // MobileNet's block convolutions at CIFAR scale.
     let dw = conv2d_from(
         &Conv2dConfig::new([128, 128], [3, 3])
@@ -371,12 +398,20 @@ pub fn run(config: &CnnStepBenchConfig, mut report: impl FnMut(&str)) -> CnnStep
         &device,
     );
     let b = config.mobilenet_batch.max(1);
-    op(op_case("depthwise 3x3", &normal([b, 128, 16, 16]), true, reps, &|t| {
-        crate::ops::conv2d(&dw, t)
-    }));
-    op(op_case("pointwise 1x1", &normal([b, 128, 16, 16]), true, reps, &|t| {
-        crate::ops::conv2d(&pw, t)
-    }));
+    op(op_case(
+        "depthwise 3x3",
+        &normal([b, 128, 16, 16]),
+        true,
+        reps,
+        &|t| crate::ops::conv2d(&dw, t),
+    ));
+    op(op_case(
+        "pointwise 1x1",
+        &normal([b, 128, 16, 16]),
+        true,
+        reps,
+        &|t| crate::ops::conv2d(&pw, t),
+    ));
 
     let mut mobilenet = Vec::new();
     if config.mobilenet_batch > 0 {
@@ -413,7 +448,10 @@ pub fn run(config: &CnnStepBenchConfig, mut report: impl FnMut(&str)) -> CnnStep
     let torch = config.python.as_deref().map(|py| {
         let t = run_torch(py, config.steps, config.warmup);
         match t.step_ms {
-            Some(ms) => report(&format!("\nPyTorch CNN step (relu): {ms:.1} ms ({})", t.note)),
+            Some(ms) => report(&format!(
+                "\nPyTorch CNN step (relu): {ms:.1} ms ({})",
+                t.note
+            )),
             None => report(&format!("\nPyTorch: not measured ({})", t.note)),
         }
         t
@@ -424,8 +462,14 @@ pub fn run(config: &CnnStepBenchConfig, mut report: impl FnMut(&str)) -> CnnStep
     let ours = find(&mnist_cnn, "relu, afu ops");
     if let Some(ours) = ours {
         for (label, other) in [
-            ("cnn step: afu ops / stock flex (default allocator)", "relu, stock flex ops, default allocator"),
-            ("cnn step: afu ops / stock flex (tuned allocator)", "relu, stock flex ops"),
+            (
+                "cnn step: afu ops / stock flex (default allocator)",
+                "relu, stock flex ops, default allocator",
+            ),
+            (
+                "cnn step: afu ops / stock flex (tuned allocator)",
+                "relu, stock flex ops",
+            ),
         ] {
             if let Some(o) = find(&mnist_cnn, other) {
                 ratios.push((label.to_string(), ours / o));
@@ -439,7 +483,10 @@ pub fn run(config: &CnnStepBenchConfig, mut report: impl FnMut(&str)) -> CnnStep
         find(&mnist_cnn, "afu-relu-8-layer, afu ops"),
         find(&mnist_cnn, "afu-relu-8-layer, stock flex ops"),
     ) {
-        ratios.push(("cnn step, per-layer AFU: afu ops / stock flex".to_string(), a / s));
+        ratios.push((
+            "cnn step, per-layer AFU: afu ops / stock flex".to_string(),
+            a / s,
+        ));
     }
     if let [stock, ours] = &mobilenet[..] {
         ratios.push((

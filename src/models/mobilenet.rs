@@ -121,17 +121,18 @@ impl MobileNet {
     /// # Shapes
     /// - input: `[batch, 3, 32, 32]`; output: `[batch, classes]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = self
-            .activations
-            .apply(0, self.stem_bn.forward(crate::ops::conv2d(&self.stem, x)));
+        let mut x = self.activations.apply(
+            0,
+            crate::ops::batch_norm(&self.stem_bn, crate::ops::conv2d(&self.stem, x)),
+        );
         for (b, block) in self.blocks.iter().enumerate() {
             x = self.activations.apply(
                 1 + 2 * b,
-                block.bn1.forward(crate::ops::conv2d(&block.depthwise, x)),
+                crate::ops::batch_norm(&block.bn1, crate::ops::conv2d(&block.depthwise, x)),
             );
             x = self.activations.apply(
                 2 + 2 * b,
-                block.bn2.forward(crate::ops::conv2d(&block.pointwise, x)),
+                crate::ops::batch_norm(&block.bn2, crate::ops::conv2d(&block.pointwise, x)),
             );
         }
         let x = self.pool.forward(x);

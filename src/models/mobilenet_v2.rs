@@ -61,7 +61,7 @@ impl ConvBn {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(crate::ops::conv2d(&self.conv, x))
+        crate::ops::batch_norm(&self.bn, crate::ops::conv2d(&self.conv, x))
     }
 }
 

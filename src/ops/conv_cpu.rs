@@ -104,6 +104,11 @@ impl ConvGeometry {
     fn pointwise(&self) -> bool {
         self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0; 4]
     }
+    /// Pointwise with small images: per-image products would be too thin for the matrix
+    /// kernels, so the whole batch is packed into one `[channels, batch·plane]` matrix.
+    fn batched_pointwise(&self) -> bool {
+        self.pointwise() && self.h * self.w < BATCHED_POINTWISE_MAX_PLANE && self.batch > 1
+    }
     fn depthwise(&self) -> bool {
         self.cin_g() == 1 && self.groups > 1
     }
@@ -113,6 +118,9 @@ impl ConvGeometry {
         valid_range(wo, self.stride[1], j, self.padding[1], self.w)
     }
 }
+
+/// Pointwise convolutions on images with fewer pixels than this run as one batched product.
+const BATCHED_POINTWISE_MAX_PLANE: usize = 256;
 
 /// `[lo, hi)` of `o` in `0..n_out` with `0 ≤ o·s + k − pad < n_in`.
 fn valid_range(n_out: usize, s: usize, k: usize, pad: usize, n_in: usize) -> (usize, usize) {
@@ -277,6 +285,10 @@ pub fn forward<T: ConvFloat>(
         return;
     }
     let plane = geo.out_plane();
+    if geo.batched_pointwise() {
+        pointwise_batched_forward(geo, x, weight, bias, y);
+        return;
+    }
     let parallel_gemm = geo.batch == 1;
     let scratch_len = if geo.pointwise() || geo.depthwise() {
         0
@@ -317,6 +329,130 @@ pub fn forward<T: ConvFloat>(
                 }
             },
         );
+}
+
+/// Copies `[batch, channels, plane]` into `[channels, batch·plane]`.
+fn pack<T: ConvFloat>(src: &[T], batch: usize, channels: usize, plane: usize) -> Vec<T> {
+    let mut out = vec![T::ZERO; src.len()];
+    out.par_chunks_mut(batch * plane)
+        .enumerate()
+        .for_each(|(c, row)| {
+            for b in 0..batch {
+                row[b * plane..(b + 1) * plane]
+                    .copy_from_slice(&src[(b * channels + c) * plane..][..plane]);
+            }
+        });
+    out
+}
+
+/// The inverse of [`pack`], writing into `dst`.
+fn unpack<T: ConvFloat>(src: &[T], batch: usize, channels: usize, plane: usize, dst: &mut [T]) {
+    dst.par_chunks_mut(channels * plane)
+        .enumerate()
+        .for_each(|(b, img)| {
+            for c in 0..channels {
+                img[c * plane..(c + 1) * plane]
+                    .copy_from_slice(&src[c * batch * plane + b * plane..][..plane]);
+            }
+        });
+}
+
+fn pointwise_batched_forward<T: ConvFloat>(
+    geo: &ConvGeometry,
+    x: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    y: &mut [T],
+) {
+    let (plane, cols) = (geo.h * geo.w, geo.batch * geo.h * geo.w);
+    let (k, cog) = (geo.k(), geo.cout_g());
+    let xp = pack(x, geo.batch, geo.cin, plane);
+    let mut yp = vec![T::ZERO; geo.cout * cols];
+    if let Some(b) = bias {
+        for (c, row) in yp.chunks_mut(cols).enumerate() {
+            row.fill(b[c]);
+        }
+    }
+    for g in 0..geo.groups {
+        matmul(
+            [cog, cols, k],
+            &mut yp[g * cog * cols..][..cog * cols],
+            cols,
+            true,
+            &weight[g * cog * k..][..cog * k],
+            [k, 1],
+            &xp[g * k * cols..][..k * cols],
+            [cols, 1],
+            true,
+        );
+    }
+    unpack(&yp, geo.batch, geo.cout, plane, y);
+}
+
+fn pointwise_batched_backward<T: ConvFloat>(
+    geo: &ConvGeometry,
+    x: &[T],
+    weight: &[T],
+    gy: &[T],
+    need_x: bool,
+) -> ConvGrads<T> {
+    let (plane, cols) = (geo.h * geo.w, geo.batch * geo.h * geo.w);
+    let (k, cog) = (geo.k(), geo.cout_g());
+    let xp = pack(x, geo.batch, geo.cin, plane);
+    let gyp = pack(gy, geo.batch, geo.cout, plane);
+    let mut gw = vec![T::ZERO; geo.weight_len()];
+    let mut gxp = if need_x {
+        vec![T::ZERO; geo.cin * cols]
+    } else {
+        Vec::new()
+    };
+    for g in 0..geo.groups {
+        let gyg = &gyp[g * cog * cols..][..cog * cols];
+        matmul(
+            [cog, k, cols],
+            &mut gw[g * cog * k..][..cog * k],
+            k,
+            false,
+            gyg,
+            [cols, 1],
+            &xp[g * k * cols..][..k * cols],
+            [1, cols],
+            true,
+        );
+        if need_x {
+            matmul(
+                [k, cols, cog],
+                &mut gxp[g * k * cols..][..k * cols],
+                cols,
+                false,
+                &weight[g * cog * k..][..cog * k],
+                [1, k],
+                gyg,
+                [cols, 1],
+                true,
+            );
+        }
+    }
+    let bias = gyp
+        .par_chunks(cols)
+        .map(|row| {
+            let mut s = T::ZERO;
+            for &v in row {
+                s += v;
+            }
+            s
+        })
+        .collect();
+    let gx = need_x.then(|| {
+        let mut gx = vec![T::ZERO; x.len()];
+        unpack(&gxp, geo.batch, geo.cin, plane, &mut gx);
+        gx
+    });
+    ConvGrads {
+        x: gx,
+        weight: gw,
+        bias,
+    }
 }
 
 /// Direct depthwise forward for one image (one input channel per group), adding into `y`.
@@ -458,6 +594,9 @@ pub fn backward<T: ConvFloat>(
             weight: vec![T::ZERO; geo.weight_len()],
             bias: vec![T::ZERO; geo.cout],
         };
+    }
+    if geo.batched_pointwise() {
+        return pointwise_batched_backward(geo, x, weight, gy, need_x);
     }
     let mut gx = if need_x {
         Some(vec![T::ZERO; x.len()])
@@ -653,6 +792,8 @@ mod tests {
             g(3, 5, 8, 7, 5, [3, 3], [1, 1], [1, 1, 1, 1], 5),
             g(2, 4, 9, 9, 8, [3, 3], [2, 2], [1, 1, 1, 1], 4),
             g(3, 6, 5, 7, 7, [1, 1], [1, 1], [0; 4], 1),
+            g(5, 6, 2, 3, 8, [1, 1], [1, 1], [0; 4], 2),
+            g(4, 3, 17, 16, 5, [1, 1], [1, 1], [0; 4], 1),
             g(1, 6, 5, 7, 4, [1, 1], [2, 2], [0; 4], 2),
             g(17, 2, 4, 4, 3, [3, 3], [1, 1], [1, 1, 1, 1], 1),
             g(2, 2, 3, 3, 2, [5, 5], [1, 1], [2, 2, 2, 2], 1),
@@ -740,6 +881,47 @@ mod tests {
             let no_x = backward(&geo, &x, &w, &gy, false);
             assert!(no_x.x.is_none());
             assert_eq!(no_x.weight, grads.weight);
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let run = |threads: usize, geo: &ConvGeometry, x: &[f32], w: &[f32], gy: &[f32]| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut y = vec![0f32; gy.len()];
+                forward(geo, x, w, None, &mut y);
+                (y, backward(geo, x, w, gy, true))
+            })
+        };
+        let mut geos = geometries();
+        // Batched pointwise with a product large enough for the matrix kernel to split it.
+        geos.push(ConvGeometry {
+            batch: 32,
+            cin: 96,
+            h: 4,
+            w: 4,
+            cout: 80,
+            kernel: [1, 1],
+            stride: [1, 1],
+            padding: [0; 4],
+            groups: 1,
+        });
+        for geo in geos {
+            let f = |v: Vec<f64>| v.into_iter().map(|a| a as f32).collect::<Vec<f32>>();
+            let x = f(random(&mut rng, geo.batch * geo.in_len()));
+            let w = f(random(&mut rng, geo.weight_len()));
+            let gy = f(random(&mut rng, geo.batch * geo.out_len()));
+            let (y1, g1) = run(1, &geo, &x, &w, &gy);
+            let (y3, g3) = run(3, &geo, &x, &w, &gy);
+            assert_eq!(y1, y3, "{geo:?}");
+            assert_eq!(g1.x, g3.x, "{geo:?}");
+            assert_eq!(g1.weight, g3.weight, "{geo:?}");
+            assert_eq!(g1.bias, g3.bias, "{geo:?}");
         }
     }
 

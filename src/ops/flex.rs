@@ -11,9 +11,11 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, ExtensionType, Flex, backend_extension};
 use burn::tensor::{DType, TensorData};
 
+use super::bn_cpu::{self, BnGeometry};
 use super::conv_cpu::{self, ConvFloat, ConvGeometry};
 use super::dropout_cpu;
 use super::pool_cpu::{self, PoolGeometry};
+use crate::afu::kernel::cpu::KernelFloat;
 use crate::afu::kernel::fused::{FlexTensor, dims_of, values};
 
 /// Tensors of one convolution.
@@ -36,6 +38,28 @@ pub struct ConvArgs {
     pub padding: [usize; 4],
     /// Channel groups.
     pub groups: usize,
+}
+
+/// Tensors of one batch norm (training mode).
+#[derive(ExtensionType)]
+pub struct BnInputs<B: Backend> {
+    /// `[batch, channels, ...]`
+    pub x: FloatTensor<B>,
+    /// `[channels]`
+    pub gamma: FloatTensor<B>,
+    /// `[channels]`
+    pub beta: FloatTensor<B>,
+}
+
+/// Output of one batch norm: the normalised tensor and the batch statistics (not tracked).
+#[derive(ExtensionType)]
+pub struct BnOutput<B: Backend> {
+    /// Same shape as the input.
+    pub output: FloatTensor<B>,
+    /// Per-channel mean `[channels]`.
+    pub mean: FloatTensor<B>,
+    /// Per-channel biased variance `[channels]`.
+    pub variance: FloatTensor<B>,
 }
 
 /// Options of one max pooling (no padding, dilation 1, floor mode).
@@ -66,6 +90,8 @@ pub trait CnnOpsBackend: Backend {
     fn max_pool2d_fast(x: FloatTensor<Self>, args: PoolArgs) -> FloatTensor<Self>;
     /// Dropout (training mode).
     fn dropout_fast(x: FloatTensor<Self>, args: DropoutArgs) -> FloatTensor<Self>;
+    /// Batch norm with the batch's statistics.
+    fn batch_norm_fast(#[extension_type] inputs: BnInputs<Self>, epsilon: f64) -> BnOutput<Self>;
 }
 
 /// Runs `$body` with `$T` bound to the element type of `$t` (f32 or f64; the callers in
@@ -179,7 +205,63 @@ fn dropout_apply(x: FlexTensor, args: DropoutArgs) -> FlexTensor {
     })
 }
 
+fn bn_geometry(x: &FlexTensor) -> BnGeometry {
+    let d = dims_of(x);
+    BnGeometry {
+        batch: d[0],
+        channels: d[1],
+        plane: d[2..].iter().product(),
+    }
+}
+
+/// Forward batch norm: (output, mean, variance as tensors, mean and variance in f64).
+fn bn_forward(
+    x: &FlexTensor,
+    gamma: &FlexTensor,
+    beta: &FlexTensor,
+    epsilon: f64,
+) -> (
+    FlexTensor,
+    FlexTensor,
+    FlexTensor,
+    Arc<(Vec<f64>, Vec<f64>)>,
+) {
+    let geo = bn_geometry(x);
+    with_float!(x, T, {
+        let xv = values::<T>(x);
+        let mut y = vec![T::default(); xv.len()];
+        let (mean, var) = bn_cpu::forward(
+            &geo,
+            &xv,
+            &values::<T>(gamma),
+            &values::<T>(beta),
+            epsilon,
+            &mut y,
+        );
+        let as_t = |v: &[f64]| {
+            let t: Vec<T> = v.iter().map(|&a| T::from_f64(a)).collect();
+            FlexTensor::from_data(TensorData::new(t, [geo.channels]))
+        };
+        (
+            FlexTensor::from_data(TensorData::new(y, dims_of(x))),
+            as_t(&mean),
+            as_t(&var),
+            Arc::new((mean, var)),
+        )
+    })
+}
+
 impl CnnOpsBackend for Flex {
+    fn batch_norm_fast(inputs: BnInputs<Self>, epsilon: f64) -> BnOutput<Self> {
+        let (output, mean, variance, _) =
+            bn_forward(&inputs.x, &inputs.gamma, &inputs.beta, epsilon);
+        BnOutput {
+            output,
+            mean,
+            variance,
+        }
+    }
+
     fn conv2d_fast(inputs: ConvInputs<Self>, args: ConvArgs) -> FloatTensor<Self> {
         conv_forward(&inputs.x, &inputs.weight, &inputs.bias, args)
     }
@@ -271,7 +353,75 @@ impl Backward<Flex, 1> for DropoutBackward {
     }
 }
 
+#[derive(Debug)]
+struct BnBackward;
+
+impl Backward<Flex, 3> for BnBackward {
+    type State = (FlexTensor, FlexTensor, BnStats, f64);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [px, pg, pb] = ops.parents;
+        let gy = grads.consume::<Flex>(&ops.node);
+        let (x, gamma, stats, epsilon) = ops.state;
+        let geo = bn_geometry(&x);
+        let (gx, gg, gb) = with_float!(x, T, {
+            let g = bn_cpu::backward(
+                &geo,
+                &values::<T>(&x),
+                &values::<T>(&gamma),
+                &stats.0,
+                &stats.1,
+                epsilon,
+                &values::<T>(&gy),
+                px.is_some(),
+            );
+            (
+                g.x.map(|v| FlexTensor::from_data(TensorData::new(v, dims_of(&x)))),
+                FlexTensor::from_data(TensorData::new(g.gamma, [geo.channels])),
+                FlexTensor::from_data(TensorData::new(g.beta, [geo.channels])),
+            )
+        });
+        if let (Some(node), Some(gx)) = (px, gx) {
+            grads.register::<Flex>(node.id, gx);
+        }
+        if let Some(node) = pg {
+            grads.register::<Flex>(node.id, gg);
+        }
+        if let Some(node) = pb {
+            grads.register::<Flex>(node.id, gb);
+        }
+    }
+}
+
 impl<C: CheckpointStrategy> CnnOpsBackend for Autodiff<Flex, C> {
+    fn batch_norm_fast(inputs: BnInputs<Self>, epsilon: f64) -> BnOutput<Self> {
+        use burn::backend::AutodiffBackend;
+        let BnInputs { x, gamma, beta } = inputs;
+        let (output, mean, variance, stats) =
+            bn_forward(x.primitive(), gamma.primitive(), beta.primitive(), epsilon);
+        let output = match BnBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(
+                (
+                    x.primitive().clone(),
+                    gamma.primitive().clone(),
+                    stats,
+                    epsilon,
+                ),
+                output,
+            ),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        };
+        BnOutput {
+            output,
+            mean: <Self as AutodiffBackend>::from_inner(mean),
+            variance: <Self as AutodiffBackend>::from_inner(variance),
+        }
+    }
+
     fn conv2d_fast(inputs: ConvInputs<Self>, args: ConvArgs) -> FloatTensor<Self> {
         let ConvInputs { x, weight, bias } = inputs;
         match ConvBackward

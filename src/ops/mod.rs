@@ -8,6 +8,7 @@
 //! ceil mode), Burn's own op. [`set_enabled`]`(false)` switches every model back to Burn's ops
 //! (the benchmark does this to compare both in one run).
 
+pub mod bn_cpu;
 pub mod conv_cpu;
 pub mod dropout_cpu;
 pub mod flex;
@@ -18,10 +19,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use burn::backend::Dispatch;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
-use burn::nn::{Dropout, PaddingConfig2d};
+use burn::nn::{BatchNorm, Dropout, PaddingConfig2d};
 use burn::tensor::{DType, Tensor};
 
-use self::flex::{CnnOpsBackend, ConvArgs, ConvInputs, DropoutArgs, PoolArgs};
+use self::flex::{BnInputs, CnnOpsBackend, ConvArgs, ConvInputs, DropoutArgs, PoolArgs};
 use crate::afu::kernel::fused::has_fused_kernel;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
@@ -133,6 +134,34 @@ pub fn dropout<const D: usize>(dropout: &Dropout, x: Tensor<D>) -> Tensor<D> {
         x.into_dispatch(),
         args,
     ))
+}
+
+/// `bn.forward(x)`, with afu's kernel where it applies (training mode on Flex): the same
+/// normalisation with the batch's statistics and the same running-statistics update as Burn's.
+pub fn batch_norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    let training = x.device().is_autodiff() && bn.training.is_enabled();
+    if !training || D < 2 || !use_kernels(&x) || bn.gamma.val().dtype() != x.dtype() {
+        return bn.forward(x);
+    }
+    let device = x.device();
+    let out = <Dispatch as CnnOpsBackend>::batch_norm_fast(
+        BnInputs {
+            x: x.into_dispatch(),
+            gamma: bn.gamma.val().into_dispatch(),
+            beta: bn.beta.val().into_dispatch(),
+        },
+        bn.epsilon,
+    );
+    let mean: Tensor<1> = Tensor::from_dispatch(out.mean);
+    let variance: Tensor<1> = Tensor::from_dispatch(out.variance);
+    let m = bn.momentum;
+    let running_mean = bn.running_mean.value_sync().to_device(&device);
+    let running_var = bn.running_var.value_sync().to_device(&device);
+    bn.running_mean
+        .update((running_mean.mul_scalar(1.0 - m) + mean.detach().mul_scalar(m)).detach());
+    bn.running_var
+        .update((running_var.mul_scalar(1.0 - m) + variance.detach().mul_scalar(m)).detach());
+    Tensor::from_dispatch(out.output)
 }
 
 #[cfg(test)]
@@ -269,6 +298,66 @@ mod tests {
             for (i, (a, e)) in fast.2.iter().zip(&stock.2).enumerate() {
                 assert_close(&format!("{what} param {i}"), a, e, 1e-4);
             }
+        }
+    }
+
+    #[test]
+    fn batch_norm_matches_burns_module_including_running_statistics() {
+        let device = Device::flex().autodiff();
+        // (With two samples per channel the normalised values are ±1 whatever x is, so gx is pure
+        // rounding noise; every shape here has more.)
+        for shape in [[3, 4, 5, 7], [6, 3, 1, 1], [5, 2, 3, 2]] {
+            let bn = burn::nn::BatchNormConfig::new(shape[1]).init(&device);
+            // Non-trivial gamma/beta.
+            let mut bn = bn;
+            bn.gamma = burn::module::Param::from_tensor(Tensor::random(
+                [shape[1]],
+                Distribution::Uniform(0.5, 1.5),
+                &device,
+            ));
+            bn.beta = burn::module::Param::from_tensor(Tensor::random(
+                [shape[1]],
+                Distribution::Uniform(-1.0, 1.0),
+                &device,
+            ));
+            let x = Tensor::<4>::random(shape, Distribution::Normal(1.0, 2.0), &device);
+            let bn_fast = bn.clone();
+            let bn_stock = bn.clone();
+            let [fast, stock] = both(
+                &x,
+                &|x| {
+                    if enabled() {
+                        batch_norm(&bn_fast, x)
+                    } else {
+                        bn_stock.forward(x)
+                    }
+                },
+                &|grads| {
+                    let b = if enabled() { &bn_fast } else { &bn_stock };
+                    let gp = burn::optim::GradientsParams::from_grads(grads, b);
+                    vec![
+                        vals(gp.get::<1>(b.gamma.id).unwrap()),
+                        vals(gp.get::<1>(b.beta.id).unwrap()),
+                    ]
+                },
+            );
+            assert_close(&format!("{shape:?} y"), &fast.0, &stock.0, 1e-5);
+            assert_close(&format!("{shape:?} gx"), &fast.1, &stock.1, 1e-4);
+            for (a, e) in fast.2.iter().zip(&stock.2) {
+                assert_close(&format!("{shape:?} gamma/beta"), a, e, 1e-4);
+            }
+            assert_close(
+                "running mean",
+                &vals(bn_fast.running_mean.value()),
+                &vals(bn_stock.running_mean.value()),
+                1e-5,
+            );
+            assert_close(
+                "running var",
+                &vals(bn_fast.running_var.value()),
+                &vals(bn_stock.running_var.value()),
+                1e-5,
+            );
         }
     }
 
