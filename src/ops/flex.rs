@@ -214,18 +214,16 @@ fn bn_geometry(x: &FlexTensor) -> BnGeometry {
     }
 }
 
-/// Forward batch norm: (output, mean, variance as tensors, mean and variance in f64).
+/// Per-channel batch mean and biased variance in `f64`, kept for the backward pass.
+type BnStats = Arc<(Vec<f64>, Vec<f64>)>;
+
+/// Forward batch norm: (output, mean, variance as tensors, the statistics in f64).
 fn bn_forward(
     x: &FlexTensor,
     gamma: &FlexTensor,
     beta: &FlexTensor,
     epsilon: f64,
-) -> (
-    FlexTensor,
-    FlexTensor,
-    FlexTensor,
-    Arc<(Vec<f64>, Vec<f64>)>,
-) {
+) -> (FlexTensor, FlexTensor, FlexTensor, BnStats) {
     let geo = bn_geometry(x);
     with_float!(x, T, {
         let xv = values::<T>(x);
