@@ -137,8 +137,12 @@ fn cpu_ticks() -> Option<(u64, u64)> {
     let own = std::fs::read_to_string("/proc/self/stat").ok()?;
     let after_name = &own[own.rfind(')')? + 2..];
     let f: Vec<&str> = after_name.split_whitespace().collect();
-    // fields 14 and 15 of the file (utime, stime) are 11 and 12 after the name and state
-    let own_ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // Fields 14–17 of the file (utime, stime, and the same for waited-for children such as the
+    // PyTorch script) are 11–14 after the name and state.
+    let mut own_ticks = 0;
+    for i in 11..=14 {
+        own_ticks += f.get(i)?.parse::<u64>().ok()?;
+    }
     Some((busy, own_ticks))
 }
 

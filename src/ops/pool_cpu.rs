@@ -48,6 +48,9 @@ pub fn forward<T: ConvFloat>(geo: &PoolGeometry, x: &[T], y: &mut [T], argmax: O
         return;
     }
     let run = |xp: &[T], yp: &mut [T], mut ap: Option<&mut [u8]>| {
+        if geo.kernel == [2, 2] && geo.stride == [2, 2] {
+            return forward_2x2(geo, xp, yp, ap);
+        }
         let [kh, kw] = geo.kernel;
         let [sh, sw] = geo.stride;
         for oy in 0..ho {
@@ -86,6 +89,43 @@ pub fn forward<T: ConvFloat>(geo: &PoolGeometry, x: &[T], y: &mut [T], argmax: O
             .par_chunks_mut(outp)
             .zip(x.par_chunks(inp))
             .for_each(|(yp, xp)| run(xp, yp, None)),
+    }
+}
+
+/// `a` beats `best` when greater, or NaN while `best` is a number (first maximum wins).
+#[inline(always)]
+fn beats<T: ConvFloat>(a: T, best: T) -> bool {
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    let r = !(a <= best) && !best.is_nan_k();
+    r
+}
+
+/// The common 2×2 window with stride 2, one plane: two input rows per output row.
+fn forward_2x2<T: ConvFloat>(geo: &PoolGeometry, xp: &[T], yp: &mut [T], ap: Option<&mut [u8]>) {
+    let [ho, wo] = geo.out_hw();
+    let mut ap = ap;
+    for oy in 0..ho {
+        let r0 = &xp[2 * oy * geo.w..][..2 * wo];
+        let r1 = &xp[(2 * oy + 1) * geo.w..][..2 * wo];
+        let yr = &mut yp[oy * wo..][..wo];
+        let mut ar = ap.as_deref_mut().map(|a| &mut a[oy * wo..][..wo]);
+        for ox in 0..wo {
+            let (a, b, c, d) = (r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
+            let (mut best, mut at) = (a, 0u8);
+            if beats(b, best) {
+                (best, at) = (b, 1);
+            }
+            if beats(c, best) {
+                (best, at) = (c, 2);
+            }
+            if beats(d, best) {
+                (best, at) = (d, 3);
+            }
+            yr[ox] = best;
+            if let Some(ar) = ar.as_deref_mut() {
+                ar[ox] = at;
+            }
+        }
     }
 }
 
