@@ -343,6 +343,39 @@ fn bench_kernels_quick_reports_every_case() {
     }
 }
 
+#[test]
+fn bench_cnn_step_quick_reports_steps_ops_and_ratios() {
+    // A Python that does not exist: the PyTorch side is reported as not measured, not an error.
+    let o = afu(&[
+        "bench",
+        "cnn-step",
+        "--quick",
+        "--json",
+        "--pytorch",
+        "/nonexistent/python3",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let steps = r["mnist_cnn"].as_array().unwrap();
+    assert_eq!(steps.len(), 5);
+    assert_eq!(r["mobilenet"].as_array().unwrap().len(), 2);
+    for c in steps.iter().chain(r["mobilenet"].as_array().unwrap()) {
+        assert!(c["step_ms"].as_f64().unwrap() > 0.0, "{c}");
+    }
+    let ops = r["ops"].as_array().unwrap();
+    assert_eq!(ops.len(), 6);
+    for c in ops {
+        assert!(c["stock_ms"].as_f64().unwrap() > 0.0 && c["afu_ms"].as_f64().unwrap() > 0.0);
+    }
+    assert!(r["torch"]["step_ms"].is_null());
+    assert!(
+        r["torch"]["note"].as_str().unwrap().contains("nonexistent"),
+        "{r}"
+    );
+    let ratios = r["ratios"].as_array().unwrap();
+    assert!(ratios.len() >= 4, "{r}");
+}
+
 /// `--afu-init` makes the AFU approximate a known function; `--freeze-afu` keeps it so through
 /// training; `afu inspect` then names that function.
 #[test]
