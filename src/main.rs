@@ -88,6 +88,10 @@ struct MnistArgs {
     /// Where to train: cpu (default), cuda[:N] or wgpu[:N] (builds with --features cuda / wgpu).
     #[arg(long)]
     device: Option<String>,
+    /// Data parallelism over several devices, e.g. `cuda:0,cuda:1`: each batch is split over
+    /// them and the gradients added on the first (replaces --device).
+    #[arg(long, value_delimiter = ',', conflicts_with = "device")]
+    devices: Vec<String>,
 }
 
 fn parse_reading(s: &str) -> Result<CnnReading, String> {
@@ -148,6 +152,10 @@ struct CifarArgs {
     /// Where to train: cpu (default), cuda[:N] or wgpu[:N].
     #[arg(long)]
     device: Option<String>,
+    /// Data parallelism over several devices, e.g. `cuda:0,cuda:1`: each batch is split over
+    /// them and the gradients added on the first (replaces --device).
+    #[arg(long, value_delimiter = ',', conflicts_with = "device")]
+    devices: Vec<String>,
     /// Network: mobilenet-v1 (the reference code's, default) or mobilenet-v2 (the paper's text).
     #[arg(long, value_parser = parse_cifar_model)]
     model: Option<afu::experiments::cifar::CifarModel>,
@@ -596,6 +604,14 @@ fn run_mnist(args: MnistArgs) -> anyhow::Result<()> {
     if let Some(d) = args.device {
         config.device = device_choice(&d)?;
     }
+    if !args.devices.is_empty() {
+        config.devices = args
+            .devices
+            .iter()
+            .map(|d| device_choice(d))
+            .collect::<Result<_, _>>()?;
+        config.device = config.devices[0];
+    }
     config.validate().map_err(|e| UsageError(e.to_string()))?;
     if args.resume && args.common.out.is_none() {
         return Err(UsageError(
@@ -708,6 +724,14 @@ fn run_cifar(args: CifarArgs) -> anyhow::Result<()> {
     config.afu_start = args.afu_start.into_start()?;
     if let Some(d) = args.device {
         config.device = device_choice(&d)?;
+    }
+    if !args.devices.is_empty() {
+        config.devices = args
+            .devices
+            .iter()
+            .map(|d| device_choice(d))
+            .collect::<Result<_, _>>()?;
+        config.device = config.devices[0];
     }
     config.validate().map_err(|e| UsageError(e.to_string()))?;
     if args.resume && args.common.out.is_none() {

@@ -409,3 +409,42 @@ fn ctrl_c_checkpoints_mid_epoch_and_resume_finishes() {
             .is_some()
     );
 }
+
+/// `--devices a,b` splits every batch over two devices (here two CPU devices, the only kind a
+/// CI machine has); the run trains and records its settings.
+#[test]
+fn mnist_data_parallel_over_two_devices_trains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_fixture(&data, 320, 100, false);
+    let out = tmp.path().join("run");
+    let o = afu(&[
+        "mnist",
+        "--quick",
+        "--no-progress",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--variants",
+        "relu",
+        "--epochs",
+        "2",
+        "--devices",
+        "cpu,cpu",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = json(&out.join("summary.json"));
+    let v = &s["variants"][0];
+    assert!(v["test_accuracy"].as_f64().unwrap() > 0.5, "{s}");
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    let config: toml::Value = toml::from_str(&config).unwrap();
+    assert_eq!(
+        config["devices"].as_array().map(|d| d.len()),
+        Some(2),
+        "{config}"
+    );
+    // --device and --devices together: a usage error.
+    let o = afu(&["mnist", "--device", "cpu", "--devices", "cpu,cpu"]);
+    assert_eq!(o.status.code(), Some(2));
+}

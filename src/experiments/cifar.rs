@@ -59,6 +59,10 @@ pub struct CifarConfig {
     pub afu_start: common::AfuStart,
     /// Where to train.
     pub device: crate::device::DeviceChoice,
+    /// Data parallelism: every step is split over these devices (the first is where the model
+    /// and optimizer live; empty = `device` alone). See [`crate::train::parallel`].
+    #[serde(default)]
+    pub devices: Vec<crate::device::DeviceChoice>,
     /// Which network.
     #[serde(default)]
     pub model: CifarModel,
@@ -94,6 +98,7 @@ impl CifarConfig {
             kernel: KernelChoice::Auto,
             afu_start: common::AfuStart::default(),
             device: crate::device::DeviceChoice::Cpu,
+            devices: Vec::new(),
             model: CifarModel::MobilenetV1,
         }
     }
@@ -238,6 +243,7 @@ pub fn run(
             field: "device",
             message: e.to_string(),
         })?;
+    let parallel = common::parallel_devices(&config.devices)?;
     let mut history = Vec::new();
     let mut afus = Vec::new();
     let mut panels = Vec::new();
@@ -256,6 +262,7 @@ pub fn run(
             progress,
             resume,
             base_device: &base_device,
+            parallel: &parallel,
         };
         let (records, learned) = match config.model {
             CifarModel::MobilenetV1 => train_variant(
@@ -408,6 +415,8 @@ struct VariantContext<'a> {
     progress: bool,
     resume: bool,
     base_device: &'a Device,
+    /// Data-parallel devices (autodiff; empty or one = no data parallelism).
+    parallel: &'a [Device],
 }
 
 /// Trains one variant (continuing from its checkpoint when resuming); returns its epochs and
@@ -459,9 +468,21 @@ fn train_variant<M: ImageClassifier>(
                 ctx.norm,
                 device,
             );
-            let loss = cross_entropy(model.logits(x), y);
-            loss_sum += loss.clone().into_scalar::<f32>() as f64 * idx.len() as f64;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let grads = if ctx.parallel.len() > 1 {
+                let (grads, l) = crate::train::parallel::data_parallel_grads(
+                    &model,
+                    ctx.parallel,
+                    x,
+                    y,
+                    &|_, m: &M, x, y| cross_entropy(m.logits(x), y),
+                );
+                loss_sum += l * idx.len() as f64;
+                grads
+            } else {
+                let loss = cross_entropy(model.logits(x), y);
+                loss_sum += loss.clone().into_scalar::<f32>() as f64 * idx.len() as f64;
+                GradientsParams::from_grads(loss.backward(), &model)
+            };
             model = optim.step(config.lr, model, grads);
             bar.inc(1);
             if crate::interrupt::requested() && bi + 1 < batches.len() {

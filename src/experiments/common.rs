@@ -293,3 +293,20 @@ pub fn limits(train: Option<usize>, test: Option<usize>) -> Result<(), Experimen
     }
     Ok(())
 }
+
+/// The autodiff devices of a `--devices` list (empty when not data-parallel).
+pub fn parallel_devices(
+    choices: &[crate::device::DeviceChoice],
+) -> Result<Vec<burn::tensor::Device>, ExperimentError> {
+    choices
+        .iter()
+        .map(|c| {
+            c.device()
+                .map(|d| d.autodiff())
+                .map_err(|e| ExperimentError::Config {
+                    field: "devices",
+                    message: e.to_string(),
+                })
+        })
+        .collect()
+}

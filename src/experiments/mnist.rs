@@ -59,6 +59,10 @@ pub struct MnistConfig {
     /// Where to train: `cpu`, `cuda[:N]`, `wgpu[:N]`.
     #[serde(default = "default_device")]
     pub device: crate::device::DeviceChoice,
+    /// Data parallelism: every step is split over these devices (the first is where the model
+    /// and optimizer live; empty = `device` alone). See [`crate::train::parallel`].
+    #[serde(default)]
+    pub devices: Vec<crate::device::DeviceChoice>,
 }
 
 fn default_device() -> crate::device::DeviceChoice {
@@ -85,6 +89,7 @@ impl MnistConfig {
             kernel: KernelChoice::Auto,
             afu_start: common::AfuStart::default(),
             device: default_device(),
+            devices: Vec::new(),
         }
     }
 
@@ -257,6 +262,7 @@ pub fn run(
             field: "device",
             message: e.to_string(),
         })?;
+    let parallel = common::parallel_devices(&config.devices)?;
     for (name, spec) in config.variants.iter().zip(&specs) {
         let device = base_device.clone().autodiff();
         device.seed(config.seed);
@@ -307,17 +313,30 @@ pub fn run(
                 let (x, y, _) = train.batch(idx, &device);
                 // In the last epoch, sample what each activation slot sees (every 8th batch,
                 // every 7th value) for the input histograms that `afu inspect` uses.
-                let logp = if last_epoch && bi % 8 == 0 && !model.activations.afus.is_empty() {
-                    model.forward_with_taps(x, &mut |slot, t| {
-                        let v = common::to_vec(t.clone().detach());
-                        taps[slot].extend(v.iter().step_by(7));
-                    })
-                } else {
-                    model.forward(x)
+                let tapping = last_epoch && bi % 8 == 0 && !model.activations.afus.is_empty();
+                let taps_cell = std::cell::RefCell::new(&mut taps);
+                let step_loss = |slot: usize, m: &MnistCnn, x: Tensor<4>, y: Tensor<2>| {
+                    let logp = if tapping && slot == 0 {
+                        m.forward_with_taps(x, &mut |s, t| {
+                            let v = common::to_vec(t.clone().detach());
+                            taps_cell.borrow_mut()[s].extend(v.iter().step_by(7));
+                        })
+                    } else {
+                        m.forward(x)
+                    };
+                    nll(logp, y)
                 };
-                let loss = nll(logp, y);
-                loss_sum += loss.clone().into_scalar::<f32>() as f64 * idx.len() as f64;
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                let grads = if parallel.len() > 1 {
+                    let (grads, l) = crate::train::parallel::data_parallel_grads(
+                        &model, &parallel, x, y, &step_loss,
+                    );
+                    loss_sum += l * idx.len() as f64;
+                    grads
+                } else {
+                    let loss = step_loss(0, &model, x, y);
+                    loss_sum += loss.clone().into_scalar::<f32>() as f64 * idx.len() as f64;
+                    GradientsParams::from_grads(loss.backward(), &model)
+                };
                 model = optim.step(lr, model, grads);
                 bar.inc(1);
                 if crate::interrupt::requested() && bi + 1 < batches.len() {

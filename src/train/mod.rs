@@ -3,6 +3,7 @@
 pub mod adadelta;
 pub mod checkpoint;
 pub mod metrics;
+pub mod parallel;
 
 use burn::optim::AdamConfig;
 use burn::tensor::Tensor;

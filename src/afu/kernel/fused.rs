@@ -1,6 +1,7 @@
 //! The fused AFU as a Burn custom operation (backend extension) with its own backward pass.
 //!
-//! Implemented for the Flex CPU backend (calling [`super::cpu`]) and for `Autodiff<Flex>`,
+//! Implemented for the Flex CPU backend (calling [`super::cpu`]), for the CubeCL backends
+//! (calling [`super::cube`], with the `wgpu` or `cuda` feature) and for `Autodiff` over either,
 //! whose hand-written backward computes the input gradient and all parameter gradients in one
 //! pass. Other backends use the reference implementation (see [`super::afu_forward`]).
 
@@ -31,7 +32,7 @@ pub struct AfuInputs<B: Backend> {
 }
 
 /// Backends with a fused AFU kernel.
-#[backend_extension(Autodiff, Flex)]
+#[backend_extension(Autodiff, Flex, Cube: cfg(any(feature = "wgpu", feature = "cuda")))]
 pub trait AfuBackend: Backend {
     /// `y = G(x)` with the fused kernel.
     fn afu_fused(
@@ -45,6 +46,112 @@ impl AfuBackend for Flex {
         flex_forward(
             &inputs.x, &inputs.w0, &inputs.b0, &inputs.w1, &inputs.b1, base,
         )
+    }
+}
+
+/// The forward and backward kernels of one backend, used by the shared autodiff wrapper.
+pub trait AfuKernels: Backend {
+    /// `y = G(x)`.
+    fn kernel_forward(
+        x: &FloatTensor<Self>,
+        w0: &FloatTensor<Self>,
+        b0: &FloatTensor<Self>,
+        w1: &FloatTensor<Self>,
+        b1: &FloatTensor<Self>,
+        base: BaseActivation,
+    ) -> FloatTensor<Self>;
+
+    /// `[gx, gw0, gb0, gw1, gb1]` from the forward's inputs and the upstream gradient.
+    #[allow(clippy::too_many_arguments)]
+    fn kernel_backward(
+        x: &FloatTensor<Self>,
+        gy: FloatTensor<Self>,
+        w0: &FloatTensor<Self>,
+        b0: &FloatTensor<Self>,
+        w1: &FloatTensor<Self>,
+        b1: &FloatTensor<Self>,
+        base: BaseActivation,
+    ) -> [FloatTensor<Self>; 5];
+}
+
+impl AfuKernels for Flex {
+    fn kernel_forward(
+        x: &FlexTensor,
+        w0: &FlexTensor,
+        b0: &FlexTensor,
+        w1: &FlexTensor,
+        b1: &FlexTensor,
+        base: BaseActivation,
+    ) -> FlexTensor {
+        flex_forward(x, w0, b0, w1, b1, base)
+    }
+
+    fn kernel_backward(
+        x: &FlexTensor,
+        gy: FlexTensor,
+        w0: &FlexTensor,
+        b0: &FlexTensor,
+        w1: &FlexTensor,
+        b1: &FlexTensor,
+        base: BaseActivation,
+    ) -> [FlexTensor; 5] {
+        flex_backward(x, gy, w0, b0, w1, b1, base)
+    }
+}
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+mod cube_impl {
+    use burn::backend::Cube;
+    use burn::backend::tensor::FloatTensor;
+
+    use super::{AfuBackend, AfuInputs, AfuKernels};
+    use crate::afu::base::BaseActivation;
+    use crate::afu::kernel::cube;
+
+    impl AfuBackend for Cube {
+        fn afu_fused(inputs: AfuInputs<Self>, base: BaseActivation) -> FloatTensor<Self> {
+            cube::forward(inputs.x, inputs.w0, inputs.b0, inputs.w1, inputs.b1, base)
+        }
+    }
+
+    impl AfuKernels for Cube {
+        fn kernel_forward(
+            x: &FloatTensor<Self>,
+            w0: &FloatTensor<Self>,
+            b0: &FloatTensor<Self>,
+            w1: &FloatTensor<Self>,
+            b1: &FloatTensor<Self>,
+            base: BaseActivation,
+        ) -> FloatTensor<Self> {
+            cube::forward(
+                x.clone(),
+                w0.clone(),
+                b0.clone(),
+                w1.clone(),
+                b1.clone(),
+                base,
+            )
+        }
+
+        fn kernel_backward(
+            x: &FloatTensor<Self>,
+            gy: FloatTensor<Self>,
+            w0: &FloatTensor<Self>,
+            b0: &FloatTensor<Self>,
+            w1: &FloatTensor<Self>,
+            b1: &FloatTensor<Self>,
+            base: BaseActivation,
+        ) -> [FloatTensor<Self>; 5] {
+            cube::backward(
+                x.clone(),
+                gy,
+                w0.clone(),
+                b0.clone(),
+                w1.clone(),
+                b1.clone(),
+                base,
+            )
+        }
     }
 }
 
@@ -214,17 +321,17 @@ fn flex_backward(
 struct AfuBackward;
 
 /// What the backward pass keeps: the forward inputs (shared, not copied) and the base.
-type AfuState = (
-    FlexTensor,
-    FlexTensor,
-    FlexTensor,
-    FlexTensor,
-    FlexTensor,
+type AfuState<B> = (
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
     BaseActivation,
 );
 
-impl Backward<Flex, 5> for AfuBackward {
-    type State = AfuState;
+impl<B: AfuKernels> Backward<B, 5> for AfuBackward {
+    type State = AfuState<B>;
 
     fn backward(
         self,
@@ -233,18 +340,18 @@ impl Backward<Flex, 5> for AfuBackward {
         _checkpointer: &mut Checkpointer,
     ) {
         let parents = ops.parents;
-        let gy = grads.consume::<Flex>(&ops.node);
+        let gy = grads.consume::<B>(&ops.node);
         let (x, w0, b0, w1, b1, base) = ops.state;
-        let out = flex_backward(&x, gy, &w0, &b0, &w1, &b1, base);
+        let out = B::kernel_backward(&x, gy, &w0, &b0, &w1, &b1, base);
         for (parent, grad) in parents.into_iter().zip(out) {
             if let Some(node) = parent {
-                grads.register::<Flex>(node.id, grad);
+                grads.register::<B>(node.id, grad);
             }
         }
     }
 }
 
-impl<C: CheckpointStrategy> AfuBackend for Autodiff<Flex, C> {
+impl<B: AfuKernels, C: CheckpointStrategy> AfuBackend for Autodiff<B, C> {
     fn afu_fused(inputs: AfuInputs<Self>, base: BaseActivation) -> FloatTensor<Self> {
         let AfuInputs { x, w0, b0, w1, b1 } = inputs;
         match AfuBackward
@@ -261,11 +368,11 @@ impl<C: CheckpointStrategy> AfuBackend for Autodiff<Flex, C> {
                     b1.primitive().clone(),
                     base,
                 );
-                let y = flex_forward(&state.0, &state.1, &state.2, &state.3, &state.4, base);
+                let y = B::kernel_forward(&state.0, &state.1, &state.2, &state.3, &state.4, base);
                 prep.finish(state, y)
             }
             OpsKind::UnTracked(prep) => {
-                let y = flex_forward(
+                let y = B::kernel_forward(
                     x.primitive(),
                     w0.primitive(),
                     b0.primitive(),
@@ -279,12 +386,16 @@ impl<C: CheckpointStrategy> AfuBackend for Autodiff<Flex, C> {
     }
 }
 
-/// True when `device` (with or without autodiff) runs on the Flex backend.
+/// True when `device` (with or without autodiff) runs on the Flex backend or, in builds with
+/// the `wgpu` or `cuda` feature, on a CubeCL backend.
 pub fn has_fused_kernel(device: &burn::tensor::Device) -> bool {
-    matches!(
-        device.clone().inner().as_dispatch(),
-        burn::backend::DispatchDevice::Flex(_)
-    )
+    match device.clone().inner().as_dispatch() {
+        burn::backend::DispatchDevice::Flex(_) => true,
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        burn::backend::DispatchDevice::Cube(_) => true,
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
 }
 
 /// Applies the fused AFU. The caller checks [`has_fused_kernel`] first.

@@ -5,6 +5,8 @@
 //! - [`fused`]: the Burn custom op around [`cpu`], with its own backward pass.
 
 pub mod cpu;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub mod cube;
 pub mod fused;
 pub mod reference;
 
@@ -174,7 +176,17 @@ mod tests {
         choice: KernelChoice,
         dtype: DType,
     ) -> (Vec<f64>, [Vec<f64>; 5]) {
-        let device = Device::flex().autodiff();
+        tensor_grads_on(p, choice, dtype, &Device::flex())
+    }
+
+    /// As [`tensor_grads`], on `device` (autodiff is added here).
+    pub(crate) fn tensor_grads_on(
+        p: &Problem,
+        choice: KernelChoice,
+        dtype: DType,
+        device: &Device,
+    ) -> (Vec<f64>, [Vec<f64>; 5]) {
+        let device = device.clone().autodiff();
         let afu = Afu::from_params(&p.params, &device, dtype)
             .unwrap()
             .with_kernel(choice);
@@ -308,6 +320,51 @@ mod tests {
                     );
                     let (yr, gr) = tensor_grads(&p, KernelChoice::Reference, DType::F32);
                     let (yf, gf) = tensor_grads(&p, KernelChoice::Fused, DType::F32);
+                    let e = scaled_error(&yf, &yr);
+                    assert!(
+                        e <= 1e-5,
+                        "{base} N={hidden} C={channels}: forward error {e}"
+                    );
+                    for (name, (a, b)) in
+                        ["x", "w0", "b0", "w1", "b1"].iter().zip(gf.iter().zip(&gr))
+                    {
+                        let e = scaled_error(a, b);
+                        assert!(
+                            e <= 1e-4,
+                            "{base} N={hidden} C={channels}: grad {name} error {e}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The CubeCL kernel (here on whatever wgpu finds: a GPU, or lavapipe, Mesa's CPU Vulkan
+    /// driver) against the plain-ops reference on the CPU, f32, odd sizes, every base, N ∈ {1,
+    /// 3, 8, 128}, shared and per-channel: forward ≤ 1e-5, gradients ≤ 1e-4 (scaled).
+    #[cfg(feature = "wgpu")]
+    #[test]
+    fn cube_kernel_matches_reference_f32() {
+        let gpu = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+        assert!(super::fused::has_fused_kernel(&gpu));
+        let shapes: [(usize, Vec<usize>); 4] = [
+            (1, vec![1013]),
+            (1, vec![7, 3, 5, 11]),
+            (5, vec![3, 5, 7, 9]),
+            (6, vec![37, 6]),
+        ];
+        for (k, base) in crate::afu::BaseActivation::ALL.into_iter().enumerate() {
+            for hidden in [1, 3, 8, 128] {
+                for (channels, dims) in &shapes {
+                    let p = Problem::random(
+                        5000 + k as u64 * 101 + hidden as u64 * 7 + *channels as u64,
+                        base,
+                        *channels,
+                        hidden,
+                        dims,
+                    );
+                    let (yr, gr) = tensor_grads(&p, KernelChoice::Reference, DType::F32);
+                    let (yf, gf) = tensor_grads_on(&p, KernelChoice::Fused, DType::F32, &gpu);
                     let e = scaled_error(&yf, &yr);
                     assert!(
                         e <= 1e-5,
