@@ -108,8 +108,13 @@ mod tests {
             let logp = burn::tensor::activation::log_softmax(m.forward(x), 1);
             logp.mul(y).sum_dim(1).mean().neg()
         };
-        let (single, l1) =
-            data_parallel_grads(&model, &[device.clone()], x.clone(), y.clone(), &loss);
+        let (single, l1) = data_parallel_grads(
+            &model,
+            std::slice::from_ref(&device),
+            x.clone(),
+            y.clone(),
+            &loss,
+        );
         let two = [device.clone(), Device::flex().autodiff()];
         let (split, l2) = data_parallel_grads(&model, &two, x, y, &loss);
         assert!((l1 - l2).abs() < 1e-6, "{l1} vs {l2}");
