@@ -193,22 +193,21 @@ fn afu_grad_params_kernel<F: Float>(
     let j = CUBE_POS_X as usize;
     let c = CUBE_POS_Y as usize;
     let t = UNIT_POS as usize;
-    let n_threads = comptime!(threads) as usize;
+    // Runtime copy of the cube size (mutable index arithmetic below must not be comptime).
+    let n_threads = CUBE_DIM as usize;
     let n_hidden = hidden as usize;
     let n_channels = channels as usize;
     let inner_u = inner as usize;
     let start = j * chunk_len as usize;
-    let mut end = start + chunk_len as usize;
-    if end > per_channel as usize {
-        end = per_channel as usize;
-    }
+    let end = start + chunk_len as usize;
+    let limit = per_channel as usize;
     let mut shared = Shared::new_slice(comptime!(3 * threads as usize));
     let slot = (c * chunks as usize + j) * n_hidden;
 
     // Σ gy (for b1).
     let mut s_gy = F::new(0.0);
     let mut m = start + t;
-    while m < end {
+    while m < end && m < limit {
         let i = ((m / inner_u) * n_channels + c) * inner_u + m % inner_u;
         s_gy += gy[i];
         m += n_threads;
@@ -219,25 +218,28 @@ fn afu_grad_params_kernel<F: Float>(
     let mut stride = n_threads / 2;
     while stride > 0 {
         if t < stride {
-            let other = shared[t + stride];
-            shared[t] += other;
+            let sum = shared[t] + shared[t + stride];
+            shared[t] = sum;
         }
         sync_cube();
-        stride /= 2;
+        stride = stride / 2;
     }
     if t == 0 {
-        partials_b1[c * chunks as usize + j] = shared[0];
+        let total = shared[0];
+        partials_b1[c * chunks as usize + j] = total;
     }
     sync_cube();
 
     for n in 0..n_hidden {
         let k = c * n_hidden + n;
-        let (a, b, wout) = (w0[k], b0[k], w1[k]);
+        let a = w0[k];
+        let b = b0[k];
+        let wout = w1[k];
         let mut s_w0 = F::new(0.0);
         let mut s_b0 = F::new(0.0);
         let mut s_w1 = F::new(0.0);
         let mut m = start + t;
-        while m < end {
+        while m < end && m < limit {
             let i = ((m / inner_u) * n_channels + c) * inner_u + m % inner_u;
             let v = x[i];
             let g = gy[i];
@@ -256,21 +258,24 @@ fn afu_grad_params_kernel<F: Float>(
         let mut stride = n_threads / 2;
         while stride > 0 {
             if t < stride {
-                let o0 = shared[t + stride];
-                shared[t] += o0;
-                let o1 = shared[n_threads + t + stride];
-                shared[n_threads + t] += o1;
-                let o2 = shared[2 * n_threads + t + stride];
-                shared[2 * n_threads + t] += o2;
+                let s0 = shared[t] + shared[t + stride];
+                shared[t] = s0;
+                let s1 = shared[n_threads + t] + shared[n_threads + t + stride];
+                shared[n_threads + t] = s1;
+                let s2 = shared[2 * n_threads + t] + shared[2 * n_threads + t + stride];
+                shared[2 * n_threads + t] = s2;
             }
             sync_cube();
-            stride /= 2;
+            stride = stride / 2;
         }
         if t == 0 {
             let o = (slot + n) * 3;
-            partials[o] = shared[0];
-            partials[o + 1] = shared[n_threads];
-            partials[o + 2] = shared[2 * n_threads];
+            let r0 = shared[0];
+            let r1 = shared[n_threads];
+            let r2 = shared[2 * n_threads];
+            partials[o] = r0;
+            partials[o + 1] = r1;
+            partials[o + 2] = r2;
         }
         sync_cube();
     }

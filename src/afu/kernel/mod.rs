@@ -347,11 +347,14 @@ mod tests {
     fn cube_kernel_matches_reference_f32() {
         let gpu = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
         assert!(super::fused::has_fused_kernel(&gpu));
-        let shapes: [(usize, Vec<usize>); 4] = [
+        // The last two split each channel over several cubes (multi-chunk reduction).
+        let shapes: [(usize, Vec<usize>); 6] = [
             (1, vec![1013]),
             (1, vec![7, 3, 5, 11]),
             (5, vec![3, 5, 7, 9]),
             (6, vec![37, 6]),
+            (1, vec![20011]),
+            (3, vec![4, 3, 50, 41]),
         ];
         for (k, base) in crate::afu::BaseActivation::ALL.into_iter().enumerate() {
             for hidden in [1, 3, 8, 128] {
@@ -365,6 +368,13 @@ mod tests {
                     );
                     let (yr, gr) = tensor_grads(&p, KernelChoice::Reference, DType::F32);
                     let (yf, gf) = tensor_grads_on(&p, KernelChoice::Fused, DType::F32, &gpu);
+                    // Same inputs, same bits: the reduction order is fixed.
+                    let (yf2, gf2) = tensor_grads_on(&p, KernelChoice::Fused, DType::F32, &gpu);
+                    assert_eq!(
+                        (&yf, &gf),
+                        (&yf2, &gf2),
+                        "{base} N={hidden}: not repeatable"
+                    );
                     let e = scaled_error(&yf, &yr);
                     assert!(
                         e <= 1e-5,
