@@ -23,7 +23,6 @@ use burn::nn::{BatchNorm, Dropout, PaddingConfig2d};
 use burn::tensor::{DType, Tensor};
 
 use self::flex::{BnInputs, CnnOpsBackend, ConvArgs, ConvInputs, DropoutArgs, PoolArgs};
-use crate::afu::kernel::fused::has_fused_kernel;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 static DROPOUT_KEY: AtomicU64 = AtomicU64::new(0x5eed);
@@ -46,8 +45,17 @@ pub fn seed_dropout(seed: u64) {
     DROPOUT_CALLS.store(0, Ordering::Relaxed);
 }
 
+/// True when `device` (with or without autodiff) is the Flex CPU backend, where these kernels
+/// live.
+pub fn on_flex(device: &burn::tensor::Device) -> bool {
+    matches!(
+        device.clone().inner().as_dispatch(),
+        burn::backend::DispatchDevice::Flex(_)
+    )
+}
+
 fn use_kernels<const D: usize>(x: &Tensor<D>) -> bool {
-    enabled() && matches!(x.dtype(), DType::F32 | DType::F64) && has_fused_kernel(&x.device())
+    enabled() && matches!(x.dtype(), DType::F32 | DType::F64) && on_flex(&x.device())
 }
 
 /// `conv.forward(x)`, with afu's kernel where it applies.
