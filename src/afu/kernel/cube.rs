@@ -123,7 +123,7 @@ fn afu_forward_kernel<F: Float>(
     #[comptime] base: u32,
     #[define(F)] _dtype: ElemType,
 ) {
-    let i = ABSOLUTE_POS as usize;
+    let i = ABSOLUTE_POS;
     if i >= len as usize {
         terminate!();
     }
@@ -153,7 +153,7 @@ fn afu_grad_input_kernel<F: Float>(
     #[comptime] base: u32,
     #[define(F)] _dtype: ElemType,
 ) {
-    let i = ABSOLUTE_POS as usize;
+    let i = ABSOLUTE_POS;
     if i >= len as usize {
         terminate!();
     }
@@ -222,7 +222,7 @@ fn afu_grad_params_kernel<F: Float>(
             shared[t] = sum;
         }
         sync_cube();
-        stride = stride / 2;
+        stride /= 2;
     }
     if t == 0 {
         let total = shared[0];
@@ -266,7 +266,7 @@ fn afu_grad_params_kernel<F: Float>(
                 shared[2 * n_threads + t] = s2;
             }
             sync_cube();
-            stride = stride / 2;
+            stride /= 2;
         }
         if t == 0 {
             let o = (slot + n) * 3;
@@ -295,7 +295,7 @@ fn afu_reduce_kernel<F: Float>(
     chunks: u32,
     #[define(F)] _dtype: ElemType,
 ) {
-    let p = ABSOLUTE_POS as usize;
+    let p = ABSOLUTE_POS;
     let n_hidden = hidden as usize;
     let n_chunks = chunks as usize;
     let total = channels as usize * n_hidden;
