@@ -130,3 +130,57 @@ fn cifar10_quick_runs_on_real_format_files() {
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("data_batch_3.bin"), "{stderr}");
 }
+
+/// Every default variant (relu, mish, swish, shared AFU, per-block AFU) trains a few steps on
+/// generated files in the real format, and its training loss goes down.
+#[test]
+fn cifar10_all_variants_reduce_the_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("cifar-10-batches-bin");
+    write_fixture(&data, 60);
+    let out = tmp.path().join("run");
+    let o = afu(&[
+        "cifar10",
+        "--no-progress",
+        "--data",
+        tmp.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--limit-train",
+        "200",
+        "--limit-test",
+        "40",
+        "--batch-size",
+        "20",
+        "--epochs",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let mut rows = csv::Reader::from_reader(metrics.as_bytes());
+    let header = rows.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (variant, epoch, loss) = (col("variant"), col("epoch"), col("train_loss"));
+    let mut by_variant: std::collections::BTreeMap<String, Vec<(u32, f64)>> = Default::default();
+    for r in rows.records() {
+        let r = r.unwrap();
+        by_variant
+            .entry(r[variant].to_string())
+            .or_default()
+            .push((r[epoch].parse().unwrap(), r[loss].parse().unwrap()));
+    }
+    let names: Vec<&str> = by_variant.keys().map(|s| s.as_str()).collect();
+    assert_eq!(
+        names,
+        ["afu-relu-8", "afu-relu-8-layer", "mish", "relu", "swish"],
+        "{metrics}"
+    );
+    for (name, epochs) in &by_variant {
+        assert_eq!(epochs.len(), 3, "{name}");
+        let (first, last) = (epochs[0].1, epochs[2].1);
+        assert!(
+            last.is_finite() && last < first,
+            "{name}: training loss {first} -> {last} did not decrease\n{metrics}"
+        );
+    }
+}
