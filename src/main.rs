@@ -419,6 +419,25 @@ fn parse_kernel(s: &str) -> Result<KernelChoice, String> {
 #[error("{0}")]
 struct UsageError(String);
 
+/// `--device` / `--devices` as (main device, data-parallel devices); `None` when neither is given.
+#[allow(clippy::type_complexity)]
+fn device_choices(
+    device: Option<String>,
+    devices: &[String],
+) -> Result<Option<(afu::device::DeviceChoice, Vec<afu::device::DeviceChoice>)>, UsageError> {
+    if !devices.is_empty() {
+        let all: Vec<_> = devices
+            .iter()
+            .map(|d| device_choice(d))
+            .collect::<Result<_, _>>()?;
+        return Ok(Some((all[0], all)));
+    }
+    match device {
+        Some(d) => Ok(Some((device_choice(&d)?, Vec::new()))),
+        None => Ok(None),
+    }
+}
+
 /// A `--device` value that this build can use.
 fn device_choice(name: &str) -> Result<afu::device::DeviceChoice, UsageError> {
     let choice: afu::device::DeviceChoice = name
@@ -601,16 +620,8 @@ fn run_mnist(args: MnistArgs) -> anyhow::Result<()> {
     if let Some(k) = args.common.kernel {
         config.kernel = k;
     }
-    if let Some(d) = args.device {
-        config.device = device_choice(&d)?;
-    }
-    if !args.devices.is_empty() {
-        config.devices = args
-            .devices
-            .iter()
-            .map(|d| device_choice(d))
-            .collect::<Result<_, _>>()?;
-        config.device = config.devices[0];
+    if let Some((device, devices)) = device_choices(args.device, &args.devices)? {
+        (config.device, config.devices) = (device, devices);
     }
     config.validate().map_err(|e| UsageError(e.to_string()))?;
     if args.resume && args.common.out.is_none() {
@@ -722,16 +733,8 @@ fn run_cifar(args: CifarArgs) -> anyhow::Result<()> {
         config.kernel = k;
     }
     config.afu_start = args.afu_start.into_start()?;
-    if let Some(d) = args.device {
-        config.device = device_choice(&d)?;
-    }
-    if !args.devices.is_empty() {
-        config.devices = args
-            .devices
-            .iter()
-            .map(|d| device_choice(d))
-            .collect::<Result<_, _>>()?;
-        config.device = config.devices[0];
+    if let Some((device, devices)) = device_choices(args.device, &args.devices)? {
+        (config.device, config.devices) = (device, devices);
     }
     config.validate().map_err(|e| UsageError(e.to_string()))?;
     if args.resume && args.common.out.is_none() {

@@ -299,27 +299,26 @@ mod tests {
         }
     }
 
-    /// Fused vs reference in f32 on odd sizes: forward ≤ 1e-5, gradients ≤ 1e-4 (scaled).
-    #[test]
-    fn fused_matches_reference_f32() {
-        let shapes: [(usize, Vec<usize>); 4] = [
-            (1, vec![1013]),
-            (1, vec![7, 3, 5, 11]),
-            (5, vec![3, 5, 7, 9]),
-            (6, vec![37, 6]),
-        ];
+    /// Every base, N ∈ {1, 3, 8, 128}, each `(channels, dims)` of `shapes`: `fused(problem)` vs
+    /// the plain-ops reference on the CPU in f32, forward ≤ 1e-5 and gradients ≤ 1e-4 (scaled).
+    #[allow(clippy::type_complexity)]
+    fn assert_matches_reference(
+        shapes: &[(usize, Vec<usize>)],
+        seed: u64,
+        fused: &dyn Fn(&Problem) -> (Vec<f64>, [Vec<f64>; 5]),
+    ) {
         for (k, base) in crate::afu::BaseActivation::ALL.into_iter().enumerate() {
             for hidden in [1, 3, 8, 128] {
-                for (channels, dims) in &shapes {
+                for (channels, dims) in shapes {
                     let p = Problem::random(
-                        1000 + k as u64 * 101 + hidden as u64 * 7 + *channels as u64,
+                        seed + k as u64 * 101 + hidden as u64 * 7 + *channels as u64,
                         base,
                         *channels,
                         hidden,
                         dims,
                     );
                     let (yr, gr) = tensor_grads(&p, KernelChoice::Reference, DType::F32);
-                    let (yf, gf) = tensor_grads(&p, KernelChoice::Fused, DType::F32);
+                    let (yf, gf) = fused(&p);
                     let e = scaled_error(&yf, &yr);
                     assert!(
                         e <= 1e-5,
@@ -339,59 +338,45 @@ mod tests {
         }
     }
 
+    /// Odd sizes, shared and per-channel.
+    fn odd_shapes() -> Vec<(usize, Vec<usize>)> {
+        vec![
+            (1, vec![1013]),
+            (1, vec![7, 3, 5, 11]),
+            (5, vec![3, 5, 7, 9]),
+            (6, vec![37, 6]),
+        ]
+    }
+
+    /// Fused vs reference in f32 on odd sizes: forward ≤ 1e-5, gradients ≤ 1e-4 (scaled).
+    #[test]
+    fn fused_matches_reference_f32() {
+        assert_matches_reference(&odd_shapes(), 1000, &|p| {
+            tensor_grads(p, KernelChoice::Fused, DType::F32)
+        });
+    }
+
     /// The CubeCL kernel (here on whatever wgpu finds: a GPU, or lavapipe, Mesa's CPU Vulkan
     /// driver) against the plain-ops reference on the CPU, f32, odd sizes, every base, N ∈ {1,
-    /// 3, 8, 128}, shared and per-channel: forward ≤ 1e-5, gradients ≤ 1e-4 (scaled).
+    /// 3, 8, 128}, shared and per-channel, and channels split over several cubes (the last two
+    /// shapes): forward ≤ 1e-5, gradients ≤ 1e-4 (scaled); a repeat run gives the same bits.
     #[cfg(feature = "wgpu")]
     #[test]
     fn cube_kernel_matches_reference_f32() {
         let gpu = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
         assert!(super::fused::has_fused_kernel(&gpu));
-        // The last two split each channel over several cubes (multi-chunk reduction).
-        let shapes: [(usize, Vec<usize>); 6] = [
-            (1, vec![1013]),
-            (1, vec![7, 3, 5, 11]),
-            (5, vec![3, 5, 7, 9]),
-            (6, vec![37, 6]),
-            (1, vec![20011]),
-            (3, vec![4, 3, 50, 41]),
-        ];
-        for (k, base) in crate::afu::BaseActivation::ALL.into_iter().enumerate() {
-            for hidden in [1, 3, 8, 128] {
-                for (channels, dims) in &shapes {
-                    let p = Problem::random(
-                        5000 + k as u64 * 101 + hidden as u64 * 7 + *channels as u64,
-                        base,
-                        *channels,
-                        hidden,
-                        dims,
-                    );
-                    let (yr, gr) = tensor_grads(&p, KernelChoice::Reference, DType::F32);
-                    let (yf, gf) = tensor_grads_on(&p, KernelChoice::Fused, DType::F32, &gpu);
-                    // Same inputs, same bits: the reduction order is fixed.
-                    let (yf2, gf2) = tensor_grads_on(&p, KernelChoice::Fused, DType::F32, &gpu);
-                    assert_eq!(
-                        (&yf, &gf),
-                        (&yf2, &gf2),
-                        "{base} N={hidden}: not repeatable"
-                    );
-                    let e = scaled_error(&yf, &yr);
-                    assert!(
-                        e <= 1e-5,
-                        "{base} N={hidden} C={channels}: forward error {e}"
-                    );
-                    for (name, (a, b)) in
-                        ["x", "w0", "b0", "w1", "b1"].iter().zip(gf.iter().zip(&gr))
-                    {
-                        let e = scaled_error(a, b);
-                        assert!(
-                            e <= 1e-4,
-                            "{base} N={hidden} C={channels}: grad {name} error {e}"
-                        );
-                    }
-                }
-            }
-        }
+        let mut shapes = odd_shapes();
+        shapes.extend([(1, vec![20011]), (3, vec![4, 3, 50, 41])]);
+        assert_matches_reference(&shapes, 5000, &|p| {
+            let first = tensor_grads_on(p, KernelChoice::Fused, DType::F32, &gpu);
+            let again = tensor_grads_on(p, KernelChoice::Fused, DType::F32, &gpu);
+            assert_eq!(
+                first, again,
+                "{} N={}: not repeatable",
+                p.params.base, p.params.hidden
+            );
+            first
+        });
     }
 
     /// Inputs exactly on kinks, coinciding kinks and zeros in w0: the fused piecewise-linear path
