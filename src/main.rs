@@ -947,6 +947,13 @@ fn run_data(cmd: DataCommand) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // Output piped into `head` and the like: end quietly when the reader goes away, as other
+    // command-line tools do, instead of panicking on the failed write.
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of SIGPIPE before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     // `afu bench cnn-step` measures Burn's ops with the default allocator settings first and
     // applies ours itself.

@@ -491,3 +491,25 @@ fn bake_writes_a_relu_afu_within_its_error() {
     }
     assert!(worst < 1e-3 * scale.max(1.0), "bake error {worst}");
 }
+
+/// Output piped into a reader that goes away (`afu … | head -1`): no panic message.
+#[test]
+fn closed_stdout_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_afu"))
+        .args([
+            "xor",
+            "--quick",
+            "--no-progress",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
