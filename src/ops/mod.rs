@@ -14,8 +14,6 @@ pub mod dropout_cpu;
 pub mod flex;
 pub mod pool_cpu;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
 use burn::backend::Dispatch;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
@@ -24,25 +22,30 @@ use burn::tensor::{DType, Tensor};
 
 use self::flex::{BnInputs, CnnOpsBackend, ConvArgs, ConvInputs, DropoutArgs, PoolArgs};
 
-static ENABLED: AtomicBool = AtomicBool::new(true);
-static DROPOUT_KEY: AtomicU64 = AtomicU64::new(0x5eed);
-static DROPOUT_CALLS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    static ENABLED: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+thread_local! {
+    /// This thread's dropout stream: (key, calls so far).
+    static DROPOUT: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0x5eed, 0)) };
+}
 
-/// Uses afu's kernels (`true`, the default) or Burn's ops (`false`) from now on, process-wide.
+/// Uses afu's kernels (`true`, the default) or Burn's ops (`false`) from now on, for the layers
+/// called from this thread (the training loop's; the kernels' own worker threads do not ask).
 pub fn set_enabled(enabled: bool) {
-    ENABLED.store(enabled, Ordering::Relaxed);
+    ENABLED.with(|e| e.set(enabled));
 }
 
-/// Whether afu's kernels are in use (see [`set_enabled`]).
+/// Whether afu's kernels are in use on this thread (see [`set_enabled`]).
 pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
+    ENABLED.with(|e| e.get())
 }
 
-/// Seeds the dropout masks: the same seed and the same sequence of calls give the same masks.
-/// (Burn's own dropout draws from the device's generator, seeded with `Device::seed`.)
+/// Seeds the dropout masks of the layers called from this thread: the same seed and the same
+/// sequence of calls give the same masks. (Burn's own dropout draws from the device's
+/// generator, seeded with `Device::seed`.)
 pub fn seed_dropout(seed: u64) {
-    DROPOUT_KEY.store(dropout_cpu::mix64(seed ^ 0xd509_0a7e), Ordering::Relaxed);
-    DROPOUT_CALLS.store(0, Ordering::Relaxed);
+    DROPOUT.with(|d| d.set((dropout_cpu::mix64(seed ^ 0xd509_0a7e), 0)));
 }
 
 /// True when `device` (with or without autodiff) is the Flex CPU backend, where these kernels
@@ -132,8 +135,12 @@ pub fn dropout<const D: usize>(dropout: &Dropout, x: Tensor<D>) -> Tensor<D> {
     if !use_kernels(&x) {
         return dropout.forward(x);
     }
-    let call = DROPOUT_CALLS.fetch_add(1, Ordering::Relaxed);
-    let key = dropout_cpu::mix64(DROPOUT_KEY.load(Ordering::Relaxed) ^ dropout_cpu::mix64(call));
+    let (stream, call) = DROPOUT.with(|d| {
+        let (k, c) = d.get();
+        d.set((k, c + 1));
+        (k, c)
+    });
+    let key = dropout_cpu::mix64(stream ^ dropout_cpu::mix64(call));
     let args = DropoutArgs {
         keep: 1.0 - dropout.prob,
         key,
@@ -184,9 +191,6 @@ mod tests {
     use super::*;
     use crate::models::init::conv2d_from;
 
-    /// Serialises the tests that flip the process-wide switch.
-    static SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
     fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         crate::experiments::common::to_vec(t)
     }
@@ -210,7 +214,6 @@ mod tests {
         f: &dyn Fn(Tensor<4>) -> Tensor<4>,
         params: &dyn Fn(burn::tensor::Gradients) -> Vec<Vec<f32>>,
     ) -> [(Vec<f32>, Vec<f32>, Vec<Vec<f32>>); 2] {
-        let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
         let run = |fast: bool| {
             set_enabled(fast);
             let xg = x.clone().detach().require_grad();
@@ -383,7 +386,6 @@ mod tests {
 
     #[test]
     fn dropout_keeps_the_right_share_scales_and_routes_gradients() {
-        let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
         set_enabled(true);
         let device = Device::flex().autodiff();
         let drop = DropoutConfig::new(0.25).init();
