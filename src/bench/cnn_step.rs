@@ -19,6 +19,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use super::median;
 use crate::activation::ActivationSpec;
 use crate::models::init::conv2d_from;
 use crate::models::mnist_cnn::{CnnReading, MnistCnn};
@@ -111,15 +112,6 @@ pub struct CnnStepReport {
     pub torch: Option<TorchResult>,
     /// Headline ratios (step time of afu's ops over the other).
     pub ratios: Vec<(String, f64)>,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        f64::NAN
-    } else {
-        v[v.len() / 2]
-    }
 }
 
 /// Busy CPU ticks of the whole machine and of this process (Linux `/proc`).

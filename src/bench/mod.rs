@@ -141,9 +141,10 @@ fn measure(x: &Tensor<4>, g: &Tensor<4>, f: &dyn Fn(Tensor<4>) -> Tensor<4>) -> 
     (secs, peak)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median (upper one for an even count; NaN for none).
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Runs every case. `report` is called after each one (for live output).

@@ -12,11 +12,11 @@ use burn::backend::{Autodiff, Backend, ExtensionType, Flex, backend_extension};
 use burn::tensor::{DType, TensorData};
 
 use super::bn_cpu::{self, BnGeometry};
-use super::conv_cpu::{self, ConvFloat, ConvGeometry};
+use super::conv_cpu::{self, ConvGeometry};
 use super::dropout_cpu;
 use super::pool_cpu::{self, PoolGeometry};
 use crate::afu::kernel::cpu::KernelFloat;
-use crate::afu::kernel::fused::{FlexTensor, dims_of, values};
+use crate::afu::kernel::fused::{FlexTensor, dims_of, values, with_owned_values};
 
 /// Tensors of one convolution.
 #[derive(ExtensionType)]
@@ -171,37 +171,13 @@ fn pool_forward(x: &FlexTensor, args: PoolArgs, argmax: Option<&mut Vec<u8>>) ->
     })
 }
 
-/// The values of `t`, reusing its buffer when nothing else holds it.
-fn with_owned_values<T>(t: FlexTensor, f: impl FnOnce(&mut [T])) -> FlexTensor
-where
-    T: ConvFloat + burn::tensor::Element + bytemuck::Pod,
-{
-    let dims = dims_of(&t);
-    let n: usize = dims.iter().product();
-    let mut t = if t.is_contiguous() && t.layout().start_offset() == 0 && t.is_unique() {
-        t
-    } else {
-        FlexTensor::from_data(TensorData::new(values::<T>(&t).into_owned(), dims.clone()))
-    };
-    match t.try_storage_mut::<T>() {
-        Some(buf) => {
-            f(&mut buf[..n]);
-            t
-        }
-        None => {
-            let mut owned = values::<T>(&t).into_owned();
-            f(&mut owned);
-            FlexTensor::from_data(TensorData::new(owned, dims))
-        }
-    }
-}
-
 fn dropout_apply(x: FlexTensor, args: DropoutArgs) -> FlexTensor {
     with_float!(x, T, {
         let scale = (1.0 / args.keep) as T;
-        with_owned_values::<T>(x, |v| {
+        with_owned_values::<T, _>(x, |v| {
             dropout_cpu::apply_in_place(v, args.key, args.keep, scale)
         })
+        .0
     })
 }
 
@@ -314,20 +290,14 @@ impl Backward<Flex, 3> for ConvBackward {
 struct PoolBackward;
 
 impl Backward<Flex, 1> for PoolBackward {
-    type State = (Arc<Vec<u8>>, PoolArgs, [usize; 4]);
+    /// Winners of the forward pass, its geometry and the input's dims.
+    type State = (Arc<Vec<u8>>, PoolGeometry, [usize; 4]);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [parent] = ops.parents;
         let gy = grads.consume::<Flex>(&ops.node);
         let Some(node) = parent else { return };
-        let (argmax, args, d) = ops.state;
-        let geo = PoolGeometry {
-            planes: d[0] * d[1],
-            h: d[2],
-            w: d[3],
-            kernel: args.kernel,
-            stride: args.stride,
-        };
+        let (argmax, geo, d) = ops.state;
         let gx = with_float!(gy, T, {
             let v = pool_cpu::backward::<T>(&geo, &values::<T>(&gy), &argmax);
             FlexTensor::from_data(TensorData::new(v, d))
@@ -450,8 +420,8 @@ impl<C: CheckpointStrategy> CnnOpsBackend for Autodiff<Flex, C> {
             OpsKind::Tracked(prep) => {
                 let mut argmax = Vec::new();
                 let y = pool_forward(x.primitive(), args, Some(&mut argmax));
-                let d = dims_of(x.primitive());
-                prep.finish((Arc::new(argmax), args, [d[0], d[1], d[2], d[3]]), y)
+                let (geo, d) = pool_geometry(x.primitive(), args);
+                prep.finish((Arc::new(argmax), geo, d), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(pool_forward(x.primitive(), args, None)),
         }

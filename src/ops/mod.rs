@@ -21,6 +21,7 @@ use burn::nn::{BatchNorm, Dropout, PaddingConfig2d};
 use burn::tensor::{DType, Tensor};
 
 use self::flex::{BnInputs, CnnOpsBackend, ConvArgs, ConvInputs, DropoutArgs, PoolArgs};
+use crate::afu::kernel::fused::on_flex;
 
 thread_local! {
     static ENABLED: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
@@ -46,15 +47,6 @@ pub fn enabled() -> bool {
 /// generator, seeded with `Device::seed`.)
 pub fn seed_dropout(seed: u64) {
     DROPOUT.with(|d| d.set((dropout_cpu::mix64(seed ^ 0xd509_0a7e), 0)));
-}
-
-/// True when `device` (with or without autodiff) is the Flex CPU backend, where these kernels
-/// live.
-pub fn on_flex(device: &burn::tensor::Device) -> bool {
-    matches!(
-        device.clone().inner().as_dispatch(),
-        burn::backend::DispatchDevice::Flex(_)
-    )
 }
 
 fn use_kernels<const D: usize>(x: &Tensor<D>) -> bool {

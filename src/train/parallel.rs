@@ -48,7 +48,9 @@ where
     let n = x.dims()[0];
     let main = &devices[0];
     let mut acc = GradientsAccumulator::<M>::new();
-    let mut total_loss = 0.0;
+    // Slice losses are read after every device's work is queued, so reading one does not
+    // hold the next device back.
+    let mut losses = Vec::with_capacity(devices.len());
     for (slot, (start, end)) in shards(n, devices.len()).into_iter().enumerate() {
         let device = &devices[slot];
         let share = (end - start) as f64 / n as f64;
@@ -62,7 +64,7 @@ where
             &replica
         };
         let l = loss(slot, m, xs, ys).mul_scalar(share);
-        total_loss += l.clone().into_scalar::<f32>() as f64;
+        losses.push(l.clone().detach());
         let grads = GradientsParams::from_grads(l.backward(), m);
         let grads = if slot == 0 {
             grads
@@ -71,6 +73,10 @@ where
         };
         acc.accumulate(model, grads);
     }
+    let total_loss = losses
+        .into_iter()
+        .map(|l| l.into_scalar::<f32>() as f64)
+        .sum();
     (acc.grads(), total_loss)
 }
 

@@ -177,6 +177,43 @@ pub(crate) fn values<T: KernelFloat + burn::tensor::Element + bytemuck::Pod>(
     }
 }
 
+/// Runs `f` on the contiguous values of `t` in place — in `t`'s own buffer when nothing else
+/// holds it, else in a copy — and returns the tensor holding the result with `f`'s value.
+pub(crate) fn with_owned_values<T, R>(
+    t: FlexTensor,
+    f: impl FnOnce(&mut [T]) -> R,
+) -> (FlexTensor, R)
+where
+    T: KernelFloat + burn::tensor::Element + bytemuck::Pod,
+{
+    let dims = dims_of(&t);
+    let n: usize = dims.iter().product();
+    let mut t = if t.is_contiguous() && t.layout().start_offset() == 0 && t.is_unique() {
+        t
+    } else {
+        FlexTensor::from_data(TensorData::new(values::<T>(&t).into_owned(), dims.clone()))
+    };
+    match t.try_storage_mut::<T>() {
+        Some(buf) => {
+            let r = f(&mut buf[..n]);
+            (t, r)
+        }
+        None => {
+            let mut owned = values::<T>(&t).into_owned();
+            let r = f(&mut owned);
+            (FlexTensor::from_data(TensorData::new(owned, dims)), r)
+        }
+    }
+}
+
+/// True when `device` (with or without autodiff) is the Flex CPU backend.
+pub fn on_flex(device: &burn::tensor::Device) -> bool {
+    matches!(
+        device.clone().inner().as_dispatch(),
+        burn::backend::DispatchDevice::Flex(_)
+    )
+}
+
 fn typed_forward<T>(
     x: &FlexTensor,
     w0: &FlexTensor,
@@ -265,20 +302,8 @@ where
         w1: &w1v,
         b1: &b1v,
     };
-    let mut grad = if gy.is_contiguous() && gy.layout().start_offset() == 0 && gy.is_unique() {
-        gy
-    } else {
-        FlexTensor::from_data(TensorData::new(values::<T>(&gy).into_owned(), dims.clone()))
-    };
-    let g = match grad.try_storage_mut::<T>() {
-        Some(buf) => cpu::backward_in_place(&xv, layout, &p, &mut buf[..xv.len()]),
-        None => {
-            let mut owned = values::<T>(&grad).into_owned();
-            let g = cpu::backward_in_place(&xv, layout, &p, &mut owned);
-            grad = FlexTensor::from_data(TensorData::new(owned, dims.clone()));
-            g
-        }
-    };
+    let (grad, g) =
+        with_owned_values::<T, _>(gy, |buf| cpu::backward_in_place(&xv, layout, &p, buf));
     [
         grad,
         FlexTensor::from_data(TensorData::new(g.w0, [channels, hidden])),
@@ -389,13 +414,14 @@ impl<B: AfuKernels, C: CheckpointStrategy> AfuBackend for Autodiff<B, C> {
 /// True when `device` (with or without autodiff) runs on the Flex backend or, in builds with
 /// the `wgpu` or `cuda` feature, on a CubeCL backend.
 pub fn has_fused_kernel(device: &burn::tensor::Device) -> bool {
-    match device.clone().inner().as_dispatch() {
-        burn::backend::DispatchDevice::Flex(_) => true,
-        #[cfg(any(feature = "wgpu", feature = "cuda"))]
-        burn::backend::DispatchDevice::Cube(_) => true,
-        #[allow(unreachable_patterns)]
-        _ => false,
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    if matches!(
+        device.clone().inner().as_dispatch(),
+        burn::backend::DispatchDevice::Cube(_)
+    ) {
+        return true;
     }
+    on_flex(device)
 }
 
 /// Applies the fused AFU. The caller checks [`has_fused_kernel`] first.
