@@ -1,55 +1,72 @@
 //! Times the fused CPU kernels on plain slices (no Burn), to separate kernel time from framework
-//! overhead: `cargo run --release --example kernel_timing`.
+//! overhead: `cargo run --release --example kernel_timing [reps]` (medians of `reps` calls).
 use afu::afu::BaseActivation;
 use afu::afu::kernel::cpu::{self, Layout, ParamSlices};
 use std::time::Instant;
 
-fn main() {
-    let m = 64 * 32 * 26 * 26;
-    let x: Vec<f32> = (0..m)
-        .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
+fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut t: Vec<f64> = (0..reps)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64() * 1e3
+        })
         .collect();
-    let gy = vec![1.0f32; m];
-    for (base, n) in [
-        (BaseActivation::Relu, 8),
-        (BaseActivation::Relu, 128),
-        (BaseActivation::Sigmoid, 8),
-        (BaseActivation::Sigmoid, 128),
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+fn main() {
+    let reps: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(21);
+    let m = 64 * 32 * 26 * 26;
+    // A normal-ish input (sum of uniforms) and upstream gradient.
+    let mut s = 1u64;
+    let mut next = || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (s >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let mut normal = || (0..4).map(|_| next()).sum::<f32>() * 1.7 - 3.4;
+    let x: Vec<f32> = (0..m).map(|_| normal()).collect();
+    let gy: Vec<f32> = (0..m).map(|_| normal()).collect();
+    for (base, n, channels) in [
+        (BaseActivation::Relu, 8, 1),
+        (BaseActivation::Relu, 8, 32),
+        (BaseActivation::Relu, 128, 1),
+        (BaseActivation::Relu, 128, 32),
+        (BaseActivation::Sigmoid, 8, 1),
     ] {
-        let w: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
-        let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.71).cos()).collect();
+        let w: Vec<f32> = (0..n * channels)
+            .map(|i| (i as f32 * 0.37 + 0.1).sin())
+            .collect();
+        let b: Vec<f32> = (0..n * channels).map(|i| (i as f32 * 0.71).cos()).collect();
+        let b1 = vec![0.1f32; channels];
         let p = ParamSlices {
             base,
             hidden: n,
             w0: &w,
             b0: &b,
             w1: &w,
-            b1: &[0.1],
+            b1: &b1,
         };
-        let layout = Layout::of(&[m], 1);
+        let layout = Layout::of(&[64, 32, 26, 26], channels);
         let mut y = vec![0.0f32; m];
-        let mut gx = vec![0.0f32; m];
-        for _ in 0..2 {
-            cpu::forward(&x, layout, &p, &mut y);
-        }
-        let t = Instant::now();
-        for _ in 0..5 {
-            cpu::forward(&x, layout, &p, &mut y);
-        }
-        let f = t.elapsed().as_secs_f64() / 5.0 * 1e3;
-        let t = Instant::now();
-        for _ in 0..5 {
-            let _ = cpu::backward(&x, &gy, layout, &p, &mut gx);
-        }
-        let bw = t.elapsed().as_secs_f64() / 5.0 * 1e3;
-        let t = Instant::now();
-        for _ in 0..5 {
-            let v = vec![0.0f32; m];
-            std::hint::black_box(&v);
-        }
-        let alloc = t.elapsed().as_secs_f64() / 5.0 * 1e3;
+        let mut g = gy.clone();
+        let f = median_ms(reps, || cpu::forward(&x, layout, &p, &mut y));
+        // Backward in place on a fresh copy of gy each time (the copy is timed separately).
+        let bw = median_ms(reps, || {
+            g.copy_from_slice(&gy);
+            let _ = cpu::backward_in_place(&x, layout, &p, &mut g);
+        });
+        let copy = median_ms(reps, || g.copy_from_slice(&gy));
         println!(
-            "{base} N={n}: forward {f:.2} ms, backward {bw:.2} ms (alloc+zero 5.5 MB: {alloc:.2} ms)"
+            "{base} N={n} C={channels}: forward {f:.3} ms, backward {:.3} ms (copy of gy {copy:.3} ms excluded)",
+            bw - copy
         );
     }
 }

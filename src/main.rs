@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use afu::afu::KernelChoice;
+use afu::afu::{BaseActivation, KernelChoice};
 use afu::bench::{self, CountingAlloc, KernelBenchConfig};
 use afu::data::fetch::{self, DatasetName};
 use afu::experiments::mnist::{self, MnistConfig};
@@ -252,6 +252,15 @@ struct BenchKernelArgs {
     /// Timed repetitions per case (median reported).
     #[arg(long, default_value_t = 7)]
     reps: usize,
+    /// Hidden-unit counts N to run.
+    #[arg(long, value_delimiter = ',', default_values_t = [8, 128])]
+    hidden: Vec<usize>,
+    /// Base activations to run.
+    #[arg(long, value_delimiter = ',', default_values_t = [BaseActivation::Relu, BaseActivation::Sigmoid, BaseActivation::Mish])]
+    bases: Vec<BaseActivation>,
+    /// Skip the plain-ops AFU (the slow cases: seconds each at N=128).
+    #[arg(long)]
+    fused_only: bool,
     /// Small tensor (8×32×26×26) and N=8 only: a smoke test.
     #[arg(long)]
     quick: bool,
@@ -851,6 +860,9 @@ fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Kernels(a) => {
             let mut config = KernelBenchConfig {
                 reps: a.reps.max(1),
+                hidden: a.hidden.clone(),
+                bases: a.bases.clone(),
+                plain_ops: !a.fused_only,
                 ..KernelBenchConfig::default()
             };
             if a.quick {

@@ -78,6 +78,8 @@ pub struct KernelBenchConfig {
     pub hidden: Vec<usize>,
     /// Base activations.
     pub bases: Vec<BaseActivation>,
+    /// Also time the plain-ops AFU (slow: seconds per pass at N=128).
+    pub plain_ops: bool,
 }
 
 impl Default for KernelBenchConfig {
@@ -91,6 +93,7 @@ impl Default for KernelBenchConfig {
                 BaseActivation::Sigmoid,
                 BaseActivation::Mish,
             ],
+            plain_ops: true,
         }
     }
 }
@@ -205,6 +208,9 @@ pub fn run_kernels(config: &KernelBenchConfig, mut report: impl FnMut(&BenchCase
                     ("fused", KernelChoice::Fused),
                     ("plain-ops", KernelChoice::Reference),
                 ] {
+                    if kernel == KernelChoice::Reference && !config.plain_ops {
+                        continue;
+                    }
                     let afu = afu.clone().with_kernel(kernel);
                     let reps = if kernel == KernelChoice::Reference && n > 32 {
                         config.reps.min(3)

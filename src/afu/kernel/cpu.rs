@@ -21,6 +21,7 @@
 
 use rayon::prelude::*;
 
+use super::pwl;
 use crate::afu::base::BaseActivation;
 
 /// Element type of the kernels: `f32` (training) or `f64` (gradient checks).
@@ -46,6 +47,12 @@ pub trait KernelFloat:
     const EXP_MAX: Self;
     /// Smallest argument for which `exp` stays a normal number.
     const EXP_MIN: Self;
+    /// `+∞`
+    const INFINITY: Self;
+    /// `−∞`
+    const NEG_INFINITY: Self;
+    /// True for `f32` (the type of the vectorised piecewise-linear kernels).
+    const IS_F32: bool;
     /// Conversion from `f64` (rounding).
     fn from_f64(v: f64) -> Self;
     /// Conversion to `f64` (exact).
@@ -60,6 +67,13 @@ pub trait KernelFloat:
     fn min_k(self, other: Self) -> Self;
     /// `max(self, other)`
     fn max_k(self, other: Self) -> Self;
+    /// True unless infinite or NaN.
+    fn is_finite_k(self) -> bool;
+    /// An integer that orders non-NaN floats as they compare, one step per float (`−0` just
+    /// below `+0`).
+    fn to_ordered(self) -> i64;
+    /// Inverse of [`KernelFloat::to_ordered`].
+    fn from_ordered(o: i64) -> Self;
 }
 
 impl KernelFloat for f32 {
@@ -68,6 +82,9 @@ impl KernelFloat for f32 {
     const EPSILON: Self = f32::EPSILON;
     const EXP_MAX: Self = 88.3;
     const EXP_MIN: Self = -87.3;
+    const INFINITY: Self = f32::INFINITY;
+    const NEG_INFINITY: Self = f32::NEG_INFINITY;
+    const IS_F32: bool = true;
     #[inline(always)]
     fn from_f64(v: f64) -> Self {
         v as f32
@@ -113,6 +130,25 @@ impl KernelFloat for f32 {
     fn max_k(self, other: Self) -> Self {
         self.max(other)
     }
+    #[inline(always)]
+    fn is_finite_k(self) -> bool {
+        self.is_finite()
+    }
+    fn to_ordered(self) -> i64 {
+        let b = self.to_bits() as i32;
+        if b >= 0 {
+            b as i64
+        } else {
+            -((b & i32::MAX) as i64) - 1
+        }
+    }
+    fn from_ordered(o: i64) -> Self {
+        if o >= 0 {
+            f32::from_bits(o as u32)
+        } else {
+            f32::from_bits((-(o + 1)) as u32 | 0x8000_0000)
+        }
+    }
 }
 
 impl KernelFloat for f64 {
@@ -121,6 +157,9 @@ impl KernelFloat for f64 {
     const EPSILON: Self = f64::EPSILON;
     const EXP_MAX: Self = 709.0;
     const EXP_MIN: Self = -708.0;
+    const INFINITY: Self = f64::INFINITY;
+    const NEG_INFINITY: Self = f64::NEG_INFINITY;
+    const IS_F32: bool = false;
     #[inline(always)]
     fn from_f64(v: f64) -> Self {
         v
@@ -148,6 +187,21 @@ impl KernelFloat for f64 {
     #[inline(always)]
     fn max_k(self, other: Self) -> Self {
         self.max(other)
+    }
+    #[inline(always)]
+    fn is_finite_k(self) -> bool {
+        self.is_finite()
+    }
+    fn to_ordered(self) -> i64 {
+        let b = self.to_bits() as i64;
+        if b >= 0 { b } else { -(b & i64::MAX) - 1 }
+    }
+    fn from_ordered(o: i64) -> Self {
+        if o >= 0 {
+            f64::from_bits(o as u64)
+        } else {
+            f64::from_bits((-(o + 1)) as u64 | 0x8000_0000_0000_0000)
+        }
     }
 }
 
@@ -211,7 +265,7 @@ pub struct ParamSlices<'a, T> {
 }
 
 impl<T> ParamSlices<'_, T> {
-    fn channel(&self, c: usize) -> (&[T], &[T], &[T], &T) {
+    pub(super) fn channel(&self, c: usize) -> (&[T], &[T], &[T], &T) {
         let r = c * self.hidden..(c + 1) * self.hidden;
         (
             &self.w0[r.clone()],
@@ -241,8 +295,6 @@ const ITEM_ELEMENTS: usize = 1 << 15;
 /// vectorised like the smooth bases (a few flops per unit, and exactly the reference's rounding
 /// of `w0·x + b0`); above it the interval lookup, whose cost hardly depends on N, is cheaper.
 const DIRECT_MAX_HIDDEN: usize = 16;
-/// Up to this many kinks, intervals are found by a vectorised count rather than a binary search.
-const COUNT_MAX_KINKS: usize = 256;
 /// Elements per block in the smooth path (a multiple of [`LANES`]).
 const BLOCK: usize = 256;
 /// Independent accumulator lanes (lets the compiler vectorise the reductions).
@@ -251,13 +303,13 @@ const LANES: usize = 16;
 /// One unit of parallel work: elements `[start, end)` of channel `channel`, counted along that
 /// channel's own sequence (`outer × inner` elements).
 #[derive(Debug, Clone, Copy)]
-struct Item {
-    channel: usize,
+pub(super) struct Item {
+    pub(super) channel: usize,
     start: usize,
     end: usize,
 }
 
-fn items(layout: Layout) -> Vec<Item> {
+pub(super) fn items(layout: Layout) -> Vec<Item> {
     let per_channel = layout.outer * layout.inner;
     let pieces = per_channel.div_ceil(ITEM_ELEMENTS).max(1);
     let step = per_channel.div_ceil(pieces).max(1);
@@ -279,7 +331,7 @@ fn items(layout: Layout) -> Vec<Item> {
 
 /// Visits the contiguous runs of an item: `(flat offset, length)`.
 #[inline(always)]
-fn for_each_run(layout: Layout, item: Item, mut f: impl FnMut(usize, usize)) {
+pub(super) fn for_each_run(layout: Layout, item: Item, mut f: impl FnMut(usize, usize)) {
     let mut k = item.start;
     while k < item.end {
         let o = k / layout.inner;
@@ -292,7 +344,7 @@ fn for_each_run(layout: Layout, item: Item, mut f: impl FnMut(usize, usize)) {
 
 /// A raw pointer that may be shared between threads; each work item writes a disjoint set of
 /// elements through it.
-struct SharedMut<T>(*mut T);
+pub(super) struct SharedMut<T>(pub(super) *mut T);
 
 impl<T> Clone for SharedMut<T> {
     fn clone(&self) -> Self {
@@ -310,7 +362,7 @@ impl<T> SharedMut<T> {
     /// # Safety
     /// `offset + len` must be within the buffer and no other thread may access that range.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn slice(&self, offset: usize, len: usize) -> &mut [T] {
+    pub(super) unsafe fn slice(&self, offset: usize, len: usize) -> &mut [T] {
         // SAFETY: guaranteed by the caller.
         unsafe { std::slice::from_raw_parts_mut(self.0.add(offset), len) }
     }
@@ -326,6 +378,15 @@ fn check_sizes<T>(x: &[T], layout: Layout, p: &ParamSlices<T>) {
     assert_eq!(p.b1.len(), layout.channels, "AFU kernel: b1 size");
 }
 
+/// The tables of the interval-lookup path, when it serves `p`: a relu-family base with finite
+/// parameters, and either more than [`DIRECT_MAX_HIDDEN`] units or a vectorised (AVX-512)
+/// lookup. Otherwise the per-unit path runs.
+fn table_path<T: KernelFloat>(p: &ParamSlices<T>, layout: Layout) -> Option<pwl::Tables<T>> {
+    let alpha = p.base.negative_slope()?;
+    let tables = pwl::Tables::new(p, layout.channels, alpha)?;
+    (p.hidden > DIRECT_MAX_HIDDEN || tables.vectorised()).then_some(tables)
+}
+
 /// `y = G(x)` element-wise.
 ///
 /// # Panics
@@ -334,48 +395,51 @@ pub fn forward<T: KernelFloat>(x: &[T], layout: Layout, p: &ParamSlices<T>, y: &
     check_sizes(x, layout, p);
     assert_eq!(y.len(), x.len(), "AFU kernel: output size");
     let out = SharedMut(y.as_mut_ptr());
-    match p.base.negative_slope() {
-        Some(alpha) if p.hidden > DIRECT_MAX_HIDDEN => {
-            let tables: Vec<PwlTable<T>> = (0..layout.channels)
-                .map(|c| PwlTable::new(p, c, alpha))
-                .collect();
-            items(layout).into_par_iter().for_each(|item| {
-                let table = &tables[item.channel];
-                let (w0, b0, w1, b1) = p.channel(item.channel);
-                let mut js = [0u32; BLOCK];
-                for_each_run(layout, item, |off, len| {
-                    // SAFETY: runs of different items are disjoint and within `y`.
-                    let ys = unsafe { out.slice(off, len) };
-                    for (yc, xc) in ys.chunks_mut(BLOCK).zip(x[off..off + len].chunks(BLOCK)) {
-                        let jc = &mut js[..xc.len()];
-                        table.intervals(xc, jc);
-                        for ((yv, &xv), &j) in yc.iter_mut().zip(xc).zip(jc.iter()) {
-                            *yv = match table.checked(xv, j) {
-                                Some(j) => table.a[j] * xv + table.b[j],
-                                None => exact_value(xv, w0, b0, w1, *b1, p.base),
-                            };
-                        }
-                    }
-                });
-            });
-        }
-        _ => {
-            items(layout).into_par_iter().for_each(|item| {
-                let (w0, b0, w1, b1) = p.channel(item.channel);
-                let args = SmoothItem {
-                    x,
-                    layout,
-                    item,
-                    w0,
-                    b0,
-                    w1,
-                    b1: *b1,
-                };
-                // SAFETY: each item writes only its own elements of `y`.
-                unsafe { dispatch_smooth!(p.base, forward_item, args, out) };
-            });
-        }
+    if let Some(tables) = table_path(p, layout) {
+        pwl::forward(x, layout, &items(layout), &tables, out);
+        return;
     }
+    items(layout).into_par_iter().for_each(|item| {
+        let (w0, b0, w1, b1) = p.channel(item.channel);
+        let args = SmoothItem {
+            x,
+            layout,
+            item,
+            w0,
+            b0,
+            w1,
+            b1: *b1,
+        };
+        // SAFETY: each item writes only its own elements of `y`.
+        unsafe { dispatch_smooth!(p.base, forward_item, args, out) };
+    });
+}
+
+/// `G(x)` element-wise into a new vector. On the vectorised interval-lookup path the output is
+/// written without being zeroed first (one pass over the memory instead of two).
+///
+/// # Panics
+/// If the slice sizes do not match `layout` and the parameters.
+pub fn forward_to_vec<T: KernelFloat>(x: &[T], layout: Layout, p: &ParamSlices<T>) -> Vec<T> {
+    check_sizes(x, layout, p);
+    if let Some(tables) = table_path(p, layout).filter(|t| t.vectorised()) {
+        let mut y: Vec<T> = Vec::with_capacity(x.len());
+        // The vectorised kernels only write through this pointer, each element exactly once
+        // (the work items' runs cover every element).
+        pwl::forward(
+            x,
+            layout,
+            &items(layout),
+            &tables,
+            SharedMut(y.spare_capacity_mut().as_mut_ptr().cast()),
+        );
+        // SAFETY: every element of the first x.len() was written just above.
+        unsafe { y.set_len(x.len()) };
+        return y;
+    }
+    let mut y = vec![T::ZERO; x.len()];
+    forward(x, layout, p, &mut y);
+    y
 }
 
 /// `gx = gy·G'(x)` and the parameter gradients of `L` where `gy = ∂L/∂y`.
@@ -417,85 +481,39 @@ pub fn backward_in_place<T: KernelFloat>(
         w1: vec![T::ZERO; layout.channels * n],
         b1: vec![T::ZERO; layout.channels],
     };
-    match p.base.negative_slope() {
-        Some(alpha) if p.hidden > DIRECT_MAX_HIDDEN => {
-            let tables: Vec<PwlTable<T>> = (0..layout.channels)
-                .map(|c| PwlTable::new(p, c, alpha))
-                .collect();
-            let partials: Vec<PwlPartial> = work
-                .par_iter()
-                .map(|&item| {
-                    let table = &tables[item.channel];
-                    let (w0, b0, w1, _) = p.channel(item.channel);
-                    let mut acc = PwlPartial::new(table.a.len(), n);
-                    let mut js = [0u32; BLOCK];
-                    for_each_run(layout, item, |off, len| {
-                        // SAFETY: runs of different items are disjoint and within `grad`.
-                        let gs = unsafe { out.slice(off, len) };
-                        for (gc, xc) in gs.chunks_mut(BLOCK).zip(x[off..off + len].chunks(BLOCK)) {
-                            let jc = &mut js[..xc.len()];
-                            table.intervals(xc, jc);
-                            for ((g, &xv), &j) in gc.iter_mut().zip(xc).zip(jc.iter()) {
-                                let gyv = *g;
-                                match table.checked(xv, j) {
-                                    Some(j) => {
-                                        acc.s0[j] += gyv.to_f64();
-                                        acc.s1[j] += gyv.to_f64() * xv.to_f64();
-                                        *g = gyv * table.a[j];
-                                    }
-                                    None => {
-                                        *g = exact_backward(xv, gyv, w0, b0, w1, p.base, &mut acc);
-                                    }
-                                }
-                            }
-                        }
-                    });
-                    acc
-                })
-                .collect();
-            for (c, table) in tables.iter().enumerate() {
-                let mut total = PwlPartial::new(table.a.len(), n);
-                for (item, part) in work.iter().zip(&partials) {
-                    if item.channel == c {
-                        total.add(part);
-                    }
-                }
-                table.finish(p, c, alpha, &total, &mut grads);
+    if let Some(tables) = table_path(p, layout) {
+        return pwl::backward(x, layout, &work, p, &tables, out);
+    }
+    let partials: Vec<SmoothPartial> = work
+        .par_iter()
+        .map(|&item| {
+            let (w0, b0, w1, b1) = p.channel(item.channel);
+            let args = SmoothItem {
+                x,
+                layout,
+                item,
+                w0,
+                b0,
+                w1,
+                b1: *b1,
+            };
+            // SAFETY: each item reads and writes only its own elements of `grad`.
+            unsafe { dispatch_smooth!(p.base, backward_item, args, out) }
+        })
+        .collect();
+    for c in 0..layout.channels {
+        let mut total = SmoothPartial::new(n);
+        for (item, part) in work.iter().zip(&partials) {
+            if item.channel == c {
+                total.add(part);
             }
         }
-        _ => {
-            let partials: Vec<SmoothPartial> = work
-                .par_iter()
-                .map(|&item| {
-                    let (w0, b0, w1, b1) = p.channel(item.channel);
-                    let args = SmoothItem {
-                        x,
-                        layout,
-                        item,
-                        w0,
-                        b0,
-                        w1,
-                        b1: *b1,
-                    };
-                    // SAFETY: each item reads and writes only its own elements of `grad`.
-                    unsafe { dispatch_smooth!(p.base, backward_item, args, out) }
-                })
-                .collect();
-            for c in 0..layout.channels {
-                let mut total = SmoothPartial::new(n);
-                for (item, part) in work.iter().zip(&partials) {
-                    if item.channel == c {
-                        total.add(part);
-                    }
-                }
-                for i in 0..n {
-                    grads.w0[c * n + i] = T::from_f64(total.w0[i]);
-                    grads.b0[c * n + i] = T::from_f64(total.b0[i]);
-                    grads.w1[c * n + i] = T::from_f64(total.w1[i]);
-                }
-                grads.b1[c] = T::from_f64(total.b1);
-            }
+        for i in 0..n {
+            grads.w0[c * n + i] = T::from_f64(total.w0[i]);
+            grads.b0[c * n + i] = T::from_f64(total.b0[i]);
+            grads.w1[c * n + i] = T::from_f64(total.w1[i]);
         }
+        grads.b1[c] = T::from_f64(total.b1);
     }
     grads
 }
@@ -915,285 +933,4 @@ fn backward_block<T: KernelFloat, P: Psi>(
         s_b1 += g.to_f64();
     }
     acc.b1 += s_b1;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Piecewise-linear bases: interval lookup between sorted kinks.
-// ---------------------------------------------------------------------------------------------
-
-/// `G` of one AFU as `A_j·x + B_j` on each interval between its sorted kinks.
-struct PwlTable<T> {
-    /// Sorted kinks (`K` of them).
-    kinks: Vec<T>,
-    /// Slope on each of the `K + 1` intervals.
-    a: Vec<T>,
-    /// Intercept on each interval.
-    b: Vec<T>,
-    /// For each unit, its position among the sorted kinks (`None` for units without a kink:
-    /// `w0 = 0`, or a linear base).
-    position: Vec<Option<usize>>,
-}
-
-impl<T: KernelFloat> PwlTable<T> {
-    fn new(p: &ParamSlices<T>, c: usize, alpha: f64) -> Self {
-        let (w0, b0, w1, b1) = p.channel(c);
-        let n = w0.len();
-        let has_kink = |i: usize| alpha != 1.0 && w0[i] != T::ZERO;
-        let mut order: Vec<(f64, usize)> = (0..n)
-            .filter(|&i| has_kink(i))
-            .map(|i| (-b0[i].to_f64() / w0[i].to_f64(), i))
-            .collect();
-        order.sort_by(|l, r| l.0.total_cmp(&r.0).then(l.1.cmp(&r.1)));
-        let mut position = vec![None; n];
-        for (pos, &(_, i)) in order.iter().enumerate() {
-            position[i] = Some(pos);
-        }
-        let k = order.len();
-        let mut a = Vec::with_capacity(k + 1);
-        let mut b = Vec::with_capacity(k + 1);
-        for j in 0..=k {
-            let (mut aj, mut bj) = (0.0f64, b1.to_f64());
-            for i in 0..n {
-                let s = slope_in_interval(w0[i], b0[i], position[i], j, alpha);
-                aj += w1[i].to_f64() * s * w0[i].to_f64();
-                bj += w1[i].to_f64() * s * b0[i].to_f64();
-            }
-            a.push(T::from_f64(aj));
-            b.push(T::from_f64(bj));
-        }
-        PwlTable {
-            kinks: order.iter().map(|&(t, _)| T::from_f64(t)).collect(),
-            a,
-            b,
-            position,
-        }
-    }
-
-    /// Number of kinks strictly below `x` for every element of `xs`: a vectorised count for up to
-    /// [`COUNT_MAX_KINKS`] kinks (a compare and an add per kink, 16 lanes at a time), a binary
-    /// search per element above that.
-    #[inline(always)]
-    fn intervals(&self, xs: &[T], js: &mut [u32]) {
-        if self.kinks.len() <= COUNT_MAX_KINKS {
-            count_below(&self.kinks, xs, js);
-        } else {
-            for (j, &x) in js.iter_mut().zip(xs) {
-                *j = self.kinks.partition_point(|&t| t < x) as u32;
-            }
-        }
-    }
-
-    /// `Some(j)` for an element in interval `j`, or `None` when `x` lies within rounding distance
-    /// of a kink (or is NaN): then the exact per-unit path decides each unit's side, with the
-    /// reference's rounding and subgradient convention.
-    #[inline(always)]
-    fn checked(&self, x: T, j: u32) -> Option<usize> {
-        let j = j as usize;
-        let k = &self.kinks;
-        // Infinite kinks (w0 ≈ 0) are never "near": cap |t| in the tolerance.
-        let near = |t: T| {
-            let tol =
-                T::from_f64(8.0) * T::EPSILON * (x.abs_k() + t.abs_k().min_k(T::from_f64(1e30)))
-                    + T::from_f64(f64::MIN_POSITIVE);
-            (x - t).abs_k() <= tol
-        };
-        if (j < k.len() && near(k[j])) || (j > 0 && near(k[j - 1])) || x.is_nan_k() {
-            None
-        } else {
-            Some(j)
-        }
-    }
-
-    /// Turns the summed per-interval statistics into the parameter gradients of channel `c`.
-    fn finish(
-        &self,
-        p: &ParamSlices<T>,
-        c: usize,
-        alpha: f64,
-        acc: &PwlPartial,
-        out: &mut ParamGrads<T>,
-    ) {
-        let (w0, b0, w1, _) = p.channel(c);
-        let n = w0.len();
-        // prefix[j] = sum over intervals 0..j
-        let mut p0 = vec![0.0f64; acc.s0.len() + 1];
-        let mut p1 = vec![0.0f64; acc.s1.len() + 1];
-        for j in 0..acc.s0.len() {
-            p0[j + 1] = p0[j] + acc.s0[j];
-            p1[j + 1] = p1[j] + acc.s1[j];
-        }
-        let (t0, t1) = (p0[acc.s0.len()], p1[acc.s1.len()]);
-        for i in 0..n {
-            let (a, b, w) = (w0[i].to_f64(), b0[i].to_f64(), w1[i].to_f64());
-            // Σ gy·s and Σ gy·s·x over the binned elements, s = this unit's slope there.
-            let (sg, sgx) = match self.position[i] {
-                Some(pos) => {
-                    let (l0, l1) = (p0[pos + 1], p1[pos + 1]);
-                    let (act0, act1) = if a > 0.0 {
-                        (t0 - l0, t1 - l1)
-                    } else {
-                        (l0, l1)
-                    };
-                    (
-                        alpha * t0 + (1.0 - alpha) * act0,
-                        alpha * t1 + (1.0 - alpha) * act1,
-                    )
-                }
-                None => {
-                    let s = if alpha == 1.0 || b > 0.0 { 1.0 } else { alpha };
-                    (s * t0, s * t1)
-                }
-            };
-            let o = c * n + i;
-            out.w1[o] = T::from_f64(a * sgx + b * sg + acc.w1[i]);
-            out.w0[o] = T::from_f64(w * sgx + acc.w0[i]);
-            out.b0[o] = T::from_f64(w * sg + acc.b0[i]);
-        }
-        out.b1[c] = T::from_f64(t0 + acc.b1);
-    }
-}
-
-/// Slope (1 or `alpha`) of unit `i` on interval `j`.
-fn slope_in_interval<T: KernelFloat>(
-    w0: T,
-    b0: T,
-    position: Option<usize>,
-    j: usize,
-    alpha: f64,
-) -> f64 {
-    let active = match position {
-        // x > t on intervals j ≥ pos + 1
-        Some(pos) => (w0 > T::ZERO) == (j > pos),
-        None => alpha == 1.0 || b0 > T::ZERO,
-    };
-    if active { 1.0 } else { alpha }
-}
-
-/// Per-item statistics of the piecewise-linear backward pass.
-struct PwlPartial {
-    /// Σ gy per interval.
-    s0: Vec<f64>,
-    /// Σ gy·x per interval.
-    s1: Vec<f64>,
-    /// Direct per-unit contributions of elements that sit on a kink.
-    w0: Vec<f64>,
-    b0: Vec<f64>,
-    w1: Vec<f64>,
-    b1: f64,
-}
-
-impl PwlPartial {
-    fn new(intervals: usize, n: usize) -> Self {
-        PwlPartial {
-            s0: vec![0.0; intervals],
-            s1: vec![0.0; intervals],
-            w0: vec![0.0; n],
-            b0: vec![0.0; n],
-            w1: vec![0.0; n],
-            b1: 0.0,
-        }
-    }
-
-    fn add(&mut self, o: &PwlPartial) {
-        for j in 0..self.s0.len() {
-            self.s0[j] += o.s0[j];
-            self.s1[j] += o.s1[j];
-        }
-        for i in 0..self.w0.len() {
-            self.w0[i] += o.w0[i];
-            self.b0[i] += o.b0[i];
-            self.w1[i] += o.w1[i];
-        }
-        self.b1 += o.b1;
-    }
-}
-
-/// `G(x)` unit by unit, with `u = w0·x + b0` rounded exactly as the reference rounds it.
-fn exact_value<T: KernelFloat>(
-    x: T,
-    w0: &[T],
-    b0: &[T],
-    w1: &[T],
-    b1: T,
-    base: BaseActivation,
-) -> T {
-    let mut y = b1;
-    for i in 0..w0.len() {
-        y += w1[i] * pwl_psi(base, w0[i] * x + b0[i]).0;
-    }
-    y
-}
-
-/// Exact per-unit backward of one element on a kink; returns `gx`.
-fn exact_backward<T: KernelFloat>(
-    x: T,
-    gy: T,
-    w0: &[T],
-    b0: &[T],
-    w1: &[T],
-    base: BaseActivation,
-    acc: &mut PwlPartial,
-) -> T {
-    let mut dg = 0.0f64;
-    let (xf, g) = (x.to_f64(), gy.to_f64());
-    for i in 0..w0.len() {
-        let (psi, d) = pwl_psi(base, w0[i] * x + b0[i]);
-        let (psi, d) = (psi.to_f64(), d.to_f64());
-        acc.w1[i] += g * psi;
-        acc.w0[i] += g * w1[i].to_f64() * d * xf;
-        acc.b0[i] += g * w1[i].to_f64() * d;
-        dg += w1[i].to_f64() * w0[i].to_f64() * d;
-    }
-    acc.b1 += g;
-    T::from_f64(g * dg)
-}
-
-/// `ψ(u)`, `ψ'(u)` of the piecewise-linear bases (left derivative at 0).
-#[inline(always)]
-fn pwl_psi<T: KernelFloat>(base: BaseActivation, u: T) -> (T, T) {
-    let alpha = T::from_f64(base.negative_slope().unwrap_or(1.0));
-    if u > T::ZERO {
-        (u, T::ONE)
-    } else {
-        (alpha * u, alpha)
-    }
-}
-
-/// `js[e] = #{k : kinks[k] < xs[e]}`, vectorised across elements (compiled for the widest vector
-/// ISA the CPU has).
-fn count_below<T: KernelFloat>(kinks: &[T], xs: &[T], js: &mut [u32]) {
-    #[inline(always)]
-    fn body<T: KernelFloat>(kinks: &[T], xs: &[T], js: &mut [u32]) {
-        js.fill(0);
-        for &t in kinks {
-            for (j, &x) in js.iter_mut().zip(xs) {
-                *j += u32::from(t < x);
-            }
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-    unsafe fn avx512<T: KernelFloat>(kinks: &[T], xs: &[T], js: &mut [u32]) {
-        body(kinks, xs, js)
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2<T: KernelFloat>(kinks: &[T], xs: &[T], js: &mut [u32]) {
-        body(kinks, xs, js)
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-        {
-            // SAFETY: the CPU supports the enabled features (checked just above).
-            return unsafe { avx512(kinks, xs, js) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: as above.
-            return unsafe { avx2(kinks, xs, js) };
-        }
-    }
-    body(kinks, xs, js)
 }

@@ -243,8 +243,7 @@ where
         w1: &w1v,
         b1: &b1v,
     };
-    let mut y = vec![T::ZERO; xv.len()];
-    cpu::forward(&xv, layout, &p, &mut y);
+    let y = cpu::forward_to_vec(&xv, layout, &p);
     FlexTensor::from_data(TensorData::new(y, dims))
 }
 

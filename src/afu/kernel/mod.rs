@@ -8,6 +8,9 @@ pub mod cpu;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub mod cube;
 pub mod fused;
+mod pwl;
+#[cfg(target_arch = "x86_64")]
+mod pwl_avx512;
 pub mod reference;
 
 use burn::tensor::Tensor;
@@ -354,6 +357,33 @@ mod tests {
         assert_matches_reference(&odd_shapes(), 1000, &|p| {
             tensor_grads(p, KernelChoice::Fused, DType::F32)
         });
+    }
+
+    /// The relu family at the unit counts where the interval lookup changes shape (one group,
+    /// several, the two-register layout, and beyond it the portable path), shared and
+    /// per-channel, against the plain-ops reference in f32.
+    #[test]
+    fn fused_relu_family_lookup_layouts_match_reference() {
+        for base in [
+            crate::afu::BaseActivation::Relu,
+            crate::afu::BaseActivation::LeakyRelu,
+        ] {
+            for hidden in [15, 16, 17, 31, 33, 255, 256, 300, 520] {
+                for (channels, dims) in [(1, vec![1013]), (3, vec![5, 3, 67])] {
+                    let p = Problem::random(77 + hidden as u64, base, channels, hidden, &dims);
+                    let (yr, gr) = tensor_grads(&p, KernelChoice::Reference, DType::F32);
+                    let (yf, gf) = tensor_grads(&p, KernelChoice::Fused, DType::F32);
+                    let e = scaled_error(&yf, &yr);
+                    assert!(e <= 1e-5, "{base} N={hidden} C={channels}: forward {e}");
+                    for (name, (a, b)) in
+                        ["x", "w0", "b0", "w1", "b1"].iter().zip(gf.iter().zip(&gr))
+                    {
+                        let e = scaled_error(a, b);
+                        assert!(e <= 1e-4, "{base} N={hidden} C={channels}: grad {name} {e}");
+                    }
+                }
+            }
+        }
     }
 
     /// The CubeCL kernel (here on whatever wgpu finds: a GPU, or lavapipe, Mesa's CPU Vulkan

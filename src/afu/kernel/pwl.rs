@@ -1,0 +1,477 @@
+//! Relu-family AFUs (linear, relu, leaky-relu) as exact piecewise-linear functions.
+//!
+//! With `ψ(u) = u` for `u > 0` and `α·u` otherwise, `G(x) = Σ w1ᵢ·ψ(w0ᵢ·x + b0ᵢ) + b1` is
+//! `A_j·x + B_j` on each interval `j` between the units' thresholds. One interval lookup per
+//! element gives `y` and `G'`; the parameter gradients come from per-interval sums of `gy` and
+//! `gy·x`: the cost hardly depends on `N`.
+//!
+//! **Exact thresholds.** The reference decides a unit's side from the rounded
+//! `u = fl(fl(w0·x) + b0) > 0`. Rounding is monotone, so for `w0 > 0` the set of floats `x`
+//! with `u > 0` is exactly `{x > θ}` for one float `θ`, and for `w0 < 0` it is `{x ≤ θ}`;
+//! [`threshold`] finds that `θ` by bisection over the ordered floats. The interval of an
+//! element is the number of thresholds strictly below it, so every element — also one exactly
+//! on a kink, or within rounding distance of it — gets the reference's side for every unit
+//! (and its subgradient convention, `ψ'(0) = α`) without any per-element special case.
+//!
+//! Kernels per run of contiguous elements: a portable one (any float type, any CPU) here, and
+//! AVX-512 ones for `f32` in [`super::pwl_avx512`].
+
+use rayon::prelude::*;
+
+use super::cpu::{Item, KernelFloat, Layout, ParamGrads, ParamSlices, SharedMut, for_each_run};
+
+/// `G` of one AFU as `A_j·x + B_j` on each interval between its sorted thresholds.
+pub(super) struct PwlTable<T> {
+    /// Sorted thresholds (`K` of them): interval `j` holds the `x` with exactly `j` thresholds
+    /// strictly below.
+    pub(super) thresholds: Vec<T>,
+    /// Slope on each of the `K + 1` intervals.
+    pub(super) a: Vec<T>,
+    /// Intercept on each interval.
+    pub(super) b: Vec<T>,
+    /// For each unit, its position among the sorted thresholds (`None` for units without one:
+    /// `w0 = 0`, or a linear base).
+    position: Vec<Option<usize>>,
+}
+
+/// The largest float `θ` such that `x > θ` decides unit `(w0, b0)`'s side exactly as the
+/// rounded `fl(fl(w0·x) + b0) > 0` does: for `w0 > 0` the unit is active iff `x > θ`, for
+/// `w0 < 0` iff `!(x > θ)`. `None` for `w0 = 0` or non-finite parameters.
+pub(super) fn threshold<T: KernelFloat>(w0: T, b0: T) -> Option<T> {
+    if !(w0.is_finite_k() && b0.is_finite_k()) || w0 == T::ZERO {
+        return None;
+    }
+    let rising = w0 > T::ZERO;
+    // True on the upper side (x above the threshold); monotone in x.
+    let upper = |x: T| (w0 * x + b0 > T::ZERO) == rising;
+    let (bottom, top) = (T::NEG_INFINITY.to_ordered(), T::INFINITY.to_ordered());
+    if upper(T::from_ordered(bottom)) || !upper(T::from_ordered(top)) {
+        return None;
+    }
+    // Bracket [lo, hi] (lo below, hi above) by steps doubling away from the real-number root,
+    // which is at most a few floats from the threshold; then bisect.
+    let guess = T::from_f64(-b0.to_f64() / w0.to_f64())
+        .to_ordered()
+        .clamp(bottom, top);
+    let (mut lo, mut hi);
+    if upper(T::from_ordered(guess)) {
+        hi = guess;
+        let mut step = 1i64;
+        loop {
+            lo = hi.saturating_sub(step).max(bottom);
+            if lo == bottom || !upper(T::from_ordered(lo)) {
+                break;
+            }
+            hi = lo;
+            step = step.saturating_mul(2);
+        }
+    } else {
+        lo = guess;
+        let mut step = 1i64;
+        loop {
+            hi = lo.saturating_add(step).min(top);
+            if hi == top || upper(T::from_ordered(hi)) {
+                break;
+            }
+            lo = hi;
+            step = step.saturating_mul(2);
+        }
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if upper(T::from_ordered(mid)) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some(T::from_ordered(lo))
+}
+
+impl<T: KernelFloat> PwlTable<T> {
+    /// The table of channel `c`; `None` when some parameter is not finite (the caller then uses
+    /// the per-unit path).
+    pub(super) fn new(p: &ParamSlices<T>, c: usize, alpha: f64) -> Option<Self> {
+        let (w0, b0, w1, b1) = p.channel(c);
+        if !(w1.iter().all(|v| v.is_finite_k()) && b1.is_finite_k()) {
+            return None;
+        }
+        let n = w0.len();
+        let mut order: Vec<(T, usize)> = Vec::with_capacity(n);
+        for i in 0..n {
+            if !(w0[i].is_finite_k() && b0[i].is_finite_k()) {
+                return None;
+            }
+            if alpha != 1.0 && w0[i] != T::ZERO {
+                order.push((threshold(w0[i], b0[i])?, i));
+            }
+        }
+        order.sort_by(|l, r| {
+            l.0.partial_cmp(&r.0)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(l.1.cmp(&r.1))
+        });
+        let mut position = vec![None; n];
+        for (pos, &(_, i)) in order.iter().enumerate() {
+            position[i] = Some(pos);
+        }
+        // Interval 0 (x below every threshold), then one unit changes slope per threshold.
+        let k = order.len();
+        let (mut aj, mut bj) = (0.0f64, b1.to_f64());
+        for i in 0..n {
+            let s = slope_in_interval(w0[i], b0[i], position[i], 0, alpha);
+            aj += w1[i].to_f64() * s * w0[i].to_f64();
+            bj += w1[i].to_f64() * s * b0[i].to_f64();
+        }
+        let mut a = Vec::with_capacity(k + 1);
+        let mut b = Vec::with_capacity(k + 1);
+        a.push(T::from_f64(aj));
+        b.push(T::from_f64(bj));
+        for &(_, i) in &order {
+            // Crossing θ: w0 > 0 turns the unit on (α → 1), w0 < 0 turns it off (1 → α).
+            let change = if w0[i] > T::ZERO {
+                1.0 - alpha
+            } else {
+                alpha - 1.0
+            };
+            aj += w1[i].to_f64() * change * w0[i].to_f64();
+            bj += w1[i].to_f64() * change * b0[i].to_f64();
+            a.push(T::from_f64(aj));
+            b.push(T::from_f64(bj));
+        }
+        Some(PwlTable {
+            thresholds: order.iter().map(|&(t, _)| t).collect(),
+            a,
+            b,
+            position,
+        })
+    }
+
+    /// The interval of `x`: the number of thresholds strictly below it (0 for NaN).
+    #[inline(always)]
+    fn interval(&self, x: T) -> usize {
+        self.thresholds.partition_point(|&t| t < x)
+    }
+
+    /// Turns the summed per-interval statistics into the parameter gradients of channel `c`.
+    fn finish(
+        &self,
+        p: &ParamSlices<T>,
+        c: usize,
+        alpha: f64,
+        sums: &IntervalSums,
+        out: &mut ParamGrads<T>,
+    ) {
+        let (w0, b0, w1, _) = p.channel(c);
+        let n = w0.len();
+        // prefix[j] = sum over intervals 0..j
+        let k1 = self.a.len();
+        let mut p0 = vec![0.0f64; k1 + 1];
+        let mut p1 = vec![0.0f64; k1 + 1];
+        for j in 0..k1 {
+            p0[j + 1] = p0[j] + sums.s0[j];
+            p1[j + 1] = p1[j] + sums.s1[j];
+        }
+        let (t0, t1) = (p0[k1], p1[k1]);
+        for i in 0..n {
+            let (a, b, w) = (w0[i].to_f64(), b0[i].to_f64(), w1[i].to_f64());
+            // Σ gy·s and Σ gy·s·x, s = this unit's slope at each element.
+            let (sg, sgx) = match self.position[i] {
+                Some(pos) => {
+                    // Elements with x ≤ θ: intervals 0..=pos.
+                    let (l0, l1) = (p0[pos + 1], p1[pos + 1]);
+                    let (act0, act1) = if a > 0.0 {
+                        (t0 - l0, t1 - l1)
+                    } else {
+                        (l0, l1)
+                    };
+                    (
+                        alpha * t0 + (1.0 - alpha) * act0,
+                        alpha * t1 + (1.0 - alpha) * act1,
+                    )
+                }
+                None => {
+                    let s = if alpha == 1.0 || b > 0.0 { 1.0 } else { alpha };
+                    (s * t0, s * t1)
+                }
+            };
+            let o = c * n + i;
+            // ψ(u) = s·u = s·(w0·x + b0)
+            out.w1[o] = T::from_f64(a * sgx + b * sg);
+            out.w0[o] = T::from_f64(w * sgx);
+            out.b0[o] = T::from_f64(w * sg);
+        }
+        out.b1[c] = T::from_f64(t0);
+    }
+}
+
+/// Slope (1 or `alpha`) of unit `i` on interval `j`.
+fn slope_in_interval<T: KernelFloat>(
+    w0: T,
+    b0: T,
+    position: Option<usize>,
+    j: usize,
+    alpha: f64,
+) -> f64 {
+    let active = match position {
+        // x > θ on intervals j ≥ pos + 1
+        Some(pos) => (w0 > T::ZERO) == (j > pos),
+        None => alpha == 1.0 || b0 > T::ZERO,
+    };
+    if active { 1.0 } else { alpha }
+}
+
+/// Per-interval `Σ gy` and `Σ gy·x` (`f64`), one work item's or a channel's.
+#[derive(Debug, Clone)]
+pub(super) struct IntervalSums {
+    pub(super) s0: Vec<f64>,
+    pub(super) s1: Vec<f64>,
+}
+
+impl IntervalSums {
+    pub(super) fn new(intervals: usize) -> Self {
+        IntervalSums {
+            s0: vec![0.0; intervals],
+            s1: vec![0.0; intervals],
+        }
+    }
+
+    fn add(&mut self, o: &IntervalSums) {
+        for j in 0..self.s0.len() {
+            self.s0[j] += o.s0[j];
+            self.s1[j] += o.s1[j];
+        }
+    }
+}
+
+/// The tables of every channel, with their AVX-512 forms where the CPU and `T` allow.
+pub(super) struct Tables<T> {
+    alpha: f64,
+    tables: Vec<PwlTable<T>>,
+    #[cfg(target_arch = "x86_64")]
+    fast: Option<Vec<super::pwl_avx512::FastTable>>,
+}
+
+impl<T: KernelFloat> Tables<T> {
+    /// Tables of all channels; `None` when some parameter is not finite.
+    pub(super) fn new(p: &ParamSlices<T>, channels: usize, alpha: f64) -> Option<Self> {
+        let tables = (0..channels)
+            .map(|c| PwlTable::new(p, c, alpha))
+            .collect::<Option<Vec<_>>>()?;
+        #[cfg(target_arch = "x86_64")]
+        let fast = super::pwl_avx512::FastTable::for_all(&tables);
+        Some(Tables {
+            alpha,
+            tables,
+            #[cfg(target_arch = "x86_64")]
+            fast,
+        })
+    }
+
+    /// True when the vectorised (AVX-512) kernels serve these tables.
+    pub(super) fn vectorised(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.fast.is_some()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+}
+
+/// `y = G(x)` over all work items.
+pub(super) fn forward<T: KernelFloat>(
+    x: &[T],
+    layout: Layout,
+    items: &[Item],
+    tables: &Tables<T>,
+    out: SharedMut<T>,
+) {
+    items.par_iter().for_each(|&item| {
+        for_each_run(layout, item, |off, len| {
+            let xs = &x[off..off + len];
+            #[cfg(target_arch = "x86_64")]
+            if let Some(fast) = &tables.fast {
+                // SAFETY: `fast` exists only when T is f32 and the CPU has AVX-512; runs of
+                // different items are disjoint and within `out`, which is only written here.
+                unsafe { super::pwl_avx512::forward_run(&fast[item.channel], xs, out.0.add(off)) };
+                return;
+            }
+            // SAFETY: runs of different items are disjoint and within `out`; without `fast`
+            // the caller passes initialised memory (see `cpu::forward_to_vec`).
+            let ys = unsafe { out.slice(off, len) };
+            forward_run(&tables.tables[item.channel], xs, ys);
+        });
+    });
+}
+
+/// Portable forward over one run.
+fn forward_run<T: KernelFloat>(table: &PwlTable<T>, xs: &[T], ys: &mut [T]) {
+    for (y, &x) in ys.iter_mut().zip(xs) {
+        let j = table.interval(x);
+        *y = table.a[j] * x + table.b[j];
+    }
+}
+
+/// Portable backward over one run: `g` holds `gy` on entry and `gx` on return.
+fn backward_run<T: KernelFloat>(
+    table: &PwlTable<T>,
+    xs: &[T],
+    gs: &mut [T],
+    sums: &mut IntervalSums,
+) {
+    for (g, &x) in gs.iter_mut().zip(xs) {
+        let j = table.interval(x);
+        let gy = *g;
+        sums.s0[j] += gy.to_f64();
+        sums.s1[j] += gy.to_f64() * x.to_f64();
+        *g = gy * table.a[j];
+    }
+}
+
+/// `gx = gy·G'(x)` in place over all work items, and the parameter gradients.
+pub(super) fn backward<T: KernelFloat>(
+    x: &[T],
+    layout: Layout,
+    items: &[Item],
+    p: &ParamSlices<T>,
+    tables: &Tables<T>,
+    out: SharedMut<T>,
+) -> ParamGrads<T> {
+    let partials: Vec<IntervalSums> = items
+        .par_iter()
+        .map(|&item| {
+            let table = &tables.tables[item.channel];
+            #[cfg(target_arch = "x86_64")]
+            if let Some(fast) = &tables.fast {
+                let fast = &fast[item.channel];
+                let mut acc = super::pwl_avx512::Accumulator::new(fast);
+                for_each_run(layout, item, |off, len| {
+                    // SAFETY: runs of different items are disjoint and within `out`; `fast`
+                    // exists only when T is f32 and the CPU has AVX-512.
+                    unsafe {
+                        let gs = out.slice(off, len);
+                        super::pwl_avx512::backward_run(fast, &x[off..off + len], gs, &mut acc);
+                    }
+                });
+                return acc.into_sums(table.a.len());
+            }
+            let mut sums = IntervalSums::new(table.a.len());
+            for_each_run(layout, item, |off, len| {
+                // SAFETY: runs of different items are disjoint and within `out`.
+                let gs = unsafe { out.slice(off, len) };
+                backward_run(table, &x[off..off + len], gs, &mut sums);
+            });
+            sums
+        })
+        .collect();
+    let n = p.hidden;
+    let mut grads = ParamGrads {
+        w0: vec![T::ZERO; layout.channels * n],
+        b0: vec![T::ZERO; layout.channels * n],
+        w1: vec![T::ZERO; layout.channels * n],
+        b1: vec![T::ZERO; layout.channels],
+    };
+    for (c, table) in tables.tables.iter().enumerate() {
+        let mut total = IntervalSums::new(table.a.len());
+        for (item, part) in items.iter().zip(&partials) {
+            if item.channel == c {
+                total.add(part);
+            }
+        }
+        table.finish(p, c, tables.alpha, &total, &mut grads);
+    }
+    grads
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// The side a unit takes in the reference, `fl(fl(w0·x) + b0) > 0`, against `x > θ`.
+    fn check_threshold<T: KernelFloat + std::fmt::Debug>(w0: T, b0: T, xs: &[T]) {
+        let theta = threshold(w0, b0).expect("finite, nonzero w0");
+        for &x in xs {
+            let active = w0 * x + b0 > T::ZERO;
+            let above = x > theta;
+            assert_eq!(
+                active,
+                above == (w0 > T::ZERO),
+                "w0={w0:?} b0={b0:?} x={x:?} θ={theta:?}"
+            );
+        }
+    }
+
+    /// Floats around the threshold, a few ulps either side, plus far ones and ±0, ±inf.
+    fn probes<T: KernelFloat>(w0: T, b0: T) -> Vec<T> {
+        let t = T::from_f64(-b0.to_f64() / w0.to_f64());
+        let o = t.to_ordered();
+        let mut xs: Vec<T> = (-40..=40).map(|d| T::from_ordered(o + d)).collect();
+        xs.extend([
+            T::ZERO,
+            T::ZERO * T::from_f64(-1.0),
+            T::INFINITY,
+            T::NEG_INFINITY,
+            T::from_f64(1e30),
+            T::from_f64(-1e30),
+        ]);
+        xs
+    }
+
+    #[test]
+    fn thresholds_decide_exactly_like_the_rounded_unit() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for _ in 0..2000 {
+            let w0: f64 = rng.random_range(-3.0..3.0) * 10f64.powi(rng.random_range(-6..6));
+            let b0: f64 = rng.random_range(-3.0..3.0) * 10f64.powi(rng.random_range(-6..6));
+            if w0 == 0.0 {
+                continue;
+            }
+            let (w32, b32) = (w0 as f32, b0 as f32);
+            check_threshold(w32, b32, &probes(w32, b32));
+            check_threshold(w0, b0, &probes(w0, b0));
+        }
+        // Exact kinks, zero bias, and tiny/huge slopes.
+        for (w0, b0) in [
+            (2.0f32, -1.0f32),
+            (-4.0, 2.0),
+            (1.0, 0.0),
+            (-1.0, 0.0),
+            (1e-30, 1.0),
+            (3e30, -2.0),
+            (0.1, 0.3),
+        ] {
+            check_threshold(w0, b0, &probes(w0, b0));
+        }
+        assert!(threshold(0.0f32, 1.0).is_none());
+        assert!(threshold(f32::NAN, 1.0).is_none());
+        assert!(threshold(1.0f32, f32::INFINITY).is_none());
+    }
+
+    #[test]
+    fn ordered_floats_round_trip_and_keep_order() {
+        let xs = [
+            f32::NEG_INFINITY,
+            -1e30,
+            -1.0,
+            -1e-40,
+            -0.0,
+            0.0,
+            1e-40,
+            1.0,
+            1e30,
+            f32::INFINITY,
+        ];
+        for w in xs.windows(2) {
+            assert!(w[0].to_ordered() < w[1].to_ordered(), "{w:?}");
+        }
+        for &x in &xs {
+            assert_eq!(f32::from_ordered(x.to_ordered()).to_bits(), x.to_bits());
+            let d = x as f64;
+            assert_eq!(f64::from_ordered(d.to_ordered()).to_bits(), d.to_bits());
+        }
+    }
+}

@@ -1,0 +1,565 @@
+//! AVX-512 kernels of the piecewise-linear AFU (`f32`), 16 elements per instruction.
+//!
+//! **Lookup.** The `K` sorted thresholds, padded with `+∞` to `16·g` entries, are cut into 16
+//! groups of `g` (32 groups of two-register tables above 255 thresholds). A branch-free binary
+//! search over the groups' last entries (four register permutes and compares) gives each
+//! element's group `c`; a count over the `g − 1` other entries of that group (one permute and
+//! compare each) gives the interval `j = c·g + count`, and the interval's slope and intercept
+//! come along in the same steps (permutes of tables laid out group-major, blended under the
+//! compare masks). With `K ≤ 15` (`g = 1`) the search alone decides the interval.
+//!
+//! **Parameter statistics.** Backward needs `Σ gy` and `Σ gy·x` per interval:
+//! - `K ≤ 15`: per threshold, masked sums over the elements above it (compare + two masked
+//!   adds, a few thresholds at a time with their accumulators in registers: `K` is a
+//!   compile-time constant per instance), in `f32` per lane over a block of [`BLOCK_VECTORS`]
+//!   vectors, then added into `f64`;
+//! - more thresholds: a histogram over intervals in `f64`, filled per block after the block's
+//!   lookups, with [`COPIES`] interleaved copies so that runs of equal intervals do not form one
+//!   long dependency chain.
+//!
+//! Everything here is reached only through [`FastTable`]s, which exist only when the CPU has
+//! AVX-512F and the kernel's float type is `f32`.
+
+use std::arch::x86_64::*;
+
+use super::cpu::KernelFloat;
+use super::pwl::{IntervalSums, PwlTable};
+
+/// Elements per vector.
+const LANES: usize = 16;
+/// Entries of a lookup table (two registers).
+const WIDTH: usize = 32;
+/// Most thresholds the vectorised lookup handles (32 groups of at most 16, one `+∞` pad);
+/// more take the portable path.
+const MAX_THRESHOLDS: usize = WIDTH * 16 - 1;
+/// Most thresholds handled by per-threshold sums.
+const SUFFIX_MAX: usize = 15;
+/// Most thresholds of the one-register layout (16 groups of at most 16): its four-step search
+/// and lookups use one-register permutes, cheaper than the two-register ones.
+const NARROW_MAX: usize = 16 * 16 - 1;
+/// Vectors per block: `f32` lane sums cover at most this many vectors before they are added
+/// into `f64`; the histogram path buffers this many vectors' intervals.
+const BLOCK_VECTORS: usize = 32;
+/// Elements per block.
+const BLOCK: usize = BLOCK_VECTORS * LANES;
+/// Thresholds whose sums are accumulated together on the suffix path.
+const SUFFIX_CHUNK: usize = 8;
+/// Interleaved histogram copies.
+const COPIES: usize = 8;
+
+/// One channel's piecewise-linear table in the group-major layout of the vector lookup.
+pub(super) struct FastTable {
+    /// Thresholds per group, `g`.
+    group: usize,
+    /// The one-register layout (16 groups, four search steps, one-register permutes) for
+    /// `K ≤ 255`; else 32 groups and five steps.
+    narrow: bool,
+    /// The sorted thresholds (unpadded).
+    thresholds: Vec<f32>,
+    /// `S[m] = θ[m·g + g − 1]`: the last entry of each group.
+    splitters: [f32; WIDTH],
+    /// `V_k[m] = θ[m·g + k]` for `k < g − 1`.
+    inner: Vec<[f32; WIDTH]>,
+    /// `A_k[m] = A[m·g + k]` for `k < g`.
+    slopes: Vec<[f32; WIDTH]>,
+    /// `B_k[m] = B[m·g + k]` for `k < g`.
+    intercepts: Vec<[f32; WIDTH]>,
+}
+
+impl FastTable {
+    /// Vector tables for every channel, or `None` when `T` is not `f32`, the CPU lacks
+    /// AVX-512F, or a channel has more than [`MAX_THRESHOLDS`] thresholds.
+    pub(super) fn for_all<T: KernelFloat>(tables: &[PwlTable<T>]) -> Option<Vec<FastTable>> {
+        if !T::IS_F32 || !std::arch::is_x86_feature_detected!("avx512f") {
+            return None;
+        }
+        tables.iter().map(FastTable::new).collect()
+    }
+
+    fn new<T: KernelFloat>(t: &PwlTable<T>) -> Option<FastTable> {
+        let k = t.thresholds.len();
+        if k > MAX_THRESHOLDS {
+            return None;
+        }
+        let f = |v: T| v.to_f64() as f32; // exact: T is f32
+        let narrow = k <= NARROW_MAX;
+        let groups = if narrow { 16 } else { WIDTH };
+        let group = (k + 1).div_ceil(groups).max(1);
+        let padded = |i: usize| t.thresholds.get(i).map_or(f32::INFINITY, |&v| f(v));
+        let a_at = |i: usize| f(t.a[i.min(k)]);
+        let b_at = |i: usize| f(t.b[i.min(k)]);
+        let table = |at: &dyn Fn(usize) -> f32, kk: usize| -> [f32; WIDTH] {
+            std::array::from_fn(|m| at(m * group + kk))
+        };
+        Some(FastTable {
+            group,
+            narrow,
+            thresholds: t.thresholds.iter().map(|&v| f(v)).collect(),
+            splitters: table(&padded, group - 1),
+            inner: (0..group - 1).map(|kk| table(&padded, kk)).collect(),
+            slopes: (0..group).map(|kk| table(&a_at, kk)).collect(),
+            intercepts: (0..group).map(|kk| table(&b_at, kk)).collect(),
+        })
+    }
+}
+
+/// A work item's backward statistics, kept across its runs.
+pub(super) enum Accumulator {
+    /// `K ≤ 15`: `[Σ gy·[x>θ_p], Σ gy·x·[x>θ_p]]` for each threshold `p`, then the totals
+    /// `[Σ gy, Σ gy·x]`, each as 16 `f64` lanes.
+    Suffix { k: usize, lanes: Vec<[f64; LANES]> },
+    /// `[Σ gy, Σ gy·x]` per interval, [`COPIES`] copies of `32·g` intervals (room for either
+    /// layout).
+    Histogram { stride: usize, bins: Vec<[f64; 2]> },
+}
+
+impl Accumulator {
+    pub(super) fn new(t: &FastTable) -> Self {
+        let k = t.thresholds.len();
+        if k <= SUFFIX_MAX {
+            Accumulator::Suffix {
+                k,
+                lanes: vec![[0.0; LANES]; 2 * k + 2],
+            }
+        } else {
+            let stride = WIDTH * t.group;
+            Accumulator::Histogram {
+                stride,
+                bins: vec![[0.0; 2]; COPIES * stride],
+            }
+        }
+    }
+
+    /// The per-interval sums (`intervals = K + 1`), added in a fixed order.
+    pub(super) fn into_sums(self, intervals: usize) -> IntervalSums {
+        let mut sums = IntervalSums::new(intervals);
+        match self {
+            Accumulator::Suffix { k, lanes } => {
+                let total = |v: &[f64; LANES]| v.iter().sum::<f64>();
+                let above: Vec<(f64, f64)> = (0..=k)
+                    .map(|p| (total(&lanes[2 * p]), total(&lanes[2 * p + 1])))
+                    .collect();
+                // above[k] holds the totals; interval j lies between thresholds j−1 and j.
+                let (all0, all1) = above[k];
+                for j in 0..=k {
+                    let (lo0, lo1) = if j == 0 { (all0, all1) } else { above[j - 1] };
+                    let (hi0, hi1) = if j == k { (0.0, 0.0) } else { above[j] };
+                    sums.s0[j] = lo0 - hi0;
+                    sums.s1[j] = lo1 - hi1;
+                }
+            }
+            Accumulator::Histogram { stride, bins } => {
+                for j in 0..intervals {
+                    for copy in 0..COPIES {
+                        let [s0, s1] = bins[copy * stride + j];
+                        sums.s0[j] += s0;
+                        sums.s1[j] += s1;
+                    }
+                }
+            }
+        }
+        sums
+    }
+}
+
+/// Reinterprets a slice of `T` as `f32`.
+///
+/// # Safety
+/// `T` must be `f32`.
+unsafe fn as_f32<T>(s: &[T]) -> &[f32] {
+    // SAFETY: T is f32 (caller's contract).
+    unsafe { std::slice::from_raw_parts(s.as_ptr().cast(), s.len()) }
+}
+
+/// # Safety
+/// `T` must be `f32`.
+unsafe fn as_f32_mut<T>(s: &mut [T]) -> &mut [f32] {
+    // SAFETY: T is f32 (caller's contract).
+    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) }
+}
+
+/// `y = G(x)` over one run, written through `ys` (which may point to uninitialised memory:
+/// it is only written).
+///
+/// # Safety
+/// `table` must come from [`FastTable::for_all`] with this `T` (so `T` is `f32` and the CPU
+/// has AVX-512F); `ys` must be valid for writing `xs.len()` elements that no other thread
+/// accesses.
+pub(super) unsafe fn forward_run<T>(table: &FastTable, xs: &[T], ys: *mut T) {
+    // SAFETY: caller's contract.
+    unsafe {
+        let (xs, ys) = (as_f32(xs), ys.cast::<f32>());
+        by_group!(table, forward_f32, (table, xs, ys))
+    }
+}
+
+/// `gx = gy·G'(x)` in place over one run (`gs` holds `gy` on entry), adding the run's
+/// statistics into `acc`.
+///
+/// # Safety
+/// As [`forward_run`]; `acc` must come from [`Accumulator::new`] with this `table`.
+pub(super) unsafe fn backward_run<T>(
+    table: &FastTable,
+    xs: &[T],
+    gs: &mut [T],
+    acc: &mut Accumulator,
+) {
+    // SAFETY: caller's contract.
+    unsafe {
+        let (xs, gs) = (as_f32(xs), as_f32_mut(gs));
+        match acc {
+            Accumulator::Suffix { k, lanes } => backward_suffix_dispatch(table, *k, xs, gs, lanes),
+            Accumulator::Histogram { stride, bins } => {
+                by_group!(table, backward_histogram, (table, *stride, xs, gs, bins))
+            }
+        }
+    }
+}
+
+/// Calls `$f::<STEPS, G>$args` with the table's search steps and group size as compile-time
+/// constants (so the lookup's loops unroll).
+macro_rules! by_group {
+    ($t:expr, $f:ident, $args:tt) => {{
+        if $t.narrow {
+            by_group!(@g 4, $t, $f, $args, 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+        } else {
+            by_group!(@g 5, $t, $f, $args, 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+        }
+    }};
+    (@g $steps:literal, $t:expr, $f:ident, $args:tt, $($g:literal)*) => {{
+        match $t.group {
+            $($g => $f::<$steps, $g> $args,)*
+            _ => unreachable!("at most 16 thresholds per group"),
+        }
+    }};
+}
+use by_group;
+
+/// A 32-entry table in two registers.
+#[derive(Clone, Copy)]
+struct Table32(__m512, __m512);
+
+impl Table32 {
+    /// # Safety
+    /// AVX-512F must be enabled in the caller.
+    #[inline(always)]
+    unsafe fn load(v: &[f32; WIDTH]) -> Self {
+        // SAFETY: 32 floats.
+        unsafe {
+            Table32(
+                _mm512_loadu_ps(v.as_ptr()),
+                _mm512_loadu_ps(v.as_ptr().add(16)),
+            )
+        }
+    }
+
+    /// Entry `idx` (0..32) of each lane.
+    ///
+    /// # Safety
+    /// AVX-512F must be enabled in the caller.
+    #[inline(always)]
+    unsafe fn pick(self, idx: __m512i) -> __m512 {
+        // SAFETY: caller's contract.
+        unsafe { _mm512_permutex2var_ps(self.0, idx, self.1) }
+    }
+
+    /// Entry `idx` of each lane for indices known to be below 16 (a one-register permute,
+    /// cheaper than the two-register one).
+    ///
+    /// # Safety
+    /// AVX-512F must be enabled in the caller.
+    #[inline(always)]
+    unsafe fn pick_low(self, idx: __m512i) -> __m512 {
+        // SAFETY: caller's contract.
+        unsafe { _mm512_permutexvar_ps(idx, self.0) }
+    }
+}
+
+/// Number of the sorted splitters strictly below each lane of `x` (0 for NaN): a branch-free
+/// binary search of `STEPS` steps (4: the first 16 splitters, 5: all 32).
+///
+/// # Safety
+/// AVX-512F must be enabled in the caller.
+#[inline(always)]
+unsafe fn coarse<const STEPS: u32>(x: __m512, splitters: Table32) -> __m512i {
+    // SAFETY: caller's contract.
+    unsafe {
+        let mut idx = _mm512_setzero_si512();
+        let mut step = 1i32 << (STEPS - 1);
+        while step > 0 {
+            let probe = _mm512_add_epi32(idx, _mm512_set1_epi32(step - 1));
+            let t = if STEPS <= 4 {
+                splitters.pick_low(probe)
+            } else {
+                splitters.pick(probe)
+            };
+            let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t, x);
+            idx = _mm512_mask_add_epi32(idx, above, idx, _mm512_set1_epi32(step));
+            step >>= 1;
+        }
+        idx
+    }
+}
+
+/// `(A_j, B_j)` of each lane's interval, and the interval `j` itself.
+///
+/// # Safety
+/// AVX-512F must be enabled in the caller.
+#[inline(always)]
+unsafe fn lookup<const STEPS: u32, const G: usize>(
+    t: &FastTable,
+    x: __m512,
+    splitters: Table32,
+    slopes0: Table32,
+    intercepts0: Table32,
+) -> (__m512, __m512, __m512i) {
+    // SAFETY: caller's contract; the tables hold 32 floats each and `k + 1 < group`.
+    unsafe {
+        let c = coarse::<STEPS>(x, splitters);
+        let (mut a, mut b) = if STEPS <= 4 {
+            (slopes0.pick_low(c), intercepts0.pick_low(c))
+        } else {
+            (slopes0.pick(c), intercepts0.pick(c))
+        };
+        if G == 1 {
+            return (a, b, c);
+        }
+        let mut count = _mm512_setzero_si512();
+        let pick = |v: &[f32; WIDTH]| {
+            let table = Table32::load(v);
+            if STEPS <= 4 {
+                table.pick_low(c)
+            } else {
+                table.pick(c)
+            }
+        };
+        for k in 0..G - 1 {
+            let th = pick(t.inner.get_unchecked(k));
+            let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(th, x);
+            let ak = pick(t.slopes.get_unchecked(k + 1));
+            let bk = pick(t.intercepts.get_unchecked(k + 1));
+            a = _mm512_mask_mov_ps(a, above, ak);
+            b = _mm512_mask_mov_ps(b, above, bk);
+            count = _mm512_mask_add_epi32(count, above, count, _mm512_set1_epi32(1));
+        }
+        let j = _mm512_add_epi32(_mm512_mullo_epi32(c, _mm512_set1_epi32(G as i32)), count);
+        (a, b, j)
+    }
+}
+
+/// Mask of the first `n` lanes (`n ≤ 16`).
+#[inline(always)]
+fn first_lanes(n: usize) -> __mmask16 {
+    ((1u32 << n) - 1) as __mmask16
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn forward_f32<const STEPS: u32, const G: usize>(t: &FastTable, xs: &[f32], yp: *mut f32) {
+    let n = xs.len();
+    let xp = xs.as_ptr();
+    // SAFETY: every access is within the first `n` elements (full vectors, then a masked tail).
+    unsafe {
+        let s = Table32::load(&t.splitters);
+        let a0 = Table32::load(&t.slopes[0]);
+        let b0 = Table32::load(&t.intercepts[0]);
+        let mut i = 0;
+        while i + LANES <= n {
+            let x = _mm512_loadu_ps(xp.add(i));
+            let (a, b, _) = lookup::<STEPS, G>(t, x, s, a0, b0);
+            _mm512_storeu_ps(yp.add(i), _mm512_add_ps(_mm512_mul_ps(a, x), b));
+            i += LANES;
+        }
+        if i < n {
+            let m = first_lanes(n - i);
+            let x = _mm512_maskz_loadu_ps(m, xp.add(i));
+            let (a, b, _) = lookup::<STEPS, G>(t, x, s, a0, b0);
+            _mm512_mask_storeu_ps(yp.add(i), m, _mm512_add_ps(_mm512_mul_ps(a, x), b));
+        }
+    }
+}
+
+/// Calls [`backward_suffix`] with `K` as a compile-time constant.
+///
+/// # Safety
+/// AVX-512F; `lanes` has `2K + 2` entries.
+unsafe fn backward_suffix_dispatch(
+    t: &FastTable,
+    k: usize,
+    xs: &[f32],
+    gs: &mut [f32],
+    lanes: &mut [[f64; LANES]],
+) {
+    macro_rules! by_k {
+        ($($n:literal)*) => {
+            match k {
+                $($n => backward_suffix::<$n>(t, xs, gs, lanes),)*
+                _ => unreachable!("at most {SUFFIX_MAX} thresholds on the suffix path"),
+            }
+        };
+    }
+    // SAFETY: caller's contract.
+    unsafe { by_k!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15) }
+}
+
+/// Adds 16 `f32` lanes into 16 `f64` lanes.
+///
+/// # Safety
+/// AVX-512F must be enabled in the caller.
+#[inline(always)]
+unsafe fn flush(v: __m512, into: &mut [f64; LANES]) {
+    // SAFETY: caller's contract; `into` holds 16 f64.
+    unsafe {
+        let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+        let hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+            _mm512_castps_pd(v),
+        )));
+        let p = into.as_mut_ptr();
+        _mm512_storeu_pd(p, _mm512_add_pd(_mm512_loadu_pd(p), lo));
+        _mm512_storeu_pd(p.add(8), _mm512_add_pd(_mm512_loadu_pd(p.add(8)), hi));
+    }
+}
+
+/// Per block: the lookups and `gx`, with the block's `x`, `gy` and `gy·x` kept in `f32`
+/// buffers; then the per-threshold masked sums over the buffers, [`SUFFIX_CHUNK`] thresholds
+/// per sweep (their accumulators stay in registers).
+#[target_feature(enable = "avx512f")]
+unsafe fn backward_suffix<const K: usize>(
+    t: &FastTable,
+    xs: &[f32],
+    gs: &mut [f32],
+    lanes: &mut [[f64; LANES]],
+) {
+    let n = xs.len();
+    let (xp, gp) = (xs.as_ptr(), gs.as_mut_ptr());
+    let mut xb = [0.0f32; BLOCK];
+    let mut gb = [0.0f32; BLOCK];
+    let mut gxb = [0.0f32; BLOCK];
+    // SAFETY: element accesses are within the first `n` elements (masked tails); buffer
+    // accesses are within BLOCK.
+    unsafe {
+        let s = Table32::load(&t.splitters);
+        let a0 = Table32::load(&t.slopes[0]);
+        let b0 = Table32::load(&t.intercepts[0]);
+        let zero = _mm512_setzero_ps();
+        let mut start = 0;
+        while start < n {
+            let len = (n - start).min(BLOCK);
+            let vectors = len.div_ceil(LANES);
+            let (mut t0, mut t1) = (zero, zero);
+            for v in 0..vectors {
+                let i = start + v * LANES;
+                let m = first_lanes((n - i).min(LANES));
+                let x = _mm512_maskz_loadu_ps(m, xp.add(i));
+                let gy = _mm512_maskz_loadu_ps(m, gp.add(i));
+                let (a, _, _) = lookup::<4, 1>(t, x, s, a0, b0);
+                _mm512_mask_storeu_ps(gp.add(i), m, _mm512_mul_ps(gy, a));
+                let gyx = _mm512_mul_ps(gy, x);
+                _mm512_storeu_ps(xb.as_mut_ptr().add(v * LANES), x);
+                _mm512_storeu_ps(gb.as_mut_ptr().add(v * LANES), gy);
+                _mm512_storeu_ps(gxb.as_mut_ptr().add(v * LANES), gyx);
+                t0 = _mm512_add_ps(t0, gy);
+                t1 = _mm512_add_ps(t1, gyx);
+            }
+            flush(t0, &mut lanes[2 * K]);
+            flush(t1, &mut lanes[2 * K + 1]);
+            let mut p0 = 0;
+            while p0 < K {
+                let mut s0 = [zero; SUFFIX_CHUNK];
+                let mut s1 = [zero; SUFFIX_CHUNK];
+                let th: [__m512; SUFFIX_CHUNK] =
+                    std::array::from_fn(|q| _mm512_set1_ps(t.thresholds[(p0 + q).min(K - 1)]));
+                for v in 0..vectors {
+                    let x = _mm512_loadu_ps(xb.as_ptr().add(v * LANES));
+                    let gy = _mm512_loadu_ps(gb.as_ptr().add(v * LANES));
+                    let gyx = _mm512_loadu_ps(gxb.as_ptr().add(v * LANES));
+                    for q in 0..SUFFIX_CHUNK {
+                        if p0 + q < K {
+                            let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(th[q], x);
+                            s0[q] = _mm512_mask_add_ps(s0[q], above, s0[q], gy);
+                            s1[q] = _mm512_mask_add_ps(s1[q], above, s1[q], gyx);
+                        }
+                    }
+                }
+                for q in 0..SUFFIX_CHUNK {
+                    if p0 + q < K {
+                        flush(s0[q], &mut lanes[2 * (p0 + q)]);
+                        flush(s1[q], &mut lanes[2 * (p0 + q) + 1]);
+                    }
+                }
+                p0 += SUFFIX_CHUNK;
+            }
+            start += len;
+        }
+    }
+}
+
+/// Per block: the lookups and `gx`, each element's interval and `(gy, gy·x)` in `f64` kept in
+/// buffers; then the histogram update, [`COPIES`] elements at a time into separate copies.
+#[target_feature(enable = "avx512f")]
+unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
+    t: &FastTable,
+    stride: usize,
+    xs: &[f32],
+    gs: &mut [f32],
+    bins: &mut [[f64; 2]],
+) {
+    let n = xs.len();
+    let (xp, gp) = (xs.as_ptr(), gs.as_mut_ptr());
+    debug_assert_eq!(bins.len(), COPIES * stride);
+    let bp = bins.as_mut_ptr().cast::<f64>();
+    let mut js = [0i32; BLOCK];
+    let mut pairs = [0.0f64; 2 * BLOCK];
+    // SAFETY: element accesses are within the first `n` elements (masked loads and stores);
+    // buffer accesses are within BLOCK; an interval is at most c·g + g − 1 < 32·g = stride,
+    // so bin accesses stay in `bins`.
+    unsafe {
+        let s = Table32::load(&t.splitters);
+        let a0 = Table32::load(&t.slopes[0]);
+        let b0 = Table32::load(&t.intercepts[0]);
+        // Interleave (gy, gy·x) lane pairs: [a0 b0 a1 b1 a2 b2 a3 b3] and the next four.
+        let first = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
+        let second = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+        let half = |v: __m512, upper: bool| -> __m512d {
+            if upper {
+                _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+                    _mm512_castps_pd(v),
+                )))
+            } else {
+                _mm512_cvtps_pd(_mm512_castps512_ps256(v))
+            }
+        };
+        let mut start = 0;
+        while start < n {
+            let len = (n - start).min(BLOCK);
+            let vectors = len.div_ceil(LANES);
+            for v in 0..vectors {
+                let i = start + v * LANES;
+                let m = first_lanes((n - i).min(LANES));
+                let x = _mm512_maskz_loadu_ps(m, xp.add(i));
+                let gy = _mm512_maskz_loadu_ps(m, gp.add(i));
+                let (a, _, j) = lookup::<STEPS, G>(t, x, s, a0, b0);
+                _mm512_mask_storeu_ps(gp.add(i), m, _mm512_mul_ps(gy, a));
+                _mm512_storeu_si512(js.as_mut_ptr().add(v * LANES).cast(), j);
+                let gyx = _mm512_mul_ps(gy, x);
+                let pp = pairs.as_mut_ptr().add(2 * v * LANES);
+                for (h, upper) in [(0, false), (1, true)] {
+                    let (g, gx) = (half(gy, upper), half(gyx, upper));
+                    _mm512_storeu_pd(pp.add(16 * h), _mm512_permutex2var_pd(g, first, gx));
+                    _mm512_storeu_pd(pp.add(16 * h + 8), _mm512_permutex2var_pd(g, second, gx));
+                }
+            }
+            // Padded lanes carry (0, 0) and a valid interval: adding them changes nothing.
+            let mut e = 0;
+            while e < vectors * LANES {
+                for copy in 0..COPIES {
+                    let j = *js.get_unchecked(e + copy) as usize;
+                    let bin = bp.add(2 * (copy * stride + j));
+                    let add = _mm_loadu_pd(pairs.as_ptr().add(2 * (e + copy)));
+                    _mm_storeu_pd(bin, _mm_add_pd(_mm_loadu_pd(bin), add));
+                }
+                e += COPIES;
+            }
+            start += len;
+        }
+    }
+}
