@@ -344,6 +344,39 @@ fn bench_kernels_quick_reports_every_case() {
 }
 
 #[test]
+fn bench_kernels_runs_only_the_chosen_cases() {
+    let o = afu(&[
+        "bench",
+        "kernels",
+        "--quick",
+        "--reps",
+        "1",
+        "--json",
+        "--fused-only",
+        "--bases",
+        "relu,mish",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = r["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "burn relu",
+            "afu fused relu N=8 shared",
+            "afu fused relu N=8 per-channel",
+            "afu fused mish N=8 shared",
+            "afu fused mish N=8 per-channel",
+        ]
+    );
+}
+
+#[test]
 fn bench_cnn_step_quick_reports_steps_ops_and_ratios() {
     // A Python that does not exist: the PyTorch side is reported as not measured, not an error.
     let o = afu(&[

@@ -192,41 +192,44 @@ pub fn run_kernels(config: &KernelBenchConfig, mut report: impl FnMut(&BenchCase
     report(&relu);
     let relu_ref = Some((relu.median_ms, relu.peak_extra_bytes));
     cases.push(relu);
+    // All fused cases first, right after Burn's relu, then the plain-ops ones: the plain-ops
+    // AFU allocates hundreds of MB to GB per pass, and the allocator state it leaves behind
+    // (freed, trimmed, re-faulted pages) would otherwise be timed as part of the fast cases.
+    let mut afus = Vec::new();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     for &n in &config.hidden {
         for &base in &config.bases {
             for (sharing, c) in [("shared", 1), ("per-channel", channels)] {
-                let afu = match AfuConfig::new(n)
+                if let Ok(afu) = AfuConfig::new(n)
                     .with_base(base)
                     .with_channels(c)
                     .init(&mut rng, &device)
                 {
-                    Ok(a) => a,
-                    Err(_) => continue,
-                };
-                for (label, kernel) in [
-                    ("fused", KernelChoice::Fused),
-                    ("plain-ops", KernelChoice::Reference),
-                ] {
-                    if kernel == KernelChoice::Reference && !config.plain_ops {
-                        continue;
-                    }
-                    let afu = afu.clone().with_kernel(kernel);
-                    let reps = if kernel == KernelChoice::Reference && n > 32 {
-                        config.reps.min(3)
-                    } else {
-                        config.reps
-                    };
-                    let case = run(
-                        format!("afu {label} {base} N={n} {sharing}"),
-                        reps,
-                        &|t| afu.forward(t),
-                        relu_ref,
-                    );
-                    report(&case);
-                    cases.push(case);
+                    afus.push((format!("{base} N={n} {sharing}"), n, afu));
                 }
             }
+        }
+    }
+    let mut plan = vec![("fused", KernelChoice::Fused)];
+    if config.plain_ops {
+        plan.push(("plain-ops", KernelChoice::Reference));
+    }
+    for (label, kernel) in plan {
+        for (name, n, afu) in &afus {
+            let afu = afu.clone().with_kernel(kernel);
+            let reps = if kernel == KernelChoice::Reference && *n > 32 {
+                config.reps.min(3)
+            } else {
+                config.reps
+            };
+            let case = run(
+                format!("afu {label} {name}"),
+                reps,
+                &|t| afu.forward(t),
+                relu_ref,
+            );
+            report(&case);
+            cases.push(case);
         }
     }
     BenchReport {

@@ -5,15 +5,16 @@
 //! tensor of the reference implementation.
 //!
 //! Paths:
-//! - **Direct** (any base; the relu family up to 16 hidden units): `O(N)` per element,
-//!   vectorised across blocks of elements — a branch-free `exp` for the smooth bases, a select
-//!   for the relu family, whose `w0·x + b0` is then rounded exactly as the reference rounds it.
-//! - **Piecewise linear** (linear, relu, leaky-relu with more units): `G` is exactly
-//!   `A_j·x + B_j` on the interval `j` between sorted kinks `tᵢ = −b0ᵢ/w0ᵢ`. A vectorised count
-//!   of the kinks below each element gives `y` and `G'`; parameter gradients come from
-//!   per-interval sums of `gy` and `gy·x` and their prefix sums: `O(M·K/16 + N²)` instead of
-//!   `O(M·N)`. Elements within rounding distance of a kink take an exact per-unit path so that
-//!   the subgradient convention is the reference's (`ψ'(0)` is the left derivative).
+//! - **Direct** (the smooth bases; the relu family only on CPUs without AVX-512 up to 16 hidden
+//!   units, or with non-finite parameters): `O(N)` per element, vectorised across blocks of
+//!   elements — a branch-free `exp` for the smooth bases, a select for the relu family, whose
+//!   `w0·x + b0` is rounded exactly as the reference rounds it.
+//! - **Interval lookup** (linear, relu, leaky-relu; module `pwl`): `G` is exactly
+//!   `A_j·x + B_j` on the interval `j` between the units' exact float thresholds, so one lookup
+//!   per element gives `y` and `G'`, and the parameter gradients come from per-interval sums of
+//!   `gy` and `gy·x`: cost nearly independent of `N`. Every element, also one on a kink, gets
+//!   the reference's side for every unit (`ψ'(0)` is the left derivative). AVX-512 kernels for
+//!   `f32` in module `pwl_avx512`.
 //!
 //! Work is split into items that depend only on the tensor's shape (never on the number of
 //! threads); each item's parameter-gradient partial sums are kept in `f64` and reduced in item
