@@ -64,8 +64,16 @@ fn main() {
             let _ = cpu::backward_in_place(&x, layout, &p, &mut g);
         });
         let copy = median_ms(reps, || g.copy_from_slice(&gy));
+        // The memory floor of a backward pass: read x and gy, write gx (one multiply).
+        use rayon::prelude::*;
+        let stream = median_ms(reps, || {
+            g.copy_from_slice(&gy);
+            g.par_chunks_mut(1 << 15)
+                .zip(x.par_chunks(1 << 15))
+                .for_each(|(g, x)| g.iter_mut().zip(x).for_each(|(g, x)| *g *= x));
+        }) - copy;
         println!(
-            "{base} N={n} C={channels}: forward {f:.3} ms, backward {:.3} ms (copy of gy {copy:.3} ms excluded)",
+            "{base} N={n} C={channels}: forward {f:.3} ms, backward {:.3} ms (copy of gy {copy:.3} ms excluded; gx = gy·x alone {stream:.3} ms)",
             bw - copy
         );
     }

@@ -9,16 +9,15 @@
 //! compare masks). With `K ≤ 15` (`g = 1`) the search alone decides the interval.
 //!
 //! **Parameter statistics.** Backward needs `Σ gy` and `Σ gy·x` per interval:
-//! - `K ≤ 15`: per threshold, masked sums over the elements above it (compare + two masked
-//!   adds, a few thresholds at a time with their accumulators in registers: `K` is a
-//!   compile-time constant per instance), in `f32` per lane over a block of [`BLOCK_VECTORS`]
-//!   vectors, then added into `f64`;
+//! - `K ≤ 8`: per threshold, masked sums over the elements above it (compare + two masked
+//!   adds, in 4 or 8 slots whose accumulators are named variables held in registers), in `f32`
+//!   per lane over a block of [`BLOCK_VECTORS`] vectors, then added into `f64`;
 //! - more thresholds: a histogram over intervals in `f64`, filled per block after the block's
 //!   lookups, with [`COPIES`] interleaved copies so that runs of equal intervals do not form one
 //!   long dependency chain.
 //!
 //! Everything here is reached only through [`FastTable`]s, which exist only when the CPU has
-//! AVX-512F and the kernel's float type is `f32`.
+//! AVX-512 (F, VL, BW, DQ) and the kernel's float type is `f32`.
 
 use std::arch::x86_64::*;
 
@@ -33,7 +32,7 @@ const WIDTH: usize = 32;
 /// more take the portable path.
 const MAX_THRESHOLDS: usize = WIDTH * 16 - 1;
 /// Most thresholds handled by per-threshold sums.
-const SUFFIX_MAX: usize = 15;
+const SUFFIX_MAX: usize = 8;
 /// Most thresholds of the one-register layout (16 groups of at most 16): its four-step search
 /// and lookups use one-register permutes, cheaper than the two-register ones.
 const NARROW_MAX: usize = 16 * 16 - 1;
@@ -42,8 +41,6 @@ const NARROW_MAX: usize = 16 * 16 - 1;
 const BLOCK_VECTORS: usize = 32;
 /// Elements per block.
 const BLOCK: usize = BLOCK_VECTORS * LANES;
-/// Thresholds whose sums are accumulated together on the suffix path.
-const SUFFIX_CHUNK: usize = 8;
 /// Interleaved histogram copies.
 const COPIES: usize = 8;
 
@@ -68,9 +65,15 @@ pub(super) struct FastTable {
 
 impl FastTable {
     /// Vector tables for every channel, or `None` when `T` is not `f32`, the CPU lacks
-    /// AVX-512F, or a channel has more than [`MAX_THRESHOLDS`] thresholds.
+    /// AVX-512 (F, VL, BW, DQ), or a channel has more than [`MAX_THRESHOLDS`] thresholds.
     pub(super) fn for_all<T: KernelFloat>(tables: &[PwlTable<T>]) -> Option<Vec<FastTable>> {
-        if !T::IS_F32 || !std::arch::is_x86_feature_detected!("avx512f") {
+        // VL too: without it the compiler cannot zero (or move) registers 16–31 with the short
+        // encodings and spills accumulators. Every AVX-512 CPU but the Xeon Phi has F+VL+BW+DQ.
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512dq");
+        if !T::IS_F32 || !avx512 {
             return None;
         }
         tables.iter().map(FastTable::new).collect()
@@ -105,7 +108,7 @@ impl FastTable {
 
 /// A work item's backward statistics, kept across its runs.
 pub(super) enum Accumulator {
-    /// `K ≤ 15`: `[Σ gy·[x>θ_p], Σ gy·x·[x>θ_p]]` for each threshold `p`, then the totals
+    /// `K ≤ 8`: `[Σ gy·[x>θ_p], Σ gy·x·[x>θ_p]]` for each threshold `p`, then the totals
     /// `[Σ gy, Σ gy·x]`, each as 16 `f64` lanes.
     Suffix { k: usize, lanes: Vec<[f64; LANES]> },
     /// `[Σ gy, Σ gy·x]` per interval, [`COPIES`] copies of `32·g` intervals (room for either
@@ -208,7 +211,13 @@ pub(super) unsafe fn backward_run<T>(
     unsafe {
         let (xs, gs) = (as_f32(xs), as_f32_mut(gs));
         match acc {
-            Accumulator::Suffix { k, lanes } => backward_suffix_dispatch(table, *k, xs, gs, lanes),
+            Accumulator::Suffix { k, lanes } => {
+                if *k <= 4 {
+                    backward_suffix4(table, xs, gs, lanes)
+                } else {
+                    backward_suffix8(table, xs, gs, lanes)
+                }
+            }
             Accumulator::Histogram { stride, bins } => {
                 by_group!(table, backward_histogram, (table, *stride, xs, gs, bins))
             }
@@ -353,7 +362,7 @@ fn first_lanes(n: usize) -> __mmask16 {
     ((1u32 << n) - 1) as __mmask16
 }
 
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
 unsafe fn forward_f32<const STEPS: u32, const G: usize>(t: &FastTable, xs: &[f32], yp: *mut f32) {
     let n = xs.len();
     let xp = xs.as_ptr();
@@ -378,29 +387,6 @@ unsafe fn forward_f32<const STEPS: u32, const G: usize>(t: &FastTable, xs: &[f32
     }
 }
 
-/// Calls [`backward_suffix`] with `K` as a compile-time constant.
-///
-/// # Safety
-/// AVX-512F; `lanes` has `2K + 2` entries.
-unsafe fn backward_suffix_dispatch(
-    t: &FastTable,
-    k: usize,
-    xs: &[f32],
-    gs: &mut [f32],
-    lanes: &mut [[f64; LANES]],
-) {
-    macro_rules! by_k {
-        ($($n:literal)*) => {
-            match k {
-                $($n => backward_suffix::<$n>(t, xs, gs, lanes),)*
-                _ => unreachable!("at most {SUFFIX_MAX} thresholds on the suffix path"),
-            }
-        };
-    }
-    // SAFETY: caller's contract.
-    unsafe { by_k!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15) }
-}
-
 /// Adds 16 `f32` lanes into 16 `f64` lanes.
 ///
 /// # Safety
@@ -419,83 +405,87 @@ unsafe fn flush(v: __m512, into: &mut [f64; LANES]) {
     }
 }
 
-/// Per block: the lookups and `gx`, with the block's `x`, `gy` and `gy·x` kept in `f32`
-/// buffers; then the per-threshold masked sums over the buffers, [`SUFFIX_CHUNK`] thresholds
-/// per sweep (their accumulators stay in registers).
-#[target_feature(enable = "avx512f")]
-unsafe fn backward_suffix<const K: usize>(
-    t: &FastTable,
-    xs: &[f32],
-    gs: &mut [f32],
-    lanes: &mut [[f64; LANES]],
-) {
-    let n = xs.len();
-    let (xp, gp) = (xs.as_ptr(), gs.as_mut_ptr());
-    let mut xb = [0.0f32; BLOCK];
-    let mut gb = [0.0f32; BLOCK];
-    let mut gxb = [0.0f32; BLOCK];
-    // SAFETY: element accesses are within the first `n` elements (masked tails); buffer
-    // accesses are within BLOCK.
-    unsafe {
-        let s = Table32::load(&t.splitters);
-        let a0 = Table32::load(&t.slopes[0]);
-        let b0 = Table32::load(&t.intercepts[0]);
-        let zero = _mm512_setzero_ps();
-        let mut start = 0;
-        while start < n {
-            let len = (n - start).min(BLOCK);
-            let vectors = len.div_ceil(LANES);
-            let (mut t0, mut t1) = (zero, zero);
-            for v in 0..vectors {
-                let i = start + v * LANES;
-                let m = first_lanes((n - i).min(LANES));
-                let x = _mm512_maskz_loadu_ps(m, xp.add(i));
-                let gy = _mm512_maskz_loadu_ps(m, gp.add(i));
-                let (a, _, _) = lookup::<4, 1>(t, x, s, a0, b0);
-                _mm512_mask_storeu_ps(gp.add(i), m, _mm512_mul_ps(gy, a));
-                let gyx = _mm512_mul_ps(gy, x);
-                _mm512_storeu_ps(xb.as_mut_ptr().add(v * LANES), x);
-                _mm512_storeu_ps(gb.as_mut_ptr().add(v * LANES), gy);
-                _mm512_storeu_ps(gxb.as_mut_ptr().add(v * LANES), gyx);
-                t0 = _mm512_add_ps(t0, gy);
-                t1 = _mm512_add_ps(t1, gyx);
-            }
-            flush(t0, &mut lanes[2 * K]);
-            flush(t1, &mut lanes[2 * K + 1]);
-            let mut p0 = 0;
-            while p0 < K {
-                let mut s0 = [zero; SUFFIX_CHUNK];
-                let mut s1 = [zero; SUFFIX_CHUNK];
-                let th: [__m512; SUFFIX_CHUNK] =
-                    std::array::from_fn(|q| _mm512_set1_ps(t.thresholds[(p0 + q).min(K - 1)]));
-                for v in 0..vectors {
-                    let x = _mm512_loadu_ps(xb.as_ptr().add(v * LANES));
-                    let gy = _mm512_loadu_ps(gb.as_ptr().add(v * LANES));
-                    let gyx = _mm512_loadu_ps(gxb.as_ptr().add(v * LANES));
-                    for q in 0..SUFFIX_CHUNK {
-                        if p0 + q < K {
-                            let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(th[q], x);
-                            s0[q] = _mm512_mask_add_ps(s0[q], above, s0[q], gy);
-                            s1[q] = _mm512_mask_add_ps(s1[q], above, s1[q], gyx);
+/// Defines a suffix-path backward kernel with a fixed number of threshold slots (unused slots
+/// hold `+∞`: never below an element). Per block of [`BLOCK`] elements: first the lookups
+/// (binary search) and `gx = gy·A_j` written over `gy`, keeping the block's `x` and `gy` in
+/// zero-padded buffers; then one sweep over the buffers in which the compare with each threshold
+/// feeds that threshold's masked sums. Each slot's accumulators are named variables, so they
+/// stay in registers; the `f32` lane sums are added into `f64` once per block.
+macro_rules! suffix_kernel {
+    ($name:ident, $slots:literal; $(($s0:ident, $s1:ident, $p:literal)),*) => {
+        /// # Safety
+        /// AVX-512F; at most
+        #[doc = stringify!($slots)]
+        /// thresholds; `lanes` has `2K + 2` entries.
+        #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
+        unsafe fn $name(t: &FastTable, xs: &[f32], gs: &mut [f32], lanes: &mut [[f64; LANES]]) {
+            let k = t.thresholds.len();
+            let mut th = [f32::INFINITY; $slots];
+            th[..k].copy_from_slice(&t.thresholds);
+            let n = xs.len();
+            let (xp, gp) = (xs.as_ptr(), gs.as_mut_ptr());
+            let mut xb = [0.0f32; BLOCK];
+            let mut gb = [0.0f32; BLOCK];
+            // SAFETY: element accesses are within the first `n` elements (masked tails);
+            // buffer accesses are within BLOCK.
+            unsafe {
+                let s = Table32::load(&t.splitters);
+                let a0 = Table32::load(&t.slopes[0]);
+                let b0 = Table32::load(&t.intercepts[0]);
+                let zero = _mm512_setzero_ps();
+                let mut start = 0;
+                while start < n {
+                    let len = (n - start).min(BLOCK);
+                    let vectors = len.div_ceil(LANES);
+                    for v in 0..vectors {
+                        let i = start + v * LANES;
+                        let m = first_lanes((n - i).min(LANES));
+                        let x = _mm512_maskz_loadu_ps(m, xp.add(i));
+                        let gy = _mm512_maskz_loadu_ps(m, gp.add(i));
+                        let (a, _, _) = lookup::<4, 1>(t, x, s, a0, b0);
+                        _mm512_mask_storeu_ps(gp.add(i), m, _mm512_mul_ps(gy, a));
+                        _mm512_storeu_ps(xb.as_mut_ptr().add(v * LANES), x);
+                        _mm512_storeu_ps(gb.as_mut_ptr().add(v * LANES), gy);
+                    }
+                    $( let mut $s0 = zero; let mut $s1 = zero; )*
+                    let (mut t0, mut t1) = (zero, zero);
+                    for v in 0..vectors {
+                        let x = _mm512_loadu_ps(xb.as_ptr().add(v * LANES));
+                        let gy = _mm512_loadu_ps(gb.as_ptr().add(v * LANES));
+                        let gyx = _mm512_mul_ps(gy, x);
+                        $(
+                            let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(
+                                _mm512_set1_ps(*th.get_unchecked($p)),
+                                x,
+                            );
+                            $s0 = _mm512_mask_add_ps($s0, above, $s0, gy);
+                            $s1 = _mm512_mask_add_ps($s1, above, $s1, gyx);
+                        )*
+                        t0 = _mm512_add_ps(t0, gy);
+                        t1 = _mm512_add_ps(t1, gyx);
+                    }
+                    $(
+                        if $p < k {
+                            flush($s0, &mut lanes[2 * $p]);
+                            flush($s1, &mut lanes[2 * $p + 1]);
                         }
-                    }
+                    )*
+                    flush(t0, &mut lanes[2 * k]);
+                    flush(t1, &mut lanes[2 * k + 1]);
+                    start += len;
                 }
-                for q in 0..SUFFIX_CHUNK {
-                    if p0 + q < K {
-                        flush(s0[q], &mut lanes[2 * (p0 + q)]);
-                        flush(s1[q], &mut lanes[2 * (p0 + q) + 1]);
-                    }
-                }
-                p0 += SUFFIX_CHUNK;
             }
-            start += len;
         }
-    }
+    };
 }
+
+suffix_kernel!(backward_suffix4, 4; (a0, b0, 0), (a1, b1, 1), (a2, b2, 2), (a3, b3, 3));
+suffix_kernel!(backward_suffix8, 8; (a0, b0, 0), (a1, b1, 1), (a2, b2, 2), (a3, b3, 3),
+    (a4, b4, 4), (a5, b5, 5), (a6, b6, 6), (a7, b7, 7));
 
 /// Per block: the lookups and `gx`, each element's interval and `(gy, gy·x)` in `f64` kept in
 /// buffers; then the histogram update, [`COPIES`] elements at a time into separate copies.
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
 unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
     t: &FastTable,
     stride: usize,
