@@ -406,11 +406,10 @@ unsafe fn flush(v: __m512, into: &mut [f64; LANES]) {
 }
 
 /// Defines a suffix-path backward kernel with a fixed number of threshold slots (unused slots
-/// hold `+∞`: never below an element). Per block of [`BLOCK`] elements: first the lookups
-/// (binary search) and `gx = gy·A_j` written over `gy`, keeping the block's `x` and `gy` in
-/// zero-padded buffers; then one sweep over the buffers in which the compare with each threshold
-/// feeds that threshold's masked sums. Each slot's accumulators are named variables, so they
-/// stay in registers; the `f32` lane sums are added into `f64` once per block.
+/// hold `+∞`: never below an element). One pass: per vector, the compare with each threshold
+/// feeds that threshold's masked sums and the interval count (so no separate search), then
+/// `gx = gy·A_j` from one permute. Each slot's accumulators are named variables, so they stay in
+/// registers; the `f32` lane sums are added into `f64` once per block of [`BLOCK`] elements.
 macro_rules! suffix_kernel {
     ($name:ident, $slots:literal; $(($s0:ident, $s1:ident, $p:literal)),*) => {
         /// # Safety
@@ -424,35 +423,25 @@ macro_rules! suffix_kernel {
             th[..k].copy_from_slice(&t.thresholds);
             let n = xs.len();
             let (xp, gp) = (xs.as_ptr(), gs.as_mut_ptr());
-            let mut xb = [0.0f32; BLOCK];
-            let mut gb = [0.0f32; BLOCK];
-            // SAFETY: element accesses are within the first `n` elements (masked tails);
-            // buffer accesses are within BLOCK.
+            // SAFETY: element accesses are within the first `n` elements (masked loads and
+            // stores); threshold reads are within `th`.
             unsafe {
-                let s = Table32::load(&t.splitters);
                 let a0 = Table32::load(&t.slopes[0]);
-                let b0 = Table32::load(&t.intercepts[0]);
                 let zero = _mm512_setzero_ps();
+                let one = _mm512_set1_epi32(1);
                 let mut start = 0;
                 while start < n {
                     let len = (n - start).min(BLOCK);
                     let vectors = len.div_ceil(LANES);
+                    $( let mut $s0 = zero; let mut $s1 = zero; )*
+                    let (mut t0, mut t1) = (zero, zero);
                     for v in 0..vectors {
                         let i = start + v * LANES;
                         let m = first_lanes((n - i).min(LANES));
                         let x = _mm512_maskz_loadu_ps(m, xp.add(i));
                         let gy = _mm512_maskz_loadu_ps(m, gp.add(i));
-                        let (a, _, _) = lookup::<4, 1>(t, x, s, a0, b0);
-                        _mm512_mask_storeu_ps(gp.add(i), m, _mm512_mul_ps(gy, a));
-                        _mm512_storeu_ps(xb.as_mut_ptr().add(v * LANES), x);
-                        _mm512_storeu_ps(gb.as_mut_ptr().add(v * LANES), gy);
-                    }
-                    $( let mut $s0 = zero; let mut $s1 = zero; )*
-                    let (mut t0, mut t1) = (zero, zero);
-                    for v in 0..vectors {
-                        let x = _mm512_loadu_ps(xb.as_ptr().add(v * LANES));
-                        let gy = _mm512_loadu_ps(gb.as_ptr().add(v * LANES));
                         let gyx = _mm512_mul_ps(gy, x);
+                        let mut j = _mm512_setzero_si512();
                         $(
                             let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(
                                 _mm512_set1_ps(*th.get_unchecked($p)),
@@ -460,9 +449,11 @@ macro_rules! suffix_kernel {
                             );
                             $s0 = _mm512_mask_add_ps($s0, above, $s0, gy);
                             $s1 = _mm512_mask_add_ps($s1, above, $s1, gyx);
+                            j = _mm512_mask_add_epi32(j, above, j, one);
                         )*
                         t0 = _mm512_add_ps(t0, gy);
                         t1 = _mm512_add_ps(t1, gyx);
+                        _mm512_mask_storeu_ps(gp.add(i), m, _mm512_mul_ps(gy, a0.pick_low(j)));
                     }
                     $(
                         if $p < k {
