@@ -192,7 +192,11 @@ pub(super) unsafe fn forward_run<T>(table: &FastTable, xs: &[T], ys: *mut T) {
     // SAFETY: caller's contract.
     unsafe {
         let (xs, ys) = (as_f32(xs), ys.cast::<f32>());
-        by_group!(table, forward_f32, (table, xs, ys))
+        match table.thresholds.len() {
+            0..=4 => forward_small4(table, xs, ys),
+            5..=8 => forward_small8(table, xs, ys),
+            _ => by_group!(table, forward_f32, (table, xs, ys)),
+        }
     }
 }
 
@@ -469,6 +473,53 @@ macro_rules! suffix_kernel {
         }
     };
 }
+
+/// Defines a forward kernel for at most `$slots` thresholds (unused slots hold `+∞`): the
+/// interval is the count of thresholds below `x`, from independent compares (no search chain).
+macro_rules! small_forward {
+    ($name:ident, $slots:literal) => {
+        /// # Safety
+        /// AVX-512; at most
+        #[doc = stringify!($slots)]
+        /// thresholds; `yp` valid for writing `xs.len()` elements.
+        #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
+        unsafe fn $name(t: &FastTable, xs: &[f32], yp: *mut f32) {
+            let k = t.thresholds.len();
+            let mut th = [f32::INFINITY; $slots];
+            th[..k].copy_from_slice(&t.thresholds);
+            let n = xs.len();
+            let xp = xs.as_ptr();
+            // SAFETY: every access is within the first `n` elements (full vectors, then a
+            // masked tail); threshold reads are within `th`.
+            unsafe {
+                let a0 = Table32::load(&t.slopes[0]);
+                let b0 = Table32::load(&t.intercepts[0]);
+                let one = _mm512_set1_epi32(1);
+                let thv: [__m512; $slots] = std::array::from_fn(|p| _mm512_set1_ps(th[p]));
+                let value = |x: __m512| -> __m512 {
+                    let mut j = _mm512_setzero_si512();
+                    for p in 0..$slots {
+                        let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(thv[p], x);
+                        j = _mm512_mask_add_epi32(j, above, j, one);
+                    }
+                    _mm512_add_ps(_mm512_mul_ps(a0.pick_low(j), x), b0.pick_low(j))
+                };
+                let mut i = 0;
+                while i + LANES <= n {
+                    _mm512_storeu_ps(yp.add(i), value(_mm512_loadu_ps(xp.add(i))));
+                    i += LANES;
+                }
+                if i < n {
+                    let m = first_lanes(n - i);
+                    _mm512_mask_storeu_ps(yp.add(i), m, value(_mm512_maskz_loadu_ps(m, xp.add(i))));
+                }
+            }
+        }
+    };
+}
+
+small_forward!(forward_small4, 4);
+small_forward!(forward_small8, 8);
 
 suffix_kernel!(backward_suffix4, 4; (a0, b0, 0), (a1, b1, 1), (a2, b2, 2), (a3, b3, 3));
 suffix_kernel!(backward_suffix8, 8; (a0, b0, 0), (a1, b1, 1), (a2, b2, 2), (a3, b3, 3),
