@@ -401,16 +401,7 @@ pub fn forward<T: KernelFloat>(x: &[T], layout: Layout, p: &ParamSlices<T>, y: &
         return;
     }
     items(layout).into_par_iter().for_each(|item| {
-        let (w0, b0, w1, b1) = p.channel(item.channel);
-        let args = SmoothItem {
-            x,
-            layout,
-            item,
-            w0,
-            b0,
-            w1,
-            b1: *b1,
-        };
+        let args = SmoothItem::new(x, layout, item, p);
         // SAFETY: each item writes only its own elements of `y`.
         unsafe { dispatch_smooth!(p.base, forward_item, args, out) };
     });
@@ -488,16 +479,7 @@ pub fn backward_in_place<T: KernelFloat>(
     let partials: Vec<SmoothPartial> = work
         .par_iter()
         .map(|&item| {
-            let (w0, b0, w1, b1) = p.channel(item.channel);
-            let args = SmoothItem {
-                x,
-                layout,
-                item,
-                w0,
-                b0,
-                w1,
-                b1: *b1,
-            };
+            let args = SmoothItem::new(x, layout, item, p);
             // SAFETY: each item reads and writes only its own elements of `grad`.
             unsafe { dispatch_smooth!(p.base, backward_item, args, out) }
         })
@@ -694,6 +676,25 @@ struct SmoothItem<'a, T> {
     b0: &'a [T],
     w1: &'a [T],
     b1: T,
+}
+
+impl<'a, T> SmoothItem<'a, T> {
+    /// Work item `item` of `x` with its channel's parameters.
+    fn new(x: &'a [T], layout: Layout, item: Item, p: &'a ParamSlices<'_, T>) -> Self
+    where
+        T: Copy,
+    {
+        let (w0, b0, w1, b1) = p.channel(item.channel);
+        SmoothItem {
+            x,
+            layout,
+            item,
+            w0,
+            b0,
+            w1,
+            b1: *b1,
+        }
+    }
 }
 
 /// Calls `$f::<T, P>` for the smooth base `$base`, compiled for the widest vector ISA the CPU
