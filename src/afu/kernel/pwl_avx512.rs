@@ -6,7 +6,9 @@
 //! element's group `c`; a count over the `g − 1` other entries of that group (one permute and
 //! compare each) gives the interval `j = c·g + count`, and the interval's slope and intercept
 //! come along in the same steps (permutes of tables laid out group-major, blended under the
-//! compare masks). With `K ≤ 15` (`g = 1`) the search alone decides the interval.
+//! compare masks). With `K ≤ 15` (`g = 1`) the search alone decides the interval, and with
+//! `K ≤ 8` the forward counts the thresholds below `x` with independent compares instead (no
+//! search chain).
 //!
 //! **Parameter statistics.** Backward needs `Σ gy` and `Σ gy·x` per interval:
 //! - `K ≤ 8`: per threshold, masked sums over the elements above it (compare + two masked
