@@ -395,16 +395,13 @@ fn table_path<T: KernelFloat>(p: &ParamSlices<T>, layout: Layout) -> Option<pwl:
 pub fn forward<T: KernelFloat>(x: &[T], layout: Layout, p: &ParamSlices<T>, y: &mut [T]) {
     check_sizes(x, layout, p);
     assert_eq!(y.len(), x.len(), "AFU kernel: output size");
-    let out = SharedMut(y.as_mut_ptr());
-    if let Some(tables) = table_path(p, layout) {
-        pwl::forward(x, layout, &items(layout), &tables, out);
-        return;
-    }
-    items(layout).into_par_iter().for_each(|item| {
-        let args = SmoothItem::new(x, layout, item, p);
-        // SAFETY: each item writes only its own elements of `y`.
-        unsafe { dispatch_smooth!(p.base, forward_item, args, out) };
-    });
+    forward_into(
+        x,
+        layout,
+        p,
+        table_path(p, layout),
+        SharedMut(y.as_mut_ptr()),
+    );
 }
 
 /// `G(x)` element-wise into a new vector. On the vectorised interval-lookup path the output is
@@ -414,24 +411,40 @@ pub fn forward<T: KernelFloat>(x: &[T], layout: Layout, p: &ParamSlices<T>, y: &
 /// If the slice sizes do not match `layout` and the parameters.
 pub fn forward_to_vec<T: KernelFloat>(x: &[T], layout: Layout, p: &ParamSlices<T>) -> Vec<T> {
     check_sizes(x, layout, p);
-    if let Some(tables) = table_path(p, layout).filter(|t| t.vectorised()) {
+    let tables = table_path(p, layout);
+    if tables.as_ref().is_some_and(|t| t.vectorised()) {
         let mut y: Vec<T> = Vec::with_capacity(x.len());
         // The vectorised kernels only write through this pointer, each element exactly once
         // (the work items' runs cover every element).
-        pwl::forward(
-            x,
-            layout,
-            &items(layout),
-            &tables,
-            SharedMut(y.spare_capacity_mut().as_mut_ptr().cast()),
-        );
+        let out = SharedMut(y.spare_capacity_mut().as_mut_ptr().cast());
+        forward_into(x, layout, p, tables, out);
         // SAFETY: every element of the first x.len() was written just above.
         unsafe { y.set_len(x.len()) };
         return y;
     }
     let mut y = vec![T::ZERO; x.len()];
-    forward(x, layout, p, &mut y);
+    forward_into(x, layout, p, tables, SharedMut(y.as_mut_ptr()));
     y
+}
+
+/// The forward pass into `out` (`x.len()` elements), by the interval lookup when `tables` is
+/// given (see [`table_path`]), else unit by unit.
+fn forward_into<T: KernelFloat>(
+    x: &[T],
+    layout: Layout,
+    p: &ParamSlices<T>,
+    tables: Option<pwl::Tables<T>>,
+    out: SharedMut<T>,
+) {
+    if let Some(tables) = tables {
+        pwl::forward(x, layout, &items(layout), &tables, out);
+        return;
+    }
+    items(layout).into_par_iter().for_each(|item| {
+        let args = SmoothItem::new(x, layout, item, p);
+        // SAFETY: each item writes only its own elements of `out`.
+        unsafe { dispatch_smooth!(p.base, forward_item, args, out) };
+    });
 }
 
 /// `gx = gy·G'(x)` and the parameter gradients of `L` where `gy = ∂L/∂y`.
