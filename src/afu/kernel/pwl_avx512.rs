@@ -413,9 +413,11 @@ unsafe fn flush(v: __m512, into: &mut [f64; LANES]) {
 
 /// Defines a suffix-path backward kernel with a fixed number of threshold slots (unused slots
 /// hold `+∞`: never below an element). One pass: per vector, the compare with each threshold
-/// feeds that threshold's masked sums and the interval count (so no separate search), then
-/// `gx = gy·A_j` from one permute. Each slot's accumulators are named variables, so they stay in
-/// registers; the `f32` lane sums are added into `f64` once per block of [`BLOCK`] elements.
+/// feeds that threshold's masked sums and selects the slope (`gx = gy·A_j`; the thresholds are
+/// sorted, so the masks are nested and the last one set names the interval: one masked move per
+/// threshold, no count and no permute). Each slot's accumulators are named variables, so they
+/// stay in registers; the `f32` lane sums are added into `f64` once per block of [`BLOCK`]
+/// elements. Full vectors run without masks; only a run's last partial vector is masked.
 macro_rules! suffix_kernel {
     ($name:ident, $slots:literal; $(($s0:ident, $s1:ident, $p:literal)),*) => {
         /// # Safety
@@ -427,27 +429,24 @@ macro_rules! suffix_kernel {
             let k = t.thresholds.len();
             let mut th = [f32::INFINITY; $slots];
             th[..k].copy_from_slice(&t.thresholds);
+            // The slope above threshold p (A_{p+1}); A_0 below every threshold.
+            let mut above_slope = [0.0f32; $slots];
+            above_slope[..k].copy_from_slice(&t.slopes[0][1..=k]);
+            let below_slope = t.slopes[0][0];
             let n = xs.len();
             let (xp, gp) = (xs.as_ptr(), gs.as_mut_ptr());
-            // SAFETY: element accesses are within the first `n` elements (masked loads and
-            // stores); threshold reads are within `th`.
+            // SAFETY: element accesses are within the first `n` elements (full vectors, then
+            // a masked tail); threshold and slope reads are within their arrays.
             unsafe {
-                let a0 = Table32::load(&t.slopes[0]);
                 let zero = _mm512_setzero_ps();
-                let one = _mm512_set1_epi32(1);
                 let mut start = 0;
                 while start < n {
-                    let len = (n - start).min(BLOCK);
-                    let vectors = len.div_ceil(LANES);
+                    let end = (start + BLOCK).min(n);
                     $( let mut $s0 = zero; let mut $s1 = zero; )*
                     let (mut t0, mut t1) = (zero, zero);
-                    for v in 0..vectors {
-                        let i = start + v * LANES;
-                        let m = first_lanes((n - i).min(LANES));
-                        let x = _mm512_maskz_loadu_ps(m, xp.add(i));
-                        let gy = _mm512_maskz_loadu_ps(m, gp.add(i));
+                    let mut step = |x: __m512, gy: __m512| -> __m512 {
                         let gyx = _mm512_mul_ps(gy, x);
-                        let mut j = _mm512_setzero_si512();
+                        let mut slope = _mm512_set1_ps(below_slope);
                         $(
                             let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(
                                 _mm512_set1_ps(*th.get_unchecked($p)),
@@ -455,11 +454,29 @@ macro_rules! suffix_kernel {
                             );
                             $s0 = _mm512_mask_add_ps($s0, above, $s0, gy);
                             $s1 = _mm512_mask_add_ps($s1, above, $s1, gyx);
-                            j = _mm512_mask_add_epi32(j, above, j, one);
+                            slope = _mm512_mask_mov_ps(
+                                slope,
+                                above,
+                                _mm512_set1_ps(*above_slope.get_unchecked($p)),
+                            );
                         )*
                         t0 = _mm512_add_ps(t0, gy);
                         t1 = _mm512_add_ps(t1, gyx);
-                        _mm512_mask_storeu_ps(gp.add(i), m, _mm512_mul_ps(gy, a0.pick_low(j)));
+                        _mm512_mul_ps(gy, slope)
+                    };
+                    let mut i = start;
+                    while i + LANES <= end {
+                        let gx = step(_mm512_loadu_ps(xp.add(i)), _mm512_loadu_ps(gp.add(i)));
+                        _mm512_storeu_ps(gp.add(i), gx);
+                        i += LANES;
+                    }
+                    if i < end {
+                        let m = first_lanes(end - i);
+                        let gx = step(
+                            _mm512_maskz_loadu_ps(m, xp.add(i)),
+                            _mm512_maskz_loadu_ps(m, gp.add(i)),
+                        );
+                        _mm512_mask_storeu_ps(gp.add(i), m, gx);
                     }
                     $(
                         if $p < k {
@@ -469,7 +486,7 @@ macro_rules! suffix_kernel {
                     )*
                     flush(t0, &mut lanes[2 * k]);
                     flush(t1, &mut lanes[2 * k + 1]);
-                    start += len;
+                    start = end;
                 }
             }
         }
@@ -496,13 +513,16 @@ macro_rules! small_forward {
             unsafe {
                 let a0 = Table32::load(&t.slopes[0]);
                 let b0 = Table32::load(&t.intercepts[0]);
-                let one = _mm512_set1_epi32(1);
                 let thv: [__m512; $slots] = std::array::from_fn(|p| _mm512_set1_ps(th[p]));
+                let index: [__m512i; $slots] =
+                    std::array::from_fn(|p| _mm512_set1_epi32(p as i32 + 1));
                 let value = |x: __m512| -> __m512 {
+                    // The thresholds are sorted, so the masks are nested: the last one set
+                    // names the interval (one masked move each, no count).
                     let mut j = _mm512_setzero_si512();
                     for p in 0..$slots {
                         let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(thv[p], x);
-                        j = _mm512_mask_add_epi32(j, above, j, one);
+                        j = _mm512_mask_mov_epi32(j, above, index[p]);
                     }
                     _mm512_add_ps(_mm512_mul_ps(a0.pick_low(j), x), b0.pick_low(j))
                 };
@@ -521,6 +541,7 @@ macro_rules! small_forward {
 }
 
 small_forward!(forward_small4, 4);
+
 small_forward!(forward_small8, 8);
 
 suffix_kernel!(backward_suffix4, 4; (a0, b0, 0), (a1, b1, 1), (a2, b2, 2), (a3, b3, 3));
