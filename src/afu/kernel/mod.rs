@@ -348,6 +348,9 @@ mod tests {
             (1, vec![7, 3, 5, 11]),
             (5, vec![3, 5, 7, 9]),
             (6, vec![37, 6]),
+            // Per channel, 40 runs of 37 per work item: the vector kernels' blocks of sums
+            // end inside runs and carry over between them.
+            (3, vec![40, 3, 37]),
         ]
     }
 
@@ -369,7 +372,8 @@ mod tests {
             crate::afu::BaseActivation::LeakyRelu,
         ] {
             for hidden in [15, 16, 17, 31, 33, 255, 256, 300, 520] {
-                for (channels, dims) in [(1, vec![1013]), (3, vec![5, 3, 67])] {
+                for (channels, dims) in [(1, vec![1013]), (3, vec![5, 3, 67]), (3, vec![40, 3, 37])]
+                {
                     let p = Problem::random(77 + hidden as u64, base, channels, hidden, &dims);
                     let (yr, gr) = tensor_grads(&p, KernelChoice::Reference, DType::F32);
                     let (yf, gf) = tensor_grads(&p, KernelChoice::Fused, DType::F32);

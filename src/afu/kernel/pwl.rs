@@ -290,21 +290,30 @@ pub(super) fn forward<T: KernelFloat>(
     out: SharedMut<T>,
 ) {
     items.par_iter().for_each(|&item| {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(fast) = &tables.fast {
+            let runs = item_runs(layout, item);
+            // SAFETY: `fast` exists only when T is f32 and the CPU has AVX-512; runs of
+            // different items are disjoint and within `x` and `out`, which is only written here.
+            unsafe { super::pwl_avx512::forward_runs(&fast[item.channel], x, out.0, &runs) };
+            return;
+        }
         for_each_run(layout, item, |off, len| {
-            let xs = &x[off..off + len];
-            #[cfg(target_arch = "x86_64")]
-            if let Some(fast) = &tables.fast {
-                // SAFETY: `fast` exists only when T is f32 and the CPU has AVX-512; runs of
-                // different items are disjoint and within `out`, which is only written here.
-                unsafe { super::pwl_avx512::forward_run(&fast[item.channel], xs, out.0.add(off)) };
-                return;
-            }
             // SAFETY: runs of different items are disjoint and within `out`; without `fast`
             // the caller passes initialised memory (see `cpu::forward_to_vec`).
             let ys = unsafe { out.slice(off, len) };
-            forward_run(&tables.tables[item.channel], xs, ys);
+            forward_run(&tables.tables[item.channel], &x[off..off + len], ys);
         });
     });
+}
+
+/// The item's contiguous runs `(offset, length)`, for the vector kernels (which set up a
+/// channel's tables once per item rather than once per run).
+#[cfg(target_arch = "x86_64")]
+fn item_runs(layout: Layout, item: Item) -> Vec<(usize, usize)> {
+    let mut runs = Vec::new();
+    for_each_run(layout, item, |off, len| runs.push((off, len)));
+    runs
 }
 
 /// Portable forward over one run.
@@ -348,14 +357,10 @@ pub(super) fn backward<T: KernelFloat>(
             if let Some(fast) = &tables.fast {
                 let fast = &fast[item.channel];
                 let mut acc = super::pwl_avx512::Accumulator::new(fast);
-                for_each_run(layout, item, |off, len| {
-                    // SAFETY: runs of different items are disjoint and within `out`; `fast`
-                    // exists only when T is f32 and the CPU has AVX-512.
-                    unsafe {
-                        let gs = out.slice(off, len);
-                        super::pwl_avx512::backward_run(fast, &x[off..off + len], gs, &mut acc);
-                    }
-                });
+                let runs = item_runs(layout, item);
+                // SAFETY: runs of different items are disjoint and within `x` and `out`; `fast`
+                // exists only when T is f32 and the CPU has AVX-512.
+                unsafe { super::pwl_avx512::backward_runs(fast, x, out.0, &runs, &mut acc) };
                 return acc.into_sums(table.a.len());
             }
             let mut sums = IntervalSums::new(table.a.len());

@@ -176,56 +176,60 @@ unsafe fn as_f32<T>(s: &[T]) -> &[f32] {
     unsafe { std::slice::from_raw_parts(s.as_ptr().cast(), s.len()) }
 }
 
-/// # Safety
-/// `T` must be `f32`.
-unsafe fn as_f32_mut<T>(s: &mut [T]) -> &mut [f32] {
-    // SAFETY: T is f32 (caller's contract).
-    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) }
-}
+/// A work item's contiguous runs, `(offset, length)` into the whole tensor.
+pub(super) type Runs = [(usize, usize)];
 
-/// `y = G(x)` over one run, written through `ys` (which may point to uninitialised memory:
-/// it is only written).
+/// `y = G(x)` over a work item's runs (one table setup for all of them), written through `yp`
+/// (which may point to uninitialised memory: it is only written).
 ///
 /// # Safety
 /// `table` must come from [`FastTable::for_all`] with this `T` (so `T` is `f32` and the CPU
-/// has AVX-512F); `ys` must be valid for writing `xs.len()` elements that no other thread
-/// accesses.
-pub(super) unsafe fn forward_run<T>(table: &FastTable, xs: &[T], ys: *mut T) {
+/// has AVX-512F); every run must lie within `x` and within the buffer behind `yp`, and no
+/// other thread may access those elements of it.
+pub(super) unsafe fn forward_runs<T>(table: &FastTable, x: &[T], yp: *mut T, runs: &Runs) {
+    debug_assert!(runs.iter().all(|&(off, len)| off + len <= x.len()));
     // SAFETY: caller's contract.
     unsafe {
-        let (xs, ys) = (as_f32(xs), ys.cast::<f32>());
+        let (xp, yp) = (as_f32(x).as_ptr(), yp.cast::<f32>());
         match table.thresholds.len() {
-            0..=4 => forward_small4(table, xs, ys),
-            5..=8 => forward_small8(table, xs, ys),
-            _ => by_group!(table, forward_f32, (table, xs, ys)),
+            0..=4 => forward_small4(table, xp, yp, runs),
+            5..=8 => forward_small8(table, xp, yp, runs),
+            _ => by_group!(table, forward_f32, (table, xp, yp, runs)),
         }
     }
 }
 
-/// `gx = gy·G'(x)` in place over one run (`gs` holds `gy` on entry), adding the run's
+/// `gx = gy·G'(x)` in place over a work item's runs (`gp` holds `gy` on entry), adding their
 /// statistics into `acc`.
 ///
 /// # Safety
-/// As [`forward_run`]; `acc` must come from [`Accumulator::new`] with this `table`.
-pub(super) unsafe fn backward_run<T>(
+/// As [`forward_runs`], for `gp` (read and written); `acc` must come from
+/// [`Accumulator::new`] with this `table`.
+pub(super) unsafe fn backward_runs<T>(
     table: &FastTable,
-    xs: &[T],
-    gs: &mut [T],
+    x: &[T],
+    gp: *mut T,
+    runs: &Runs,
     acc: &mut Accumulator,
 ) {
+    debug_assert!(runs.iter().all(|&(off, len)| off + len <= x.len()));
     // SAFETY: caller's contract.
     unsafe {
-        let (xs, gs) = (as_f32(xs), as_f32_mut(gs));
+        let (xp, gp) = (as_f32(x).as_ptr(), gp.cast::<f32>());
         match acc {
             Accumulator::Suffix { k, lanes } => {
                 if *k <= 4 {
-                    backward_suffix4(table, xs, gs, lanes)
+                    backward_suffix4(table, xp, gp, runs, lanes)
                 } else {
-                    backward_suffix8(table, xs, gs, lanes)
+                    backward_suffix8(table, xp, gp, runs, lanes)
                 }
             }
             Accumulator::Histogram { stride, bins } => {
-                by_group!(table, backward_histogram, (table, *stride, xs, gs, bins))
+                by_group!(
+                    table,
+                    backward_histogram,
+                    (table, *stride, xp, gp, runs, bins)
+                )
             }
         }
     }
@@ -368,28 +372,72 @@ fn first_lanes(n: usize) -> __mmask16 {
     ((1u32 << n) - 1) as __mmask16
 }
 
+/// Calls `f(offset, lanes)` for each vector of each run: full vectors (`lanes = None`), then
+/// the run's partial last vector (`Some(mask)`).
+#[inline(always)]
+fn for_each_vector(runs: &Runs, mut f: impl FnMut(usize, Option<__mmask16>)) {
+    for &(off, len) in runs {
+        let end = off + len;
+        let mut i = off;
+        while i + LANES <= end {
+            f(i, None);
+            i += LANES;
+        }
+        if i < end {
+            f(i, Some(first_lanes(end - i)));
+        }
+    }
+}
+
+/// Loads the vector at `p` (the masked lanes only, zero elsewhere, when `mask` is given).
+///
+/// # Safety
+/// AVX-512F; the (masked) lanes must be readable.
+#[inline(always)]
+unsafe fn load(p: *const f32, mask: Option<__mmask16>) -> __m512 {
+    // SAFETY: caller's contract.
+    unsafe {
+        match mask {
+            None => _mm512_loadu_ps(p),
+            Some(m) => _mm512_maskz_loadu_ps(m, p),
+        }
+    }
+}
+
+/// Stores `v` at `p` (the masked lanes only, when `mask` is given).
+///
+/// # Safety
+/// AVX-512F; the (masked) lanes must be writable.
+#[inline(always)]
+unsafe fn store(p: *mut f32, mask: Option<__mmask16>, v: __m512) {
+    // SAFETY: caller's contract.
+    unsafe {
+        match mask {
+            None => _mm512_storeu_ps(p, v),
+            Some(m) => _mm512_mask_storeu_ps(p, m, v),
+        }
+    }
+}
+
+/// # Safety
+/// AVX-512F; the runs within the buffers behind `xp` and `yp`.
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
-unsafe fn forward_f32<const STEPS: u32, const G: usize>(t: &FastTable, xs: &[f32], yp: *mut f32) {
-    let n = xs.len();
-    let xp = xs.as_ptr();
-    // SAFETY: every access is within the first `n` elements (full vectors, then a masked tail).
+unsafe fn forward_f32<const STEPS: u32, const G: usize>(
+    t: &FastTable,
+    xp: *const f32,
+    yp: *mut f32,
+    runs: &Runs,
+) {
+    // SAFETY: every access is within a run (full vectors, then a masked tail).
     unsafe {
         let s = Table32::load(&t.splitters);
         let a0 = Table32::load(&t.slopes[0]);
         let b0 = Table32::load(&t.intercepts[0]);
-        let mut i = 0;
-        while i + LANES <= n {
-            let x = _mm512_loadu_ps(xp.add(i));
+        for_each_vector(runs, |i, mask| {
+            let x = load(xp.add(i), mask);
             let (a, b, _) = lookup::<STEPS, G>(t, x, s, a0, b0);
-            _mm512_storeu_ps(yp.add(i), _mm512_add_ps(_mm512_mul_ps(a, x), b));
-            i += LANES;
-        }
-        if i < n {
-            let m = first_lanes(n - i);
-            let x = _mm512_maskz_loadu_ps(m, xp.add(i));
-            let (a, b, _) = lookup::<STEPS, G>(t, x, s, a0, b0);
-            _mm512_mask_storeu_ps(yp.add(i), m, _mm512_add_ps(_mm512_mul_ps(a, x), b));
-        }
+            store(yp.add(i), mask, _mm512_add_ps(_mm512_mul_ps(a, x), b));
+        });
     }
 }
 
@@ -425,7 +473,13 @@ macro_rules! suffix_kernel {
         #[doc = stringify!($slots)]
         /// thresholds; `lanes` has `2K + 2` entries.
         #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
-        unsafe fn $name(t: &FastTable, xs: &[f32], gs: &mut [f32], lanes: &mut [[f64; LANES]]) {
+        unsafe fn $name(
+            t: &FastTable,
+            xp: *const f32,
+            gp: *mut f32,
+            runs: &Runs,
+            lanes: &mut [[f64; LANES]],
+        ) {
             let k = t.thresholds.len();
             let mut th = [f32::INFINITY; $slots];
             th[..k].copy_from_slice(&t.thresholds);
@@ -433,61 +487,75 @@ macro_rules! suffix_kernel {
             let mut above_slope = [0.0f32; $slots];
             above_slope[..k].copy_from_slice(&t.slopes[0][1..=k]);
             let below_slope = t.slopes[0][0];
-            let n = xs.len();
-            let (xp, gp) = (xs.as_ptr(), gs.as_mut_ptr());
-            // SAFETY: element accesses are within the first `n` elements (full vectors, then
-            // a masked tail); threshold and slope reads are within their arrays.
+            // SAFETY: every element access is within a run (full vectors, then a masked
+            // tail); threshold and slope reads are within their arrays.
             unsafe {
                 let zero = _mm512_setzero_ps();
-                let mut start = 0;
-                while start < n {
-                    let end = (start + BLOCK).min(n);
-                    $( let mut $s0 = zero; let mut $s1 = zero; )*
-                    let (mut t0, mut t1) = (zero, zero);
-                    let mut step = |x: __m512, gy: __m512| -> __m512 {
-                        let gyx = _mm512_mul_ps(gy, x);
-                        let mut slope = _mm512_set1_ps(below_slope);
-                        $(
-                            let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(
-                                _mm512_set1_ps(*th.get_unchecked($p)),
-                                x,
-                            );
-                            $s0 = _mm512_mask_add_ps($s0, above, $s0, gy);
-                            $s1 = _mm512_mask_add_ps($s1, above, $s1, gyx);
-                            slope = _mm512_mask_mov_ps(
-                                slope,
-                                above,
-                                _mm512_set1_ps(*above_slope.get_unchecked($p)),
-                            );
-                        )*
-                        t0 = _mm512_add_ps(t0, gy);
-                        t1 = _mm512_add_ps(t1, gyx);
-                        _mm512_mul_ps(gy, slope)
-                    };
-                    let mut i = start;
-                    while i + LANES <= end {
-                        let gx = step(_mm512_loadu_ps(xp.add(i)), _mm512_loadu_ps(gp.add(i)));
-                        _mm512_storeu_ps(gp.add(i), gx);
-                        i += LANES;
-                    }
-                    if i < end {
-                        let m = first_lanes(end - i);
-                        let gx = step(
-                            _mm512_maskz_loadu_ps(m, xp.add(i)),
-                            _mm512_maskz_loadu_ps(m, gp.add(i)),
-                        );
-                        _mm512_mask_storeu_ps(gp.add(i), m, gx);
-                    }
-                    $(
-                        if $p < k {
-                            flush($s0, &mut lanes[2 * $p]);
-                            flush($s1, &mut lanes[2 * $p + 1]);
+                $( let mut $s0 = zero; let mut $s1 = zero; )*
+                let (mut t0, mut t1) = (zero, zero);
+                // Vectors added into the f32 lanes since their last flush.
+                let mut added = 0;
+                for &(off, len) in runs {
+                    let end = off + len;
+                    let mut i = off;
+                    while i < end {
+                        // Up to the end of the run or of the block, whichever comes first.
+                        let stop = end.min(i + (BLOCK_VECTORS - added) * LANES);
+                        added += (stop - i).div_ceil(LANES);
+                        let mut step = |i: usize, mask: Option<__mmask16>| {
+                            let x = load(xp.add(i), mask);
+                            let gy = load(gp.add(i), mask);
+                            let gyx = _mm512_mul_ps(gy, x);
+                            let mut slope = _mm512_set1_ps(below_slope);
+                            $(
+                                let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(
+                                    _mm512_set1_ps(*th.get_unchecked($p)),
+                                    x,
+                                );
+                                $s0 = _mm512_mask_add_ps($s0, above, $s0, gy);
+                                $s1 = _mm512_mask_add_ps($s1, above, $s1, gyx);
+                                slope = _mm512_mask_mov_ps(
+                                    slope,
+                                    above,
+                                    _mm512_set1_ps(*above_slope.get_unchecked($p)),
+                                );
+                            )*
+                            t0 = _mm512_add_ps(t0, gy);
+                            t1 = _mm512_add_ps(t1, gyx);
+                            store(gp.add(i), mask, _mm512_mul_ps(gy, slope));
+                        };
+                        while i + LANES <= stop {
+                            step(i, None);
+                            i += LANES;
                         }
-                    )*
-                    flush(t0, &mut lanes[2 * k]);
-                    flush(t1, &mut lanes[2 * k + 1]);
-                    start = end;
+                        if i < stop {
+                            step(i, Some(first_lanes(stop - i)));
+                            i = stop;
+                        }
+                        if added == BLOCK_VECTORS {
+                            $(
+                                if $p < k {
+                                    flush($s0, &mut lanes[2 * $p]);
+                                    flush($s1, &mut lanes[2 * $p + 1]);
+                                }
+                                $s0 = zero;
+                                $s1 = zero;
+                            )*
+                            flush(t0, &mut lanes[2 * k]);
+                            flush(t1, &mut lanes[2 * k + 1]);
+                            (t0, t1) = (zero, zero);
+                            added = 0;
+                        }
+                    }
                 }
+                $(
+                    if $p < k {
+                        flush($s0, &mut lanes[2 * $p]);
+                        flush($s1, &mut lanes[2 * $p + 1]);
+                    }
+                )*
+                flush(t0, &mut lanes[2 * k]);
+                flush(t1, &mut lanes[2 * k + 1]);
             }
         }
     };
@@ -502,21 +570,20 @@ macro_rules! small_forward {
         #[doc = stringify!($slots)]
         /// thresholds; `yp` valid for writing `xs.len()` elements.
         #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
-        unsafe fn $name(t: &FastTable, xs: &[f32], yp: *mut f32) {
+        unsafe fn $name(t: &FastTable, xp: *const f32, yp: *mut f32, runs: &Runs) {
             let k = t.thresholds.len();
             let mut th = [f32::INFINITY; $slots];
             th[..k].copy_from_slice(&t.thresholds);
-            let n = xs.len();
-            let xp = xs.as_ptr();
-            // SAFETY: every access is within the first `n` elements (full vectors, then a
-            // masked tail); threshold reads are within `th`.
+            // SAFETY: every access is within a run (full vectors, then a masked tail);
+            // threshold reads are within `th`.
             unsafe {
                 let a0 = Table32::load(&t.slopes[0]);
                 let b0 = Table32::load(&t.intercepts[0]);
                 let thv: [__m512; $slots] = std::array::from_fn(|p| _mm512_set1_ps(th[p]));
                 let index: [__m512i; $slots] =
                     std::array::from_fn(|p| _mm512_set1_epi32(p as i32 + 1));
-                let value = |x: __m512| -> __m512 {
+                for_each_vector(runs, |i, mask| {
+                    let x = load(xp.add(i), mask);
                     // The thresholds are sorted, so the masks are nested: the last one set
                     // names the interval (one masked move each, no count).
                     let mut j = _mm512_setzero_si512();
@@ -524,17 +591,9 @@ macro_rules! small_forward {
                         let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(thv[p], x);
                         j = _mm512_mask_mov_epi32(j, above, index[p]);
                     }
-                    _mm512_add_ps(_mm512_mul_ps(a0.pick_low(j), x), b0.pick_low(j))
-                };
-                let mut i = 0;
-                while i + LANES <= n {
-                    _mm512_storeu_ps(yp.add(i), value(_mm512_loadu_ps(xp.add(i))));
-                    i += LANES;
-                }
-                if i < n {
-                    let m = first_lanes(n - i);
-                    _mm512_mask_storeu_ps(yp.add(i), m, value(_mm512_maskz_loadu_ps(m, xp.add(i))));
-                }
+                    let y = _mm512_add_ps(_mm512_mul_ps(a0.pick_low(j), x), b0.pick_low(j));
+                    store(yp.add(i), mask, y);
+                });
             }
         }
     };
@@ -554,12 +613,11 @@ suffix_kernel!(backward_suffix8, 8; (a0, b0, 0), (a1, b1, 1), (a2, b2, 2), (a3, 
 unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
     t: &FastTable,
     stride: usize,
-    xs: &[f32],
-    gs: &mut [f32],
+    xp: *const f32,
+    gp: *mut f32,
+    runs: &Runs,
     bins: &mut [[f64; 2]],
 ) {
-    let n = xs.len();
-    let (xp, gp) = (xs.as_ptr(), gs.as_mut_ptr());
     debug_assert_eq!(bins.len(), COPIES * stride);
     let bp = bins.as_mut_ptr().cast::<f64>();
     let mut js = [0i32; BLOCK];
@@ -583,38 +641,41 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
                 _mm512_cvtps_pd(_mm512_castps512_ps256(v))
             }
         };
-        let mut start = 0;
-        while start < n {
-            let len = (n - start).min(BLOCK);
-            let vectors = len.div_ceil(LANES);
-            for v in 0..vectors {
-                let i = start + v * LANES;
-                let m = first_lanes((n - i).min(LANES));
-                let x = _mm512_maskz_loadu_ps(m, xp.add(i));
-                let gy = _mm512_maskz_loadu_ps(m, gp.add(i));
-                let (a, _, j) = lookup::<STEPS, G>(t, x, s, a0, b0);
-                _mm512_mask_storeu_ps(gp.add(i), m, _mm512_mul_ps(gy, a));
-                _mm512_storeu_si512(js.as_mut_ptr().add(v * LANES).cast(), j);
-                let gyx = _mm512_mul_ps(gy, x);
-                let pp = pairs.as_mut_ptr().add(2 * v * LANES);
-                for (h, upper) in [(0, false), (1, true)] {
-                    let (g, gx) = (half(gy, upper), half(gyx, upper));
-                    _mm512_storeu_pd(pp.add(16 * h), _mm512_permutex2var_pd(g, first, gx));
-                    _mm512_storeu_pd(pp.add(16 * h + 8), _mm512_permutex2var_pd(g, second, gx));
+        for &(off, run_len) in runs {
+            let n = off + run_len;
+            let mut start = off;
+            while start < n {
+                let len = (n - start).min(BLOCK);
+                let vectors = len.div_ceil(LANES);
+                for v in 0..vectors {
+                    let i = start + v * LANES;
+                    let m = first_lanes((n - i).min(LANES));
+                    let x = _mm512_maskz_loadu_ps(m, xp.add(i));
+                    let gy = _mm512_maskz_loadu_ps(m, gp.add(i));
+                    let (a, _, j) = lookup::<STEPS, G>(t, x, s, a0, b0);
+                    _mm512_mask_storeu_ps(gp.add(i), m, _mm512_mul_ps(gy, a));
+                    _mm512_storeu_si512(js.as_mut_ptr().add(v * LANES).cast(), j);
+                    let gyx = _mm512_mul_ps(gy, x);
+                    let pp = pairs.as_mut_ptr().add(2 * v * LANES);
+                    for (h, upper) in [(0, false), (1, true)] {
+                        let (g, gx) = (half(gy, upper), half(gyx, upper));
+                        _mm512_storeu_pd(pp.add(16 * h), _mm512_permutex2var_pd(g, first, gx));
+                        _mm512_storeu_pd(pp.add(16 * h + 8), _mm512_permutex2var_pd(g, second, gx));
+                    }
                 }
-            }
-            // Padded lanes carry (0, 0) and a valid interval: adding them changes nothing.
-            let mut e = 0;
-            while e < vectors * LANES {
-                for copy in 0..COPIES {
-                    let j = *js.get_unchecked(e + copy) as usize;
-                    let bin = bp.add(2 * (copy * stride + j));
-                    let add = _mm_loadu_pd(pairs.as_ptr().add(2 * (e + copy)));
-                    _mm_storeu_pd(bin, _mm_add_pd(_mm_loadu_pd(bin), add));
+                // Padded lanes carry (0, 0) and a valid interval: adding them changes nothing.
+                let mut e = 0;
+                while e < vectors * LANES {
+                    for copy in 0..COPIES {
+                        let j = *js.get_unchecked(e + copy) as usize;
+                        let bin = bp.add(2 * (copy * stride + j));
+                        let add = _mm_loadu_pd(pairs.as_ptr().add(2 * (e + copy)));
+                        _mm_storeu_pd(bin, _mm_add_pd(_mm_loadu_pd(bin), add));
+                    }
+                    e += COPIES;
                 }
-                e += COPIES;
+                start += len;
             }
-            start += len;
         }
     }
 }
