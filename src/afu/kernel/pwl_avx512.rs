@@ -8,7 +8,9 @@
 //! come along in the same steps (permutes of tables laid out group-major, blended under the
 //! compare masks). With `K ≤ 15` (`g = 1`) the search alone decides the interval, and with
 //! `K ≤ 8` the forward counts the thresholds below `x` with independent compares instead (no
-//! search chain).
+//! search chain). The search is a chain of dependent steps, so the lookups of [`U`] vectors are
+//! interleaved step by step: their independent work fills each other's latency (single-thread
+//! forward at N = 128: 0.87 → 0.57 ms on a 1.38 M-element tensor).
 //!
 //! **Parameter statistics.** Backward needs `Σ gy` and `Σ gy·x` per interval:
 //! - `K ≤ 8`: per threshold, masked sums over the elements above it (compare + two masked
@@ -28,6 +30,8 @@ use super::pwl::{IntervalSums, PwlTable};
 
 /// Elements per vector.
 const LANES: usize = 16;
+/// Vectors whose lookups are interleaved.
+const U: usize = 6;
 /// Entries of a lookup table (two registers).
 const WIDTH: usize = 32;
 /// Most thresholds the vectorised lookup handles (32 groups of at most 16, one `+∞` pad);
@@ -294,75 +298,84 @@ impl Table32 {
     }
 }
 
-/// Number of the sorted splitters strictly below each lane of `x` (0 for NaN): a branch-free
-/// binary search of `STEPS` steps (4: the first 16 splitters, 5: all 32).
+/// Number of the sorted splitters strictly below each lane of each `x` (0 for NaN): a
+/// branch-free binary search of `STEPS` steps (4: the first 16 splitters, 5: all 32), for `U`
+/// vectors at once (their steps interleaved, so independent work fills the search's latency).
 ///
 /// # Safety
 /// AVX-512F must be enabled in the caller.
 #[inline(always)]
-unsafe fn coarse<const STEPS: u32>(x: __m512, splitters: Table32) -> __m512i {
+unsafe fn coarse<const STEPS: u32, const U: usize>(
+    x: [__m512; U],
+    splitters: Table32,
+) -> [__m512i; U] {
     // SAFETY: caller's contract.
     unsafe {
-        let mut idx = _mm512_setzero_si512();
+        let mut idx = [_mm512_setzero_si512(); U];
         let mut step = 1i32 << (STEPS - 1);
         while step > 0 {
-            let probe = _mm512_add_epi32(idx, _mm512_set1_epi32(step - 1));
-            let t = if STEPS <= 4 {
-                splitters.pick_low(probe)
-            } else {
-                splitters.pick(probe)
-            };
-            let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t, x);
-            idx = _mm512_mask_add_epi32(idx, above, idx, _mm512_set1_epi32(step));
+            for u in 0..U {
+                let probe = _mm512_add_epi32(idx[u], _mm512_set1_epi32(step - 1));
+                let t = if STEPS <= 4 {
+                    splitters.pick_low(probe)
+                } else {
+                    splitters.pick(probe)
+                };
+                let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t, x[u]);
+                idx[u] = _mm512_mask_add_epi32(idx[u], above, idx[u], _mm512_set1_epi32(step));
+            }
             step >>= 1;
         }
         idx
     }
 }
 
-/// `(A_j, B_j)` of each lane's interval, and the interval `j` itself.
+/// `(A_j, B_j)` of each lane's interval, and the interval `j` itself, for `U` vectors at once.
 ///
 /// # Safety
 /// AVX-512F must be enabled in the caller.
 #[inline(always)]
-unsafe fn lookup<const STEPS: u32, const G: usize>(
+unsafe fn lookup<const STEPS: u32, const G: usize, const U: usize>(
     t: &FastTable,
-    x: __m512,
+    x: [__m512; U],
     splitters: Table32,
     slopes0: Table32,
     intercepts0: Table32,
-) -> (__m512, __m512, __m512i) {
+) -> [(__m512, __m512, __m512i); U] {
     // SAFETY: caller's contract; the tables hold 32 floats each and `k + 1 < group`.
     unsafe {
-        let c = coarse::<STEPS>(x, splitters);
-        let (mut a, mut b) = if STEPS <= 4 {
-            (slopes0.pick_low(c), intercepts0.pick_low(c))
-        } else {
-            (slopes0.pick(c), intercepts0.pick(c))
-        };
-        if G == 1 {
-            return (a, b, c);
-        }
-        let mut count = _mm512_setzero_si512();
-        let pick = |v: &[f32; WIDTH]| {
-            let table = Table32::load(v);
+        let c = coarse::<STEPS, U>(x, splitters);
+        let pick = |table: Table32, c: __m512i| {
             if STEPS <= 4 {
                 table.pick_low(c)
             } else {
                 table.pick(c)
             }
         };
-        for k in 0..G - 1 {
-            let th = pick(t.inner.get_unchecked(k));
-            let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(th, x);
-            let ak = pick(t.slopes.get_unchecked(k + 1));
-            let bk = pick(t.intercepts.get_unchecked(k + 1));
-            a = _mm512_mask_mov_ps(a, above, ak);
-            b = _mm512_mask_mov_ps(b, above, bk);
-            count = _mm512_mask_add_epi32(count, above, count, _mm512_set1_epi32(1));
+        let mut out: [(__m512, __m512, __m512i); U] =
+            std::array::from_fn(|u| (pick(slopes0, c[u]), pick(intercepts0, c[u]), c[u]));
+        if G == 1 {
+            return out;
         }
-        let j = _mm512_add_epi32(_mm512_mullo_epi32(c, _mm512_set1_epi32(G as i32)), count);
-        (a, b, j)
+        let mut count = [_mm512_setzero_si512(); U];
+        for k in 0..G - 1 {
+            let th = Table32::load(t.inner.get_unchecked(k));
+            let ak = Table32::load(t.slopes.get_unchecked(k + 1));
+            let bk = Table32::load(t.intercepts.get_unchecked(k + 1));
+            for u in 0..U {
+                let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(pick(th, c[u]), x[u]);
+                out[u].0 = _mm512_mask_mov_ps(out[u].0, above, pick(ak, c[u]));
+                out[u].1 = _mm512_mask_mov_ps(out[u].1, above, pick(bk, c[u]));
+                count[u] = _mm512_mask_add_epi32(count[u], above, count[u], _mm512_set1_epi32(1));
+            }
+        }
+        for u in 0..U {
+            out[u].2 = _mm512_add_epi32(
+                _mm512_mullo_epi32(c[u], _mm512_set1_epi32(G as i32)),
+                count[u],
+            );
+        }
+        out
     }
 }
 
@@ -433,11 +446,25 @@ unsafe fn forward_f32<const STEPS: u32, const G: usize>(
         let s = Table32::load(&t.splitters);
         let a0 = Table32::load(&t.slopes[0]);
         let b0 = Table32::load(&t.intercepts[0]);
-        for_each_vector(runs, |i, mask| {
-            let x = load(xp.add(i), mask);
-            let (a, b, _) = lookup::<STEPS, G>(t, x, s, a0, b0);
-            store(yp.add(i), mask, _mm512_add_ps(_mm512_mul_ps(a, x), b));
-        });
+        for &(off, len) in runs {
+            let end = off + len;
+            let mut i = off;
+            while i + U * LANES <= end {
+                let x: [__m512; U] =
+                    std::array::from_fn(|u| _mm512_loadu_ps(xp.add(i + u * LANES)));
+                let r = lookup::<STEPS, G, U>(t, x, s, a0, b0);
+                for u in 0..U {
+                    let y = _mm512_add_ps(_mm512_mul_ps(r[u].0, x[u]), r[u].1);
+                    _mm512_storeu_ps(yp.add(i + u * LANES), y);
+                }
+                i += U * LANES;
+            }
+            for_each_vector(&[(i, end - i)], |i, mask| {
+                let x = load(xp.add(i), mask);
+                let [(a, b, _)] = lookup::<STEPS, G, 1>(t, [x], s, a0, b0);
+                store(yp.add(i), mask, _mm512_add_ps(_mm512_mul_ps(a, x), b));
+            });
+        }
     }
 }
 
@@ -647,13 +674,16 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
             while start < n {
                 let len = (n - start).min(BLOCK);
                 let vectors = len.div_ceil(LANES);
-                for v in 0..vectors {
+                // Per vector after its lookup: gx, and the interval and (gy, gy·x) into the
+                // block's buffers.
+                let mut finish = |v: usize,
+                                  x: __m512,
+                                  a: __m512,
+                                  j: __m512i,
+                                  m: Option<__mmask16>| {
                     let i = start + v * LANES;
-                    let m = first_lanes((n - i).min(LANES));
-                    let x = _mm512_maskz_loadu_ps(m, xp.add(i));
-                    let gy = _mm512_maskz_loadu_ps(m, gp.add(i));
-                    let (a, _, j) = lookup::<STEPS, G>(t, x, s, a0, b0);
-                    _mm512_mask_storeu_ps(gp.add(i), m, _mm512_mul_ps(gy, a));
+                    let gy = load(gp.add(i), m);
+                    store(gp.add(i), m, _mm512_mul_ps(gy, a));
                     _mm512_storeu_si512(js.as_mut_ptr().add(v * LANES).cast(), j);
                     let gyx = _mm512_mul_ps(gy, x);
                     let pp = pairs.as_mut_ptr().add(2 * v * LANES);
@@ -662,6 +692,25 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
                         _mm512_storeu_pd(pp.add(16 * h), _mm512_permutex2var_pd(g, first, gx));
                         _mm512_storeu_pd(pp.add(16 * h + 8), _mm512_permutex2var_pd(g, second, gx));
                     }
+                };
+                let mut v = 0;
+                // U full vectors at a time (their lookups interleaved), then one at a time.
+                while (v + U) * LANES <= len {
+                    let x: [__m512; U] =
+                        std::array::from_fn(|u| _mm512_loadu_ps(xp.add(start + (v + u) * LANES)));
+                    let r = lookup::<STEPS, G, U>(t, x, s, a0, b0);
+                    for u in 0..U {
+                        finish(v + u, x[u], r[u].0, r[u].2, None);
+                    }
+                    v += U;
+                }
+                while v < vectors {
+                    let i = start + v * LANES;
+                    let m = ((n - i) < LANES).then(|| first_lanes(n - i));
+                    let x = load(xp.add(i), m);
+                    let [(a, _, j)] = lookup::<STEPS, G, 1>(t, [x], s, a0, b0);
+                    finish(v, x, a, j, m);
+                    v += 1;
                 }
                 // Padded lanes carry (0, 0) and a valid interval: adding them changes nothing.
                 let mut e = 0;
