@@ -82,7 +82,12 @@ impl FastTable {
         if !T::IS_F32 || !avx512 {
             return None;
         }
-        tables.iter().map(FastTable::new).collect()
+        use rayon::prelude::*;
+        tables
+            .par_iter()
+            .with_min_len(4)
+            .map(FastTable::new)
+            .collect()
     }
 
     fn new<T: KernelFloat>(t: &PwlTable<T>) -> Option<FastTable> {
