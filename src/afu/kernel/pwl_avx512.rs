@@ -70,49 +70,48 @@ pub(super) struct FastTable {
 }
 
 impl FastTable {
-    /// Vector tables for every channel, or `None` when `T` is not `f32`, the CPU lacks
-    /// AVX-512 (F, VL, BW, DQ), or a channel has more than [`MAX_THRESHOLDS`] thresholds.
-    pub(super) fn for_all<T: KernelFloat>(tables: &[PwlTable<T>]) -> Option<Vec<FastTable>> {
+    /// True when the vector kernels serve `T` on this CPU: `T` is `f32` and the CPU has
+    /// AVX-512 F, VL, BW and DQ.
+    pub(super) fn available<T: KernelFloat>() -> bool {
         // VL too: without it the compiler cannot zero (or move) registers 16–31 with the short
         // encodings and spills accumulators. Every AVX-512 CPU but the Xeon Phi has F+VL+BW+DQ.
-        let avx512 = std::arch::is_x86_feature_detected!("avx512f")
+        T::IS_F32
+            && std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512vl")
             && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512dq");
-        if !T::IS_F32 || !avx512 {
-            return None;
-        }
-        use rayon::prelude::*;
-        tables
-            .par_iter()
-            .with_min_len(4)
-            .map(FastTable::new)
-            .collect()
+            && std::arch::is_x86_feature_detected!("avx512dq")
     }
 
-    fn new<T: KernelFloat>(t: &PwlTable<T>) -> Option<FastTable> {
+    /// The vector table of one channel's table, or `None` when it has more than
+    /// [`MAX_THRESHOLDS`] thresholds. Only for a `T` that [`FastTable::available`] accepts.
+    pub(super) fn new<T: KernelFloat>(t: &PwlTable<T>) -> Option<FastTable> {
+        debug_assert!(Self::available::<T>());
         let k = t.thresholds.len();
         if k > MAX_THRESHOLDS {
             return None;
         }
-        let f = |v: T| v.to_f64() as f32; // exact: T is f32
+        let f32s = |v: &[T]| -> Vec<f32> { v.iter().map(|&v| v.to_f64() as f32).collect() }; // exact: T is f32
+        let (thresholds, a, b) = (f32s(&t.thresholds), f32s(&t.a), f32s(&t.b));
         let narrow = k <= NARROW_MAX;
         let groups = if narrow { 16 } else { WIDTH };
         let group = (k + 1).div_ceil(groups).max(1);
-        let padded = |i: usize| t.thresholds.get(i).map_or(f32::INFINITY, |&v| f(v));
-        let a_at = |i: usize| f(t.a[i.min(k)]);
-        let b_at = |i: usize| f(t.b[i.min(k)]);
-        let table = |at: &dyn Fn(usize) -> f32, kk: usize| -> [f32; WIDTH] {
-            std::array::from_fn(|m| at(m * group + kk))
+        // Entry `kk` of every group, padded past the end with `pad`.
+        let table = |src: &[f32], pad: f32, kk: usize| -> [f32; WIDTH] {
+            std::array::from_fn(|m| src.get(m * group + kk).copied().unwrap_or(pad))
         };
+        // Past the last interval: its slope and intercept (never reached, as the padded
+        // thresholds are +∞).
+        let (a_pad, b_pad) = (a[k], b[k]);
         Some(FastTable {
             group,
             narrow,
-            thresholds: t.thresholds.iter().map(|&v| f(v)).collect(),
-            splitters: table(&padded, group - 1),
-            inner: (0..group - 1).map(|kk| table(&padded, kk)).collect(),
-            slopes: (0..group).map(|kk| table(&a_at, kk)).collect(),
-            intercepts: (0..group).map(|kk| table(&b_at, kk)).collect(),
+            splitters: table(&thresholds, f32::INFINITY, group - 1),
+            inner: (0..group - 1)
+                .map(|kk| table(&thresholds, f32::INFINITY, kk))
+                .collect(),
+            slopes: (0..group).map(|kk| table(&a, a_pad, kk)).collect(),
+            intercepts: (0..group).map(|kk| table(&b, b_pad, kk)).collect(),
+            thresholds,
         })
     }
 }
@@ -192,7 +191,7 @@ pub(super) type Runs = [(usize, usize)];
 /// (which may point to uninitialised memory: it is only written).
 ///
 /// # Safety
-/// `table` must come from [`FastTable::for_all`] with this `T` (so `T` is `f32` and the CPU
+/// `table` must come from [`FastTable::new`] with this `T` (so `T` is `f32` and the CPU
 /// has AVX-512F); every run must lie within `x` and within the buffer behind `yp`, and no
 /// other thread may access those elements of it.
 pub(super) unsafe fn forward_runs<T>(table: &FastTable, x: &[T], yp: *mut T, runs: &Runs) {
