@@ -20,8 +20,6 @@
 //! threads); each item's parameter-gradient partial sums are kept in `f64` and reduced in item
 //! order, so the same inputs give bit-identical results on every run and every machine size.
 
-use rayon::prelude::*;
-
 use super::pwl;
 use crate::afu::base::BaseActivation;
 
@@ -330,6 +328,41 @@ pub(super) fn items(layout: Layout) -> Vec<Item> {
     out
 }
 
+/// `f(i)` for every `i` in `0..n`, in parallel, results in index order. The calling thread
+/// takes part: it claims indices from a shared counter alongside `current_num_threads() − 1`
+/// pool tasks, so work starts at once instead of after a sleeping worker wakes up (tens of µs on
+/// a VM, against kernels of 0.1–1 ms). Which thread runs an index changes nothing in its
+/// result, so results are the same run after run.
+pub(super) fn par_map<R: Send>(n: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let done = Mutex::new(Vec::with_capacity(n));
+    let participate = || {
+        let mut mine = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                break;
+            }
+            mine.push((i, f(i)));
+        }
+        done.lock().unwrap_or_else(|e| e.into_inner()).extend(mine);
+    };
+    let helpers = rayon::current_num_threads()
+        .saturating_sub(1)
+        .min(n.saturating_sub(1));
+    rayon::in_place_scope(|scope| {
+        for _ in 0..helpers {
+            scope.spawn(|_| participate());
+        }
+        participate();
+    });
+    let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    done.sort_unstable_by_key(|&(i, _)| i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Visits the contiguous runs of an item: `(flat offset, length)`.
 #[inline(always)]
 pub(super) fn for_each_run(layout: Layout, item: Item, mut f: impl FnMut(usize, usize)) {
@@ -440,8 +473,9 @@ fn forward_into<T: KernelFloat>(
         pwl::forward(x, layout, &items(layout), &tables, out);
         return;
     }
-    items(layout).into_par_iter().for_each(|item| {
-        let args = SmoothItem::new(x, layout, item, p);
+    let work = items(layout);
+    par_map(work.len(), |i| {
+        let args = SmoothItem::new(x, layout, work[i], p);
         // SAFETY: each item writes only its own elements of `out`.
         unsafe { dispatch_smooth!(p.base, forward_item, args, out) };
     });
@@ -489,14 +523,11 @@ pub fn backward_in_place<T: KernelFloat>(
     if let Some(tables) = table_path(p, layout) {
         return pwl::backward(x, layout, &work, p, &tables, out);
     }
-    let partials: Vec<SmoothPartial> = work
-        .par_iter()
-        .map(|&item| {
-            let args = SmoothItem::new(x, layout, item, p);
-            // SAFETY: each item reads and writes only its own elements of `grad`.
-            unsafe { dispatch_smooth!(p.base, backward_item, args, out) }
-        })
-        .collect();
+    let partials: Vec<SmoothPartial> = par_map(work.len(), |i| {
+        let args = SmoothItem::new(x, layout, work[i], p);
+        // SAFETY: each item reads and writes only its own elements of `grad`.
+        unsafe { dispatch_smooth!(p.base, backward_item, args, out) }
+    });
     for c in 0..layout.channels {
         let mut total = SmoothPartial::new(n);
         for (item, part) in work.iter().zip(&partials) {
@@ -948,4 +979,26 @@ fn backward_block<T: KernelFloat, P: Psi>(
         s_b1 += g.to_f64();
     }
     acc.b1 += s_b1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::par_map;
+
+    #[test]
+    fn par_map_runs_every_index_once_and_returns_results_in_order() {
+        for n in [0, 1, 2, 3, 17, 1000] {
+            let calls = std::sync::atomic::AtomicUsize::new(0);
+            let out = par_map(n, |i| {
+                calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                i * i
+            });
+            assert_eq!(out, (0..n).map(|i| i * i).collect::<Vec<_>>());
+            assert_eq!(calls.into_inner(), n);
+        }
+        // From inside a pool worker too (nested parallelism).
+        let nested = rayon::join(|| par_map(50, |i| i + 1), || par_map(7, |i| i));
+        assert_eq!(nested.0, (1..=50).collect::<Vec<_>>());
+        assert_eq!(nested.1, (0..7).collect::<Vec<_>>());
+    }
 }

@@ -16,9 +16,9 @@
 //! Kernels per run of contiguous elements: a portable one (any float type, any CPU) here, and
 //! AVX-512 ones for `f32` in [`super::pwl_avx512`].
 
-use rayon::prelude::*;
-
-use super::cpu::{Item, KernelFloat, Layout, ParamGrads, ParamSlices, SharedMut, for_each_run};
+use super::cpu::{
+    Item, KernelFloat, Layout, ParamGrads, ParamSlices, SharedMut, for_each_run, par_map,
+};
 
 /// `G` of one AFU as `A_j·x + B_j` on each interval between its sorted thresholds.
 pub(super) struct PwlTable<T> {
@@ -250,7 +250,7 @@ pub(super) struct Tables<T> {
     fast: Option<Vec<super::pwl_avx512::FastTable>>,
 }
 
-/// Fewest channels per parallel task when building tables.
+/// Fewest channels for building their tables in parallel.
 const PARALLEL_TABLES_MIN: usize = 4;
 
 impl<T: KernelFloat> Tables<T> {
@@ -259,21 +259,23 @@ impl<T: KernelFloat> Tables<T> {
         #[cfg(target_arch = "x86_64")]
         let vector = super::pwl_avx512::FastTable::available::<T>();
         // Per channel, built in parallel (32 channels of 128 units: ~0.13 ms on one core).
+        let build = |c: usize| {
+            let table = PwlTable::new(p, c, alpha)?;
+            #[cfg(target_arch = "x86_64")]
+            let fast = vector
+                .then(|| super::pwl_avx512::FastTable::new(&table))
+                .flatten();
+            #[cfg(not(target_arch = "x86_64"))]
+            let fast = None::<()>;
+            Some((table, fast))
+        };
+        let built = if channels >= PARALLEL_TABLES_MIN {
+            par_map(channels, build)
+        } else {
+            (0..channels).map(build).collect()
+        };
         #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
-        let mut built = (0..channels)
-            .into_par_iter()
-            .with_min_len(PARALLEL_TABLES_MIN)
-            .map(|c| {
-                let table = PwlTable::new(p, c, alpha)?;
-                #[cfg(target_arch = "x86_64")]
-                let fast = vector
-                    .then(|| super::pwl_avx512::FastTable::new(&table))
-                    .flatten();
-                #[cfg(not(target_arch = "x86_64"))]
-                let fast = None::<()>;
-                Some((table, fast))
-            })
-            .collect::<Option<Vec<_>>>()?;
+        let mut built = built.into_iter().collect::<Option<Vec<_>>>()?;
         #[cfg(target_arch = "x86_64")]
         let fast = (vector && built.iter().all(|(_, f)| f.is_some()))
             .then(|| built.iter_mut().filter_map(|(_, f)| f.take()).collect());
@@ -307,7 +309,8 @@ pub(super) fn forward<T: KernelFloat>(
     tables: &Tables<T>,
     out: SharedMut<T>,
 ) {
-    items.par_iter().for_each(|&item| {
+    par_map(items.len(), |i| {
+        let item = items[i];
         #[cfg(target_arch = "x86_64")]
         if let Some(fast) = &tables.fast {
             let runs = item_runs(layout, item);
@@ -367,29 +370,27 @@ pub(super) fn backward<T: KernelFloat>(
     tables: &Tables<T>,
     out: SharedMut<T>,
 ) -> ParamGrads<T> {
-    let partials: Vec<IntervalSums> = items
-        .par_iter()
-        .map(|&item| {
-            let table = &tables.tables[item.channel];
-            #[cfg(target_arch = "x86_64")]
-            if let Some(fast) = &tables.fast {
-                let fast = &fast[item.channel];
-                let mut acc = super::pwl_avx512::Accumulator::new(fast);
-                let runs = item_runs(layout, item);
-                // SAFETY: runs of different items are disjoint and within `x` and `out`; `fast`
-                // exists only when T is f32 and the CPU has AVX-512.
-                unsafe { super::pwl_avx512::backward_runs(fast, x, out.0, &runs, &mut acc) };
-                return acc.into_sums(table.a.len());
-            }
-            let mut sums = IntervalSums::new(table.a.len());
-            for_each_run(layout, item, |off, len| {
-                // SAFETY: runs of different items are disjoint and within `out`.
-                let gs = unsafe { out.slice(off, len) };
-                backward_run(table, &x[off..off + len], gs, &mut sums);
-            });
-            sums
-        })
-        .collect();
+    let partials: Vec<IntervalSums> = par_map(items.len(), |i| {
+        let item = items[i];
+        let table = &tables.tables[item.channel];
+        #[cfg(target_arch = "x86_64")]
+        if let Some(fast) = &tables.fast {
+            let fast = &fast[item.channel];
+            let mut acc = super::pwl_avx512::Accumulator::new(fast);
+            let runs = item_runs(layout, item);
+            // SAFETY: runs of different items are disjoint and within `x` and `out`; `fast`
+            // exists only when T is f32 and the CPU has AVX-512.
+            unsafe { super::pwl_avx512::backward_runs(fast, x, out.0, &runs, &mut acc) };
+            return acc.into_sums(table.a.len());
+        }
+        let mut sums = IntervalSums::new(table.a.len());
+        for_each_run(layout, item, |off, len| {
+            // SAFETY: runs of different items are disjoint and within `out`.
+            let gs = unsafe { out.slice(off, len) };
+            backward_run(table, &x[off..off + len], gs, &mut sums);
+        });
+        sums
+    });
     let n = p.hidden;
     let mut grads = ParamGrads {
         w0: vec![T::ZERO; layout.channels * n],
