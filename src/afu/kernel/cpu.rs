@@ -421,6 +421,29 @@ fn table_path<T: KernelFloat>(p: &ParamSlices<T>, layout: Layout) -> Option<pwl:
     (p.hidden > DIRECT_MAX_HIDDEN || tables.vectorised()).then_some(tables)
 }
 
+/// What the kernels derive from the parameters alone (the interval-lookup tables of a
+/// relu-family base): built once by the forward pass and handed to the backward pass of the same
+/// parameters, which then does not rebuild it.
+pub(crate) struct Prepared<T: KernelFloat> {
+    tables: Option<pwl::Tables<T>>,
+    channels: usize,
+}
+
+impl<T: KernelFloat> Prepared<T> {
+    /// For parameters `p` applied with `layout`'s channel count.
+    pub(crate) fn new(p: &ParamSlices<T>, layout: Layout) -> Self {
+        Prepared {
+            tables: table_path(p, layout),
+            channels: layout.channels,
+        }
+    }
+
+    /// The channel count it was built for.
+    pub(crate) fn channels(&self) -> usize {
+        self.channels
+    }
+}
+
 /// `y = G(x)` element-wise.
 ///
 /// # Panics
@@ -432,7 +455,7 @@ pub fn forward<T: KernelFloat>(x: &[T], layout: Layout, p: &ParamSlices<T>, y: &
         x,
         layout,
         p,
-        table_path(p, layout),
+        table_path(p, layout).as_ref(),
         SharedMut(y.as_mut_ptr()),
     );
 }
@@ -444,8 +467,27 @@ pub fn forward<T: KernelFloat>(x: &[T], layout: Layout, p: &ParamSlices<T>, y: &
 /// If the slice sizes do not match `layout` and the parameters.
 pub fn forward_to_vec<T: KernelFloat>(x: &[T], layout: Layout, p: &ParamSlices<T>) -> Vec<T> {
     check_sizes(x, layout, p);
-    let tables = table_path(p, layout);
-    if tables.as_ref().is_some_and(|t| t.vectorised()) {
+    forward_prepared(x, layout, p, &Prepared::new(p, layout))
+}
+
+/// As [`forward_to_vec`], with what [`Prepared::new`] built from `p` and `layout`.
+///
+/// # Panics
+/// If the slice sizes do not match `layout` and the parameters, or `prepared` was built for
+/// another channel count.
+pub(crate) fn forward_prepared<T: KernelFloat>(
+    x: &[T],
+    layout: Layout,
+    p: &ParamSlices<T>,
+    prepared: &Prepared<T>,
+) -> Vec<T> {
+    check_sizes(x, layout, p);
+    assert_eq!(
+        prepared.channels, layout.channels,
+        "AFU kernel: prepared channels"
+    );
+    let tables = prepared.tables.as_ref();
+    if tables.is_some_and(|t| t.vectorised()) {
         let mut y: Vec<T> = Vec::with_capacity(x.len());
         // The vectorised kernels only write through this pointer, each element exactly once
         // (the work items' runs cover every element).
@@ -466,11 +508,11 @@ fn forward_into<T: KernelFloat>(
     x: &[T],
     layout: Layout,
     p: &ParamSlices<T>,
-    tables: Option<pwl::Tables<T>>,
+    tables: Option<&pwl::Tables<T>>,
     out: SharedMut<T>,
 ) {
     if let Some(tables) = tables {
-        pwl::forward(x, layout, &items(layout), &tables, out);
+        pwl::forward(x, layout, &items(layout), tables, out);
         return;
     }
     let work = items(layout);
@@ -509,6 +551,27 @@ pub fn backward_in_place<T: KernelFloat>(
     grad: &mut [T],
 ) -> ParamGrads<T> {
     check_sizes(x, layout, p);
+    backward_prepared(x, layout, p, &Prepared::new(p, layout), grad)
+}
+
+/// As [`backward_in_place`], with what [`Prepared::new`] built from `p` and `layout` (for
+/// instance by the forward pass).
+///
+/// # Panics
+/// If the slice sizes do not match `layout` and the parameters, or `prepared` was built for
+/// another channel count.
+pub(crate) fn backward_prepared<T: KernelFloat>(
+    x: &[T],
+    layout: Layout,
+    p: &ParamSlices<T>,
+    prepared: &Prepared<T>,
+    grad: &mut [T],
+) -> ParamGrads<T> {
+    check_sizes(x, layout, p);
+    assert_eq!(
+        prepared.channels, layout.channels,
+        "AFU kernel: prepared channels"
+    );
     assert_eq!(grad.len(), x.len(), "AFU kernel: gradient size");
     let n = p.hidden;
     // Each element's gy is read before its gx is written, by the same work item.
@@ -520,8 +583,8 @@ pub fn backward_in_place<T: KernelFloat>(
         w1: vec![T::ZERO; layout.channels * n],
         b1: vec![T::ZERO; layout.channels],
     };
-    if let Some(tables) = table_path(p, layout) {
-        return pwl::backward(x, layout, &work, p, &tables, out);
+    if let Some(tables) = &prepared.tables {
+        return pwl::backward(x, layout, &work, p, tables, out);
     }
     let partials: Vec<SmoothPartial> = par_map(work.len(), |i| {
         let args = SmoothItem::new(x, layout, work[i], p);

@@ -11,6 +11,9 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, ExtensionType, Flex, backend_extension};
+use std::any::Any;
+use std::sync::Arc;
+
 use burn::tensor::{DType, Tensor, TensorData};
 
 use super::cpu::{self, KernelFloat, Layout, ParamSlices};
@@ -46,12 +49,17 @@ impl AfuBackend for Flex {
         flex_forward(
             &inputs.x, &inputs.w0, &inputs.b0, &inputs.w1, &inputs.b1, base,
         )
+        .0
     }
 }
 
 /// The forward and backward kernels of one backend, used by the shared autodiff wrapper.
 pub trait AfuKernels: Backend {
-    /// `y = G(x)`.
+    /// What the forward pass hands to the backward pass besides its inputs (on the CPU: the
+    /// interval tables built from the parameters).
+    type Saved: Clone + Send + std::fmt::Debug + 'static;
+
+    /// `y = G(x)`, and what the backward pass of the same inputs may reuse.
     fn kernel_forward(
         x: &FloatTensor<Self>,
         w0: &FloatTensor<Self>,
@@ -59,9 +67,10 @@ pub trait AfuKernels: Backend {
         w1: &FloatTensor<Self>,
         b1: &FloatTensor<Self>,
         base: BaseActivation,
-    ) -> FloatTensor<Self>;
+    ) -> (FloatTensor<Self>, Self::Saved);
 
-    /// `[gx, gw0, gb0, gw1, gb1]` from the forward's inputs and the upstream gradient.
+    /// `[gx, gw0, gb0, gw1, gb1]` from the forward's inputs, what it saved, and the upstream
+    /// gradient.
     #[allow(clippy::too_many_arguments)]
     fn kernel_backward(
         x: &FloatTensor<Self>,
@@ -71,10 +80,27 @@ pub trait AfuKernels: Backend {
         w1: &FloatTensor<Self>,
         b1: &FloatTensor<Self>,
         base: BaseActivation,
+        saved: Self::Saved,
     ) -> [FloatTensor<Self>; 5];
 }
 
+/// The CPU forward pass's [`cpu::Prepared`] tables, for its float type (`f32` or `f64`).
+#[derive(Clone, Default)]
+pub struct SavedTables(Option<Arc<dyn Any + Send + Sync>>);
+
+impl std::fmt::Debug for SavedTables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "SavedTables(..)"
+        } else {
+            "SavedTables(none)"
+        })
+    }
+}
+
 impl AfuKernels for Flex {
+    type Saved = SavedTables;
+
     fn kernel_forward(
         x: &FlexTensor,
         w0: &FlexTensor,
@@ -82,7 +108,7 @@ impl AfuKernels for Flex {
         w1: &FlexTensor,
         b1: &FlexTensor,
         base: BaseActivation,
-    ) -> FlexTensor {
+    ) -> (FlexTensor, SavedTables) {
         flex_forward(x, w0, b0, w1, b1, base)
     }
 
@@ -94,8 +120,9 @@ impl AfuKernels for Flex {
         w1: &FlexTensor,
         b1: &FlexTensor,
         base: BaseActivation,
+        saved: SavedTables,
     ) -> [FlexTensor; 5] {
-        flex_backward(x, gy, w0, b0, w1, b1, base)
+        flex_backward(x, gy, w0, b0, w1, b1, base, &saved)
     }
 }
 
@@ -115,6 +142,8 @@ mod cube_impl {
     }
 
     impl AfuKernels for Cube {
+        type Saved = ();
+
         fn kernel_forward(
             x: &FloatTensor<Self>,
             w0: &FloatTensor<Self>,
@@ -122,15 +151,16 @@ mod cube_impl {
             w1: &FloatTensor<Self>,
             b1: &FloatTensor<Self>,
             base: BaseActivation,
-        ) -> FloatTensor<Self> {
-            cube::forward(
+        ) -> (FloatTensor<Self>, ()) {
+            let y = cube::forward(
                 x.clone(),
                 w0.clone(),
                 b0.clone(),
                 w1.clone(),
                 b1.clone(),
                 base,
-            )
+            );
+            (y, ())
         }
 
         fn kernel_backward(
@@ -141,6 +171,7 @@ mod cube_impl {
             w1: &FloatTensor<Self>,
             b1: &FloatTensor<Self>,
             base: BaseActivation,
+            _saved: (),
         ) -> [FloatTensor<Self>; 5] {
             cube::backward(
                 x.clone(),
@@ -221,7 +252,7 @@ fn typed_forward<T>(
     w1: &FlexTensor,
     b1: &FlexTensor,
     base: BaseActivation,
-) -> FlexTensor
+) -> (FlexTensor, SavedTables)
 where
     T: KernelFloat + burn::tensor::Element + bytemuck::Pod,
 {
@@ -243,8 +274,10 @@ where
         w1: &w1v,
         b1: &b1v,
     };
-    let y = cpu::forward_to_vec(&xv, layout, &p);
-    FlexTensor::from_data(TensorData::new(y, dims))
+    let prepared = cpu::Prepared::new(&p, layout);
+    let y = cpu::forward_prepared(&xv, layout, &p, &prepared);
+    let saved = SavedTables(Some(Arc::new(prepared)));
+    (FlexTensor::from_data(TensorData::new(y, dims)), saved)
 }
 
 fn flex_forward(
@@ -254,7 +287,7 @@ fn flex_forward(
     w1: &FlexTensor,
     b1: &FlexTensor,
     base: BaseActivation,
-) -> FlexTensor {
+) -> (FlexTensor, SavedTables) {
     match x.dtype() {
         DType::F64 => typed_forward::<f64>(x, w0, b0, w1, b1, base),
         DType::F32 => typed_forward::<f32>(x, w0, b0, w1, b1, base),
@@ -262,15 +295,19 @@ fn flex_forward(
             // Other float types: compute in f32 and convert back.
             let to32 =
                 |t: &FlexTensor| FlexTensor::from_data(t.clone().into_data().convert::<f32>());
-            let y =
+            let (y, saved) =
                 typed_forward::<f32>(&to32(x), &to32(w0), &to32(b0), &to32(w1), &to32(b1), base);
-            FlexTensor::from_data(y.into_data().convert_dtype(other))
+            (
+                FlexTensor::from_data(y.into_data().convert_dtype(other)),
+                saved,
+            )
         }
     }
 }
 
 /// Gradients of one fused AFU application: (gx, gw0, gb0, gw1, gb1). `gy` is consumed: when
 /// nothing else holds it, its buffer becomes `gx` (no new allocation).
+#[allow(clippy::too_many_arguments)]
 fn typed_backward<T>(
     x: &FlexTensor,
     gy: FlexTensor,
@@ -279,6 +316,7 @@ fn typed_backward<T>(
     w1: &FlexTensor,
     b1: &FlexTensor,
     base: BaseActivation,
+    saved: &SavedTables,
 ) -> [FlexTensor; 5]
 where
     T: KernelFloat + burn::tensor::Element + bytemuck::Pod,
@@ -301,8 +339,23 @@ where
         w1: &w1v,
         b1: &b1v,
     };
-    let (grad, g) =
-        with_owned_values::<T, _>(gy, |buf| cpu::backward_in_place(&xv, layout, &p, buf));
+    // The forward pass's tables when it saved them for this float type and channel count
+    // (it always does through the autodiff wrapper), else built here.
+    let rebuilt;
+    let prepared = match saved
+        .0
+        .as_ref()
+        .and_then(|a| a.downcast_ref::<cpu::Prepared<T>>())
+    {
+        Some(prepared) if prepared.channels() == channels => prepared,
+        _ => {
+            rebuilt = cpu::Prepared::new(&p, layout);
+            &rebuilt
+        }
+    };
+    let (grad, g) = with_owned_values::<T, _>(gy, |buf| {
+        cpu::backward_prepared(&xv, layout, &p, prepared, buf)
+    });
     [
         grad,
         FlexTensor::from_data(TensorData::new(g.w0, [channels, hidden])),
@@ -312,6 +365,7 @@ where
     ]
 }
 
+#[allow(clippy::too_many_arguments)]
 fn flex_backward(
     x: &FlexTensor,
     gy: FlexTensor,
@@ -320,10 +374,11 @@ fn flex_backward(
     w1: &FlexTensor,
     b1: &FlexTensor,
     base: BaseActivation,
+    saved: &SavedTables,
 ) -> [FlexTensor; 5] {
     match x.dtype() {
-        DType::F64 => typed_backward::<f64>(x, gy, w0, b0, w1, b1, base),
-        DType::F32 => typed_backward::<f32>(x, gy, w0, b0, w1, b1, base),
+        DType::F64 => typed_backward::<f64>(x, gy, w0, b0, w1, b1, base, saved),
+        DType::F32 => typed_backward::<f32>(x, gy, w0, b0, w1, b1, base, saved),
         other => {
             let to32 =
                 |t: &FlexTensor| FlexTensor::from_data(t.clone().into_data().convert::<f32>());
@@ -335,6 +390,7 @@ fn flex_backward(
                 &to32(w1),
                 &to32(b1),
                 base,
+                saved,
             )
             .map(|t| FlexTensor::from_data(t.into_data().convert_dtype(other)))
         }
@@ -344,7 +400,8 @@ fn flex_backward(
 #[derive(Debug)]
 struct AfuBackward;
 
-/// What the backward pass keeps: the forward inputs (shared, not copied) and the base.
+/// What the backward pass keeps: the forward inputs (shared, not copied), the base, and what
+/// the forward kernel saved.
 type AfuState<B> = (
     FloatTensor<B>,
     FloatTensor<B>,
@@ -352,6 +409,7 @@ type AfuState<B> = (
     FloatTensor<B>,
     FloatTensor<B>,
     BaseActivation,
+    <B as AfuKernels>::Saved,
 );
 
 impl<B: AfuKernels> Backward<B, 5> for AfuBackward {
@@ -365,8 +423,8 @@ impl<B: AfuKernels> Backward<B, 5> for AfuBackward {
     ) {
         let parents = ops.parents;
         let gy = grads.consume::<B>(&ops.node);
-        let (x, w0, b0, w1, b1, base) = ops.state;
-        let out = B::kernel_backward(&x, gy, &w0, &b0, &w1, &b1, base);
+        let (x, w0, b0, w1, b1, base, saved) = ops.state;
+        let out = B::kernel_backward(&x, gy, &w0, &b0, &w1, &b1, base, saved);
         for (parent, grad) in parents.into_iter().zip(out) {
             if let Some(node) = parent {
                 grads.register::<B>(node.id, grad);
@@ -384,19 +442,18 @@ impl<B: AfuKernels, C: CheckpointStrategy> AfuBackend for Autodiff<B, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let state = (
+                let (x, w0, b0, w1, b1) = (
                     x.primitive().clone(),
                     w0.primitive().clone(),
                     b0.primitive().clone(),
                     w1.primitive().clone(),
                     b1.primitive().clone(),
-                    base,
                 );
-                let y = B::kernel_forward(&state.0, &state.1, &state.2, &state.3, &state.4, base);
-                prep.finish(state, y)
+                let (y, saved) = B::kernel_forward(&x, &w0, &b0, &w1, &b1, base);
+                prep.finish((x, w0, b0, w1, b1, base, saved), y)
             }
             OpsKind::UnTracked(prep) => {
-                let y = B::kernel_forward(
+                let (y, _) = B::kernel_forward(
                     x.primitive(),
                     w0.primitive(),
                     b0.primitive(),

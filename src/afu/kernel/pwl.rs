@@ -97,18 +97,18 @@ impl<T: KernelFloat> PwlTable<T> {
             return None;
         }
         let n = w0.len();
-        let mut order: Vec<(T, usize)> = Vec::with_capacity(n);
+        // (threshold as an ordered integer, unit): integers compare faster than floats.
+        let mut order: Vec<(i64, usize)> = Vec::with_capacity(n);
         for i in 0..n {
             if !(w0[i].is_finite_k() && b0[i].is_finite_k()) {
                 return None;
             }
             if alpha != 1.0 && w0[i] != T::ZERO {
-                order.push((threshold(w0[i], b0[i])?, i));
+                order.push((threshold(w0[i], b0[i])?.to_ordered(), i));
             }
         }
-        // By value (as ordered integers: cheaper to compare; thresholds are never NaN), then
-        // by unit, so that the order is deterministic.
-        order.sort_unstable_by_key(|&(t, i)| (t.to_ordered(), i));
+        // By value, then by unit, so that the order is deterministic.
+        order.sort_unstable();
         let mut position = vec![None; n];
         for (pos, &(_, i)) in order.iter().enumerate() {
             position[i] = Some(pos);
@@ -138,7 +138,7 @@ impl<T: KernelFloat> PwlTable<T> {
             b.push(T::from_f64(bj));
         }
         Some(PwlTable {
-            thresholds: order.iter().map(|&(t, _)| t).collect(),
+            thresholds: order.iter().map(|&(t, _)| T::from_ordered(t)).collect(),
             a,
             b,
             position,
