@@ -1,7 +1,7 @@
 //! The fused AFU as a Burn custom operation (backend extension) with its own backward pass.
 //!
 //! Implemented for the Flex CPU backend (calling [`super::cpu`]), for the CubeCL backends
-//! (calling [`super::cube`], with the `wgpu` or `cuda` feature) and for `Autodiff` over either,
+//! (calling `super::cube`, with the `wgpu` or `cuda` feature) and for `Autodiff` over either,
 //! whose hand-written backward computes the input gradient and all parameter gradients in one
 //! pass. Other backends use the reference implementation (see [`super::afu_forward`]).
 
@@ -84,7 +84,8 @@ pub trait AfuKernels: Backend {
     ) -> [FloatTensor<Self>; 5];
 }
 
-/// The CPU forward pass's [`cpu::Prepared`] tables, for its float type (`f32` or `f64`).
+/// The CPU forward pass's interval tables (built from the parameters), for its float type
+/// (`f32` or `f64`), kept for the backward pass.
 #[derive(Clone, Default)]
 pub struct SavedTables(Option<Arc<dyn Any + Send + Sync>>);
 
