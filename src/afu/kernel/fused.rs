@@ -512,7 +512,7 @@ mod tests {
     }
 
     fn values_of(t: FlexTensor) -> Vec<f32> {
-        t.into_data().to_vec::<f32>().unwrap()
+        t.into_data().try_to_vec::<f32>().unwrap()
     }
 
     /// The backward pass gives the same bits with the forward's saved tables as with tables it
