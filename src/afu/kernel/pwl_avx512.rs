@@ -49,6 +49,7 @@ const BLOCK_VECTORS: usize = 32;
 const BLOCK: usize = BLOCK_VECTORS * LANES;
 /// Interleaved histogram copies.
 const COPIES: usize = 8;
+const _: () = assert!(LANES % COPIES == 0);
 
 /// One channel's piecewise-linear table in the group-major layout of the vector lookup.
 pub(super) struct FastTable {
@@ -660,6 +661,13 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
         let s = Table32::load(&t.splitters);
         let a0 = Table32::load(&t.slopes[0]);
         let b0 = Table32::load(&t.intercepts[0]);
+        // Element `e` goes to histogram copy `e mod COPIES` (COPIES divides the 16 lanes of a
+        // vector, so that is its lane mod COPIES): the buffer holds each element's f64
+        // offset `2·(copy·stride + j)` into `bins`, computed 16 at a time here rather than one
+        // by one in the scalar update loop.
+        let copy_offsets: [i32; LANES] =
+            std::array::from_fn(|lane| (2 * (lane % COPIES) * stride) as i32);
+        let copy_offsets = _mm512_loadu_si512(copy_offsets.as_ptr().cast());
         // Interleave (gy, gy·x) lane pairs: [a0 b0 a1 b1 a2 b2 a3 b3] and the next four.
         let first = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
         let second = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
@@ -688,7 +696,8 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
                     let i = start + v * LANES;
                     let gy = load(gp.add(i), m);
                     store(gp.add(i), m, _mm512_mul_ps(gy, a));
-                    _mm512_storeu_si512(js.as_mut_ptr().add(v * LANES).cast(), j);
+                    let at = _mm512_add_epi32(_mm512_add_epi32(j, j), copy_offsets);
+                    _mm512_storeu_si512(js.as_mut_ptr().add(v * LANES).cast(), at);
                     let gyx = _mm512_mul_ps(gy, x);
                     let pp = pairs.as_mut_ptr().add(2 * v * LANES);
                     for (h, upper) in [(0, false), (1, true)] {
@@ -720,8 +729,7 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
                 let mut e = 0;
                 while e < vectors * LANES {
                     for copy in 0..COPIES {
-                        let j = *js.get_unchecked(e + copy) as usize;
-                        let bin = bp.add(2 * (copy * stride + j));
+                        let bin = bp.add(*js.get_unchecked(e + copy) as usize);
                         let add = _mm_loadu_pd(pairs.as_ptr().add(2 * (e + copy)));
                         _mm_storeu_pd(bin, _mm_add_pd(_mm_loadu_pd(bin), add));
                     }
