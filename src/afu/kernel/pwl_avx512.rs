@@ -49,7 +49,7 @@ const BLOCK_VECTORS: usize = 32;
 const BLOCK: usize = BLOCK_VECTORS * LANES;
 /// Interleaved histogram copies.
 const COPIES: usize = 8;
-const _: () = assert!(LANES % COPIES == 0);
+const _: () = assert!(LANES.is_multiple_of(COPIES));
 
 /// One channel's piecewise-linear table in the group-major layout of the vector lookup.
 pub(super) struct FastTable {
