@@ -122,8 +122,8 @@ pub(super) enum Accumulator {
     /// `K ≤ 8`: `[Σ gy·[x>θ_p], Σ gy·x·[x>θ_p]]` for each threshold `p`, then the totals
     /// `[Σ gy, Σ gy·x]`, each as 16 `f64` lanes.
     Suffix { k: usize, lanes: Vec<[f64; LANES]> },
-    /// `[Σ gy, Σ gy·x]` per interval, [`COPIES`] copies of `32·g` intervals (room for either
-    /// layout).
+    /// `[Σ gy, Σ gy·x]` per interval, [`COPIES`] copies of `16·g` (one-register layout) or
+    /// `32·g` intervals.
     Histogram { stride: usize, bins: Vec<[f64; 2]> },
 }
 
@@ -136,7 +136,9 @@ impl Accumulator {
                 lanes: vec![[0.0; LANES]; 2 * k + 2],
             }
         } else {
-            let stride = WIDTH * t.group;
+            // Room for every interval c·g + r of the layout's groups (c < 16 or 32, r < g).
+            let groups = if t.narrow { LANES } else { WIDTH };
+            let stride = groups * t.group;
             Accumulator::Histogram {
                 stride,
                 bins: vec![[0.0; 2]; COPIES * stride],
@@ -655,7 +657,7 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
     let mut js = [0i32; BLOCK];
     let mut pairs = [0.0f64; 2 * BLOCK];
     // SAFETY: element accesses are within the first `n` elements (masked loads and stores);
-    // buffer accesses are within BLOCK; an interval is at most c·g + g − 1 < 32·g = stride,
+    // buffer accesses are within BLOCK; an interval is at most c·g + g − 1 < groups·g = stride,
     // so bin accesses stay in `bins`.
     unsafe {
         let s = Table32::load(&t.splitters);
