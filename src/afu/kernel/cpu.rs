@@ -376,6 +376,14 @@ pub(super) fn for_each_run(layout: Layout, item: Item, mut f: impl FnMut(usize, 
     }
 }
 
+/// The contiguous runs of an item, `(flat offset, length)`, collected (for kernels that set up
+/// per item rather than per run).
+pub(super) fn item_runs(layout: Layout, item: Item) -> Vec<(usize, usize)> {
+    let mut runs = Vec::new();
+    for_each_run(layout, item, |off, len| runs.push((off, len)));
+    runs
+}
+
 /// A raw pointer that may be shared between threads; each work item writes a disjoint set of
 /// elements through it.
 pub(super) struct SharedMut<T>(pub(super) *mut T);
@@ -619,10 +627,8 @@ struct BlockCursor {
 
 impl BlockCursor {
     fn new(layout: Layout, item: Item) -> Self {
-        let mut runs = Vec::new();
-        for_each_run(layout, item, |off, len| runs.push((off, len)));
         BlockCursor {
-            runs,
+            runs: item_runs(layout, item),
             run: 0,
             pos: 0,
         }

@@ -313,7 +313,7 @@ pub(super) fn forward<T: KernelFloat>(
         let item = items[i];
         #[cfg(target_arch = "x86_64")]
         if let Some(fast) = &tables.fast {
-            let runs = item_runs(layout, item);
+            let runs = super::cpu::item_runs(layout, item);
             // SAFETY: `fast` exists only when T is f32 and the CPU has AVX-512; runs of
             // different items are disjoint and within `x` and `out`, which is only written here.
             unsafe { super::pwl_avx512::forward_runs(&fast[item.channel], x, out.0, &runs) };
@@ -326,15 +326,6 @@ pub(super) fn forward<T: KernelFloat>(
             forward_run(&tables.tables[item.channel], &x[off..off + len], ys);
         });
     });
-}
-
-/// The item's contiguous runs `(offset, length)`, for the vector kernels (which set up a
-/// channel's tables once per item rather than once per run).
-#[cfg(target_arch = "x86_64")]
-fn item_runs(layout: Layout, item: Item) -> Vec<(usize, usize)> {
-    let mut runs = Vec::new();
-    for_each_run(layout, item, |off, len| runs.push((off, len)));
-    runs
 }
 
 /// Portable forward over one run.
@@ -377,7 +368,7 @@ pub(super) fn backward<T: KernelFloat>(
         if let Some(fast) = &tables.fast {
             let fast = &fast[item.channel];
             let mut acc = super::pwl_avx512::Accumulator::new(fast);
-            let runs = item_runs(layout, item);
+            let runs = super::cpu::item_runs(layout, item);
             // SAFETY: runs of different items are disjoint and within `x` and `out`; `fast`
             // exists only when T is f32 and the CPU has AVX-512.
             unsafe { super::pwl_avx512::backward_runs(fast, x, out.0, &runs, &mut acc) };
