@@ -266,7 +266,7 @@ impl<T: KernelFloat> Tables<T> {
                 .then(|| super::pwl_avx512::FastTable::new(&table))
                 .flatten();
             #[cfg(not(target_arch = "x86_64"))]
-            let fast = None::<()>;
+            let fast = ();
             Some((table, fast))
         };
         let built = if channels >= PARALLEL_TABLES_MIN {
@@ -274,12 +274,19 @@ impl<T: KernelFloat> Tables<T> {
         } else {
             (0..channels).map(build).collect()
         };
-        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
-        let mut built = built.into_iter().collect::<Option<Vec<_>>>()?;
+        let (tables, fast): (Vec<_>, Vec<_>) = built
+            .into_iter()
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            .unzip();
+        // The vector kernels serve all channels or none.
         #[cfg(target_arch = "x86_64")]
-        let fast = (vector && built.iter().all(|(_, f)| f.is_some()))
-            .then(|| built.iter_mut().filter_map(|(_, f)| f.take()).collect());
-        let tables = built.into_iter().map(|(t, _)| t).collect();
+        let fast = fast
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .filter(|_| vector);
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = fast;
         Some(Tables {
             alpha,
             tables,
