@@ -44,7 +44,7 @@ const SUFFIX_MAX: usize = 8;
 const NARROW_MAX: usize = 16 * 16 - 1;
 /// Vectors per block: `f32` lane sums cover at most this many vectors before they are added
 /// into `f64`; the histogram path buffers this many vectors' intervals.
-const BLOCK_VECTORS: usize = 32;
+const BLOCK_VECTORS: usize = 48;
 /// Elements per block.
 const BLOCK: usize = BLOCK_VECTORS * LANES;
 /// Interleaved histogram copies.
@@ -60,8 +60,11 @@ pub(super) struct FastTable {
     narrow: bool,
     /// The sorted thresholds (unpadded).
     thresholds: Vec<f32>,
-    /// `S[m] = θ[m·g + g − 1]`: the last entry of each group.
-    splitters: [f32; WIDTH],
+    /// The coarse search's tables over the splitters `S[m] = θ[m·g + g − 1]` (the last entry
+    /// of each group): `probes[t][m] = S[m + 2^(steps−1−t) − 1]` is what step `t` compares
+    /// with for a lane whose index so far is `m` (no add before each permute; step 0's probe
+    /// is the same for every lane).
+    probes: [[f32; WIDTH]; 5],
     /// `V_k[m] = θ[m·g + k]` for `k < g − 1`.
     inner: Vec<[f32; WIDTH]>,
     /// `A_k[m] = A[m·g + k]` for `k < g`.
@@ -103,10 +106,22 @@ impl FastTable {
         // Past the last interval: its slope and intercept (never reached, as the padded
         // thresholds are +∞).
         let (a_pad, b_pad) = (a[k], b[k]);
+        let splitters = table(&thresholds, f32::INFINITY, group - 1);
+        let steps = if narrow { 4 } else { 5 };
+        let probes = std::array::from_fn(|t| {
+            let offset = (1usize << (steps - 1)).checked_shr(t as u32).unwrap_or(0);
+            std::array::from_fn(|m| {
+                (t < steps)
+                    .then(|| splitters.get(m + offset - 1))
+                    .flatten()
+                    .copied()
+                    .unwrap_or(f32::INFINITY)
+            })
+        });
         Some(FastTable {
             group,
             narrow,
-            splitters: table(&thresholds, f32::INFINITY, group - 1),
+            probes,
             inner: (0..group - 1)
                 .map(|kk| table(&thresholds, f32::INFINITY, kk))
                 .collect(),
@@ -308,30 +323,33 @@ impl Table32 {
 /// Number of the sorted splitters strictly below each lane of each `x` (0 for NaN): a
 /// branch-free binary search of `STEPS` steps (4: the first 16 splitters, 5: all 32), for `U`
 /// vectors at once (their steps interleaved, so independent work fills the search's latency).
+/// The first step compares with one broadcast splitter; each later one permutes its own table
+/// of probes by the index so far.
 ///
 /// # Safety
 /// AVX-512F must be enabled in the caller.
 #[inline(always)]
-unsafe fn coarse<const STEPS: u32, const U: usize>(
-    x: [__m512; U],
-    splitters: Table32,
-) -> [__m512i; U] {
-    // SAFETY: caller's contract.
+unsafe fn coarse<const STEPS: u32, const U: usize>(t: &FastTable, x: [__m512; U]) -> [__m512i; U] {
+    // SAFETY: caller's contract; `probes` has 5 ≥ STEPS tables.
     unsafe {
-        let mut idx = [_mm512_setzero_si512(); U];
         let mut step = 1i32 << (STEPS - 1);
-        while step > 0 {
+        let first = _mm512_set1_ps(t.probes[0][0]);
+        let mut idx: [__m512i; U] = std::array::from_fn(|u| {
+            let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(first, x[u]);
+            _mm512_maskz_mov_epi32(above, _mm512_set1_epi32(step))
+        });
+        for probes in &t.probes[1..STEPS as usize] {
+            step >>= 1;
+            let probes = Table32::load(probes);
             for u in 0..U {
-                let probe = _mm512_add_epi32(idx[u], _mm512_set1_epi32(step - 1));
-                let t = if STEPS <= 4 {
-                    splitters.pick_low(probe)
+                let th = if STEPS <= 4 {
+                    probes.pick_low(idx[u])
                 } else {
-                    splitters.pick(probe)
+                    probes.pick(idx[u])
                 };
-                let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t, x[u]);
+                let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(th, x[u]);
                 idx[u] = _mm512_mask_add_epi32(idx[u], above, idx[u], _mm512_set1_epi32(step));
             }
-            step >>= 1;
         }
         idx
     }
@@ -345,13 +363,12 @@ unsafe fn coarse<const STEPS: u32, const U: usize>(
 unsafe fn lookup<const STEPS: u32, const G: usize, const U: usize>(
     t: &FastTable,
     x: [__m512; U],
-    splitters: Table32,
     slopes0: Table32,
     intercepts0: Table32,
 ) -> [(__m512, __m512, __m512i); U] {
     // SAFETY: caller's contract; the tables hold 32 floats each and `k + 1 < group`.
     unsafe {
-        let c = coarse::<STEPS, U>(x, splitters);
+        let c = coarse::<STEPS, U>(t, x);
         let pick = |table: Table32, c: __m512i| {
             if STEPS <= 4 {
                 table.pick_low(c)
@@ -364,7 +381,9 @@ unsafe fn lookup<const STEPS: u32, const G: usize, const U: usize>(
         if G == 1 {
             return out;
         }
-        let mut count = [_mm512_setzero_si512(); U];
+        // Position within the group: the compares' masks are nested (sorted thresholds), so
+        // the last one set names it — one masked move of a constant per step, no count.
+        let mut within = [_mm512_setzero_si512(); U];
         for k in 0..G - 1 {
             let th = Table32::load(t.inner.get_unchecked(k));
             let ak = Table32::load(t.slopes.get_unchecked(k + 1));
@@ -373,13 +392,14 @@ unsafe fn lookup<const STEPS: u32, const G: usize, const U: usize>(
                 let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(pick(th, c[u]), x[u]);
                 out[u].0 = _mm512_mask_mov_ps(out[u].0, above, pick(ak, c[u]));
                 out[u].1 = _mm512_mask_mov_ps(out[u].1, above, pick(bk, c[u]));
-                count[u] = _mm512_mask_add_epi32(count[u], above, count[u], _mm512_set1_epi32(1));
+                within[u] =
+                    _mm512_mask_mov_epi32(within[u], above, _mm512_set1_epi32(k as i32 + 1));
             }
         }
         for u in 0..U {
             out[u].2 = _mm512_add_epi32(
                 _mm512_mullo_epi32(c[u], _mm512_set1_epi32(G as i32)),
-                count[u],
+                within[u],
             );
         }
         out
@@ -450,7 +470,6 @@ unsafe fn forward_f32<const STEPS: u32, const G: usize>(
 ) {
     // SAFETY: every access is within a run (full vectors, then a masked tail).
     unsafe {
-        let s = Table32::load(&t.splitters);
         let a0 = Table32::load(&t.slopes[0]);
         let b0 = Table32::load(&t.intercepts[0]);
         for &(off, len) in runs {
@@ -459,7 +478,7 @@ unsafe fn forward_f32<const STEPS: u32, const G: usize>(
             while i + U * LANES <= end {
                 let x: [__m512; U] =
                     std::array::from_fn(|u| _mm512_loadu_ps(xp.add(i + u * LANES)));
-                let r = lookup::<STEPS, G, U>(t, x, s, a0, b0);
+                let r = lookup::<STEPS, G, U>(t, x, a0, b0);
                 for u in 0..U {
                     let y = _mm512_add_ps(_mm512_mul_ps(r[u].0, x[u]), r[u].1);
                     _mm512_storeu_ps(yp.add(i + u * LANES), y);
@@ -468,7 +487,7 @@ unsafe fn forward_f32<const STEPS: u32, const G: usize>(
             }
             for_each_vector(&[(i, end - i)], |i, mask| {
                 let x = load(xp.add(i), mask);
-                let [(a, b, _)] = lookup::<STEPS, G, 1>(t, [x], s, a0, b0);
+                let [(a, b, _)] = lookup::<STEPS, G, 1>(t, [x], a0, b0);
                 store(yp.add(i), mask, _mm512_add_ps(_mm512_mul_ps(a, x), b));
             });
         }
@@ -641,8 +660,9 @@ suffix_kernel!(backward_suffix4, 4; (a0, b0, 0), (a1, b1, 1), (a2, b2, 2), (a3, 
 suffix_kernel!(backward_suffix8, 8; (a0, b0, 0), (a1, b1, 1), (a2, b2, 2), (a3, b3, 3),
     (a4, b4, 4), (a5, b5, 5), (a6, b6, 6), (a7, b7, 7));
 
-/// Per block: the lookups and `gx`, each element's interval and `(gy, gy·x)` in `f64` kept in
-/// buffers; then the histogram update, [`COPIES`] elements at a time into separate copies.
+/// Per block: the lookups and `gx`, each element's interval and `(gy, gy·x)` (`f32` pairs) kept
+/// in buffers; then the histogram update in `f64` (each pair widened as it is added),
+/// [`COPIES`] elements at a time into separate copies.
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
 unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
     t: &FastTable,
@@ -655,33 +675,23 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
     debug_assert_eq!(bins.len(), COPIES * stride);
     let bp = bins.as_mut_ptr().cast::<f64>();
     let mut js = [0i32; BLOCK];
-    let mut pairs = [0.0f64; 2 * BLOCK];
+    let mut pairs = [0.0f32; 2 * BLOCK];
     // SAFETY: element accesses are within the first `n` elements (masked loads and stores);
     // buffer accesses are within BLOCK; an interval is at most c·g + g − 1 < groups·g = stride,
     // so bin accesses stay in `bins`.
     unsafe {
-        let s = Table32::load(&t.splitters);
         let a0 = Table32::load(&t.slopes[0]);
         let b0 = Table32::load(&t.intercepts[0]);
-        // Element `e` goes to histogram copy `e mod COPIES` (COPIES divides the 16 lanes of a
-        // vector, so that is its lane mod COPIES): the buffer holds each element's f64
-        // offset `2·(copy·stride + j)` into `bins`, computed 16 at a time here rather than one
-        // by one in the scalar update loop.
+        // The pairs are stored interleaved within 128-bit lanes, `unpacklo(gy, gy·x)` then
+        // `unpackhi`: buffer position `p` of a vector holds its element `ORDER[p]`, and the
+        // intervals are permuted the same way.
+        let order = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+        // Buffer position `e` goes to histogram copy `e mod COPIES` (COPIES divides the 16
+        // lanes of a vector): the buffer holds each element's f64 offset `2·(copy·stride + j)`
+        // into `bins`, computed 16 at a time here rather than one by one in the scalar loop.
         let copy_offsets: [i32; LANES] =
-            std::array::from_fn(|lane| (2 * (lane % COPIES) * stride) as i32);
+            std::array::from_fn(|p| (2 * (p % COPIES) * stride) as i32);
         let copy_offsets = _mm512_loadu_si512(copy_offsets.as_ptr().cast());
-        // Interleave (gy, gy·x) lane pairs: [a0 b0 a1 b1 a2 b2 a3 b3] and the next four.
-        let first = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
-        let second = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
-        let half = |v: __m512, upper: bool| -> __m512d {
-            if upper {
-                _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
-                    _mm512_castps_pd(v),
-                )))
-            } else {
-                _mm512_cvtps_pd(_mm512_castps512_ps256(v))
-            }
-        };
         for &(off, run_len) in runs {
             let n = off + run_len;
             let mut start = off;
@@ -690,30 +700,25 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
                 let vectors = len.div_ceil(LANES);
                 // Per vector after its lookup: gx, and the interval and (gy, gy·x) into the
                 // block's buffers.
-                let mut finish = |v: usize,
-                                  x: __m512,
-                                  a: __m512,
-                                  j: __m512i,
-                                  m: Option<__mmask16>| {
-                    let i = start + v * LANES;
-                    let gy = load(gp.add(i), m);
-                    store(gp.add(i), m, _mm512_mul_ps(gy, a));
-                    let at = _mm512_add_epi32(_mm512_add_epi32(j, j), copy_offsets);
-                    _mm512_storeu_si512(js.as_mut_ptr().add(v * LANES).cast(), at);
-                    let gyx = _mm512_mul_ps(gy, x);
-                    let pp = pairs.as_mut_ptr().add(2 * v * LANES);
-                    for (h, upper) in [(0, false), (1, true)] {
-                        let (g, gx) = (half(gy, upper), half(gyx, upper));
-                        _mm512_storeu_pd(pp.add(16 * h), _mm512_permutex2var_pd(g, first, gx));
-                        _mm512_storeu_pd(pp.add(16 * h + 8), _mm512_permutex2var_pd(g, second, gx));
-                    }
-                };
+                let mut finish =
+                    |v: usize, x: __m512, a: __m512, j: __m512i, m: Option<__mmask16>| {
+                        let i = start + v * LANES;
+                        let gy = load(gp.add(i), m);
+                        store(gp.add(i), m, _mm512_mul_ps(gy, a));
+                        let j = _mm512_permutexvar_epi32(order, j);
+                        let at = _mm512_add_epi32(_mm512_add_epi32(j, j), copy_offsets);
+                        _mm512_storeu_si512(js.as_mut_ptr().add(v * LANES).cast(), at);
+                        let gyx = _mm512_mul_ps(gy, x);
+                        let pp = pairs.as_mut_ptr().add(2 * v * LANES);
+                        _mm512_storeu_ps(pp, _mm512_unpacklo_ps(gy, gyx));
+                        _mm512_storeu_ps(pp.add(LANES), _mm512_unpackhi_ps(gy, gyx));
+                    };
                 let mut v = 0;
                 // U full vectors at a time (their lookups interleaved), then one at a time.
                 while (v + U) * LANES <= len {
                     let x: [__m512; U] =
                         std::array::from_fn(|u| _mm512_loadu_ps(xp.add(start + (v + u) * LANES)));
-                    let r = lookup::<STEPS, G, U>(t, x, s, a0, b0);
+                    let r = lookup::<STEPS, G, U>(t, x, a0, b0);
                     for u in 0..U {
                         finish(v + u, x[u], r[u].0, r[u].2, None);
                     }
@@ -723,7 +728,7 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
                     let i = start + v * LANES;
                     let m = ((n - i) < LANES).then(|| first_lanes(n - i));
                     let x = load(xp.add(i), m);
-                    let [(a, _, j)] = lookup::<STEPS, G, 1>(t, [x], s, a0, b0);
+                    let [(a, _, j)] = lookup::<STEPS, G, 1>(t, [x], a0, b0);
                     finish(v, x, a, j, m);
                     v += 1;
                 }
@@ -732,7 +737,8 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
                 while e < vectors * LANES {
                     for copy in 0..COPIES {
                         let bin = bp.add(*js.get_unchecked(e + copy) as usize);
-                        let add = _mm_loadu_pd(pairs.as_ptr().add(2 * (e + copy)));
+                        let pair = pairs.as_ptr().add(2 * (e + copy));
+                        let add = _mm_cvtps_pd(_mm_castpd_ps(_mm_load_sd(pair.cast())));
                         _mm_storeu_pd(bin, _mm_add_pd(_mm_loadu_pd(bin), add));
                     }
                     e += COPIES;
