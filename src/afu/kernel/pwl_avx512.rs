@@ -2,11 +2,12 @@
 //!
 //! **Lookup.** The `K` sorted thresholds, padded with `+∞` to `16·g` entries, are cut into 16
 //! groups of `g` (32 groups of two-register tables above 255 thresholds). A branch-free binary
-//! search over the groups' last entries (four register permutes and compares) gives each
-//! element's group `c`; a count over the `g − 1` other entries of that group (one permute and
-//! compare each) gives the interval `j = c·g + count`, and the interval's slope and intercept
-//! come along in the same steps (permutes of tables laid out group-major, blended under the
-//! compare masks). With `K ≤ 15` (`g = 1`) the search alone decides the interval, and with
+//! search over the groups' last entries (a broadcast compare, then three register permutes and
+//! compares) gives each element's group `c`; a scan over the `g − 1` other entries of that
+//! group (one permute and compare each) gives the position `r` in the group, so the interval
+//! `j = c·g + r`: the sorted thresholds' masks are nested, so the last one set names `r`, and
+//! the interval's slope and intercept come along in the same steps (permutes of tables laid
+//! out group-major, moved under the compare masks). With `K ≤ 15` (`g = 1`) the search alone decides the interval, and with
 //! `K ≤ 8` the forward counts the thresholds below `x` with independent compares instead (no
 //! search chain). The search is a chain of dependent steps, so the lookups of [`U`] vectors are
 //! interleaved step by step: their independent work fills each other's latency (single-thread
@@ -18,7 +19,9 @@
 //!   per lane over a block of [`BLOCK_VECTORS`] vectors, then added into `f64`;
 //! - more thresholds: a histogram over intervals in `f64`, filled per block after the block's
 //!   lookups, with [`COPIES`] interleaved copies so that runs of equal intervals do not form one
-//!   long dependency chain.
+//!   long dependency chain. The update is bound by memory accesses (~45 % of the backward before
+//!   they were trimmed): `(gy, gy·x)` are buffered as `f32` pairs widened by the update's own
+//!   load, and two bin offsets come per load.
 //!
 //! Everything here is reached only through [`FastTable`]s, which exist only when the CPU has
 //! AVX-512 (F, VL, BW, DQ) and the kernel's float type is `f32`.
@@ -108,12 +111,12 @@ impl FastTable {
         let (a_pad, b_pad) = (a[k], b[k]);
         let splitters = table(&thresholds, f32::INFINITY, group - 1);
         let steps = if narrow { 4 } else { 5 };
+        // Tables of steps past the layout's last are never read.
         let probes = std::array::from_fn(|t| {
-            let offset = (1usize << (steps - 1)).checked_shr(t as u32).unwrap_or(0);
+            let offset = (t < steps).then(|| 1usize << (steps - 1 - t));
             std::array::from_fn(|m| {
-                (t < steps)
-                    .then(|| splitters.get(m + offset - 1))
-                    .flatten()
+                offset
+                    .and_then(|o| splitters.get(m + o - 1))
                     .copied()
                     .unwrap_or(f32::INFINITY)
             })
@@ -683,7 +686,7 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
         let a0 = Table32::load(&t.slopes[0]);
         let b0 = Table32::load(&t.intercepts[0]);
         // The pairs are stored interleaved within 128-bit lanes, `unpacklo(gy, gy·x)` then
-        // `unpackhi`: buffer position `p` of a vector holds its element `ORDER[p]`, and the
+        // `unpackhi`: buffer position `p` of a vector holds its element `order[p]`, and the
         // intervals are permuted the same way.
         let order = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
         // Buffer position `e` goes to histogram copy `e mod COPIES` (COPIES divides the 16
