@@ -308,22 +308,24 @@ pub(super) struct Item {
     end: usize,
 }
 
+/// The work items of `layout`: each channel's elements cut into pieces of about
+/// [`ITEM_ELEMENTS`], listed piece by piece across the channels (every channel's first piece,
+/// then every channel's second…), so that threads taking consecutive items work on different
+/// channels (each channel's interval-lookup table is built by the first item that needs it).
 pub(super) fn items(layout: Layout) -> Vec<Item> {
     let per_channel = layout.outer * layout.inner;
     let pieces = per_channel.div_ceil(ITEM_ELEMENTS).max(1);
     let step = per_channel.div_ceil(pieces).max(1);
     let mut out = Vec::with_capacity(layout.channels * pieces);
-    for channel in 0..layout.channels {
-        let mut start = 0;
-        while start < per_channel {
-            let end = (start + step).min(per_channel);
-            out.push(Item {
-                channel,
-                start,
-                end,
-            });
-            start = end;
-        }
+    let mut start = 0;
+    while start < per_channel {
+        let end = (start + step).min(per_channel);
+        out.extend((0..layout.channels).map(|channel| Item {
+            channel,
+            start,
+            end,
+        }));
+        start = end;
     }
     out
 }
@@ -520,7 +522,7 @@ fn forward_into<T: KernelFloat>(
     out: SharedMut<T>,
 ) {
     if let Some(tables) = tables {
-        pwl::forward(x, layout, &items(layout), tables, out);
+        pwl::forward(x, layout, &items(layout), p, tables, out);
         return;
     }
     let work = items(layout);
@@ -1052,7 +1054,33 @@ fn backward_block<T: KernelFloat, P: Psi>(
 
 #[cfg(test)]
 mod tests {
-    use super::par_map;
+    use super::{Layout, for_each_run, items, par_map};
+
+    #[test]
+    fn items_cover_every_element_once_with_neighbours_on_different_channels() {
+        for (dims, channels) in [
+            (vec![64, 32, 26, 26], 32),
+            (vec![3, 5, 7], 5),
+            (vec![200_000], 1),
+            (vec![0, 4, 3], 4),
+        ] {
+            let layout = Layout::of(&dims, channels);
+            let work = items(layout);
+            let mut seen = vec![0u8; layout.len()];
+            for &item in &work {
+                for_each_run(layout, item, |off, len| {
+                    seen[off..off + len].iter_mut().for_each(|s| *s += 1);
+                });
+            }
+            assert!(seen.iter().all(|&s| s == 1), "{dims:?}");
+            if channels > 1 {
+                assert!(
+                    work.windows(2).all(|w| w[0].channel != w[1].channel),
+                    "{dims:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn par_map_runs_every_index_once_and_returns_results_in_order() {

@@ -16,6 +16,8 @@
 //! Kernels per run of contiguous elements: a portable one (any float type, any CPU) here, and
 //! AVX-512 ones for `f32` in [`super::pwl_avx512`].
 
+use std::sync::OnceLock;
+
 use super::cpu::{
     Item, KernelFloat, Layout, ParamGrads, ParamSlices, SharedMut, for_each_run, par_map,
 };
@@ -242,69 +244,66 @@ impl IntervalSums {
     }
 }
 
-/// The tables of every channel, with their AVX-512 forms where the CPU and `T` allow.
+/// The tables of every channel, with their AVX-512 forms where the CPU and `T` allow. Each
+/// channel's is built on first use, by the work item that needs it: the building (~3 µs per
+/// channel of 128 units) is then spread over the threads with the kernels' own work, where a
+/// parallel loop of its own mostly ran on the calling thread while the others woke up.
 pub(super) struct Tables<T> {
     alpha: f64,
-    tables: Vec<PwlTable<T>>,
-    #[cfg(target_arch = "x86_64")]
-    fast: Option<Vec<super::pwl_avx512::FastTable>>,
+    /// Whether the vector kernels serve these tables (decided before any is built).
+    vectorised: bool,
+    built: Vec<OnceLock<Built<T>>>,
 }
 
-/// Fewest channels for building their tables in parallel.
-const PARALLEL_TABLES_MIN: usize = 4;
+/// One channel's table, and its vector form when [`Tables`] is vectorised.
+struct Built<T> {
+    table: PwlTable<T>,
+    #[cfg(target_arch = "x86_64")]
+    fast: Option<super::pwl_avx512::FastTable>,
+}
 
 impl<T: KernelFloat> Tables<T> {
-    /// Tables of all channels; `None` when some parameter is not finite.
+    /// Tables for the `channels` channels of `p` (built later, on first use); `None` when some
+    /// parameter is not finite.
     pub(super) fn new(p: &ParamSlices<T>, channels: usize, alpha: f64) -> Option<Self> {
+        let finite = |v: &[T]| v.iter().all(|x| x.is_finite_k());
+        if !(finite(p.w0) && finite(p.b0) && finite(p.w1) && finite(p.b1)) {
+            return None;
+        }
         #[cfg(target_arch = "x86_64")]
-        let vector = super::pwl_avx512::FastTable::available::<T>();
-        // Per channel, built in parallel (32 channels of 128 units: ~0.13 ms on one core).
-        let build = |c: usize| {
-            let table = PwlTable::new(p, c, alpha)?;
-            #[cfg(target_arch = "x86_64")]
-            let fast = vector
-                .then(|| super::pwl_avx512::FastTable::new(&table))
-                .flatten();
-            #[cfg(not(target_arch = "x86_64"))]
-            let fast = ();
-            Some((table, fast))
-        };
-        let built = if channels >= PARALLEL_TABLES_MIN {
-            par_map(channels, build)
-        } else {
-            (0..channels).map(build).collect()
-        };
-        let (tables, fast): (Vec<_>, Vec<_>) = built
-            .into_iter()
-            .collect::<Option<Vec<_>>>()?
-            .into_iter()
-            .unzip();
-        // The vector kernels serve all channels or none.
-        #[cfg(target_arch = "x86_64")]
-        let fast = fast
-            .into_iter()
-            .collect::<Option<Vec<_>>>()
-            .filter(|_| vector);
+        let vectorised = super::pwl_avx512::FastTable::available::<T>()
+            && p.hidden <= super::pwl_avx512::MAX_THRESHOLDS;
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = fast;
+        let vectorised = false;
         Some(Tables {
             alpha,
-            tables,
-            #[cfg(target_arch = "x86_64")]
-            fast,
+            vectorised,
+            built: (0..channels).map(|_| OnceLock::new()).collect(),
         })
     }
 
     /// True when the vectorised (AVX-512) kernels serve these tables.
     pub(super) fn vectorised(&self) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            self.fast.is_some()
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
+        self.vectorised
+    }
+
+    /// Channel `c`'s table (built from `p`, the parameters [`Tables::new`] was given, on first
+    /// use).
+    fn channel(&self, p: &ParamSlices<T>, c: usize) -> &Built<T> {
+        self.built[c].get_or_init(|| {
+            // Finite parameters (checked by `new`) always have a table: every unit with
+            // w0 ≠ 0 has a threshold.
+            let table = PwlTable::new(p, c, self.alpha)
+                .expect("finite parameters always have a piecewise-linear table");
+            Built {
+                #[cfg(target_arch = "x86_64")]
+                fast: self
+                    .vectorised
+                    .then(|| super::pwl_avx512::FastTable::new(&table))
+                    .flatten(),
+                table,
+            }
+        })
     }
 }
 
@@ -313,24 +312,26 @@ pub(super) fn forward<T: KernelFloat>(
     x: &[T],
     layout: Layout,
     items: &[Item],
+    p: &ParamSlices<T>,
     tables: &Tables<T>,
     out: SharedMut<T>,
 ) {
     par_map(items.len(), |i| {
         let item = items[i];
+        let built = tables.channel(p, item.channel);
         #[cfg(target_arch = "x86_64")]
-        if let Some(fast) = &tables.fast {
+        if let Some(fast) = &built.fast {
             let runs = super::cpu::item_runs(layout, item);
             // SAFETY: `fast` exists only when T is f32 and the CPU has AVX-512; runs of
             // different items are disjoint and within `x` and `out`, which is only written here.
-            unsafe { super::pwl_avx512::forward_runs(&fast[item.channel], x, out.0, &runs) };
+            unsafe { super::pwl_avx512::forward_runs(fast, x, out.0, &runs) };
             return;
         }
         for_each_run(layout, item, |off, len| {
             // SAFETY: runs of different items are disjoint and within `out`; without `fast`
             // the caller passes initialised memory (see `cpu::forward_to_vec`).
             let ys = unsafe { out.slice(off, len) };
-            forward_run(&tables.tables[item.channel], &x[off..off + len], ys);
+            forward_run(&built.table, &x[off..off + len], ys);
         });
     });
 }
@@ -370,10 +371,10 @@ pub(super) fn backward<T: KernelFloat>(
 ) -> ParamGrads<T> {
     let partials: Vec<IntervalSums> = par_map(items.len(), |i| {
         let item = items[i];
-        let table = &tables.tables[item.channel];
+        let built = tables.channel(p, item.channel);
+        let table = &built.table;
         #[cfg(target_arch = "x86_64")]
-        if let Some(fast) = &tables.fast {
-            let fast = &fast[item.channel];
+        if let Some(fast) = &built.fast {
             let mut acc = super::pwl_avx512::Accumulator::new(fast);
             let runs = super::cpu::item_runs(layout, item);
             // SAFETY: runs of different items are disjoint and within `x` and `out`; `fast`
@@ -396,7 +397,8 @@ pub(super) fn backward<T: KernelFloat>(
         w1: vec![T::ZERO; layout.channels * n],
         b1: vec![T::ZERO; layout.channels],
     };
-    for (c, table) in tables.tables.iter().enumerate() {
+    for c in 0..layout.channels {
+        let table = &tables.channel(p, c).table;
         let mut total = IntervalSums::new(table.a.len());
         for (item, part) in items.iter().zip(&partials) {
             if item.channel == c {
