@@ -11,9 +11,7 @@
 //! `K ≤ 8` the forward counts the thresholds below `x` with independent compares instead (no
 //! search chain). The search is a chain of dependent steps, so the lookups of [`U`] vectors are
 //! interleaved step by step: their independent work fills each other's latency (single-thread
-//! forward at N = 128: 0.87 → 0.57 ms on a 1.38 M-element tensor). The forward also gathers
-//! the vectors left at the ends of runs into groups of `U` ([`Leftovers`]); the backward looks
-//! them up one by one (grouping them there measured no gain).
+//! forward at N = 128: 0.87 → 0.57 ms on a 1.38 M-element tensor).
 //!
 //! **Parameter statistics.** Backward needs `Σ gy` and `Σ gy·x` per interval:
 //! - `K ≤ 8`: per threshold, masked sums over the elements above it (compare + two masked
@@ -56,13 +54,6 @@ const BLOCK: usize = BLOCK_VECTORS * LANES;
 const COPIES: usize = 8;
 const _: () = assert!(LANES.is_multiple_of(COPIES));
 
-/// A 32-entry table, aligned to a cache line: each of its two 16-float halves is one whole
-/// line, so no table load straddles two (plain arrays in a `Vec` are only 16-byte aligned, and
-/// the lookups reload their tables for every group of [`U`] vectors).
-#[derive(Clone, Copy)]
-#[repr(C, align(64))]
-struct Row([f32; WIDTH]);
-
 /// One channel's piecewise-linear table in the group-major layout of the vector lookup.
 pub(super) struct FastTable {
     /// Thresholds per group, `g`.
@@ -76,13 +67,13 @@ pub(super) struct FastTable {
     /// of each group): `probes[t][m] = S[m + 2^(steps−1−t) − 1]` is what step `t` compares
     /// with for a lane whose index so far is `m` (no add before each permute; step 0's probe
     /// is the same for every lane).
-    probes: [Row; 5],
+    probes: [[f32; WIDTH]; 5],
     /// `V_k[m] = θ[m·g + k]` for `k < g − 1`.
-    inner: Vec<Row>,
+    inner: Vec<[f32; WIDTH]>,
     /// `A_k[m] = A[m·g + k]` for `k < g`.
-    slopes: Vec<Row>,
+    slopes: Vec<[f32; WIDTH]>,
     /// `B_k[m] = B[m·g + k]` for `k < g`.
-    intercepts: Vec<Row>,
+    intercepts: Vec<[f32; WIDTH]>,
 }
 
 impl FastTable {
@@ -112,10 +103,8 @@ impl FastTable {
         let groups = if narrow { 16 } else { WIDTH };
         let group = (k + 1).div_ceil(groups).max(1);
         // Entry `kk` of every group, padded past the end with `pad`.
-        let table = |src: &[f32], pad: f32, kk: usize| -> Row {
-            Row(std::array::from_fn(|m| {
-                src.get(m * group + kk).copied().unwrap_or(pad)
-            }))
+        let table = |src: &[f32], pad: f32, kk: usize| -> [f32; WIDTH] {
+            std::array::from_fn(|m| src.get(m * group + kk).copied().unwrap_or(pad))
         };
         // Past the last interval: its slope and intercept (never reached, as the padded
         // thresholds are +∞).
@@ -125,12 +114,12 @@ impl FastTable {
         // Tables of steps past the layout's last are never read.
         let probes = std::array::from_fn(|t| {
             let offset = (t < steps).then(|| 1usize << (steps - 1 - t));
-            Row(std::array::from_fn(|m| {
+            std::array::from_fn(|m| {
                 offset
-                    .and_then(|o| splitters.0.get(m + o - 1))
+                    .and_then(|o| splitters.get(m + o - 1))
                     .copied()
                     .unwrap_or(f32::INFINITY)
-            }))
+            })
         });
         Some(FastTable {
             group,
@@ -302,12 +291,12 @@ impl Table32 {
     /// # Safety
     /// AVX-512F must be enabled in the caller.
     #[inline(always)]
-    unsafe fn load(v: &Row) -> Self {
+    unsafe fn load(v: &[f32; WIDTH]) -> Self {
         // SAFETY: 32 floats.
         unsafe {
             Table32(
-                _mm512_load_ps(v.0.as_ptr()),
-                _mm512_load_ps(v.0.as_ptr().add(16)),
+                _mm512_loadu_ps(v.as_ptr()),
+                _mm512_loadu_ps(v.as_ptr().add(16)),
             )
         }
     }
@@ -347,7 +336,7 @@ unsafe fn coarse<const STEPS: u32, const U: usize>(t: &FastTable, x: [__m512; U]
     // SAFETY: caller's contract; `probes` has 5 ≥ STEPS tables.
     unsafe {
         let mut step = 1i32 << (STEPS - 1);
-        let first = _mm512_set1_ps(t.probes[0].0[0]);
+        let first = _mm512_set1_ps(t.probes[0][0]);
         let mut idx: [__m512i; U] = std::array::from_fn(|u| {
             let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(first, x[u]);
             _mm512_maskz_mov_epi32(above, _mm512_set1_epi32(step))
@@ -443,75 +432,6 @@ fn for_each_vector(runs: &Runs, mut f: impl FnMut(usize, Option<__mmask16>)) {
     }
 }
 
-/// One vector of a run: its offset and its lanes (all 16 but for a run's partial last vector).
-#[derive(Clone, Copy)]
-struct Slot {
-    offset: usize,
-    lanes: __mmask16,
-}
-
-impl Slot {
-    /// `None` for a full vector, else its lane mask (the form [`load`] and [`store`] take).
-    #[inline(always)]
-    fn mask(self) -> Option<__mmask16> {
-        (self.lanes != __mmask16::MAX).then_some(self.lanes)
-    }
-}
-
-/// The vectors left at the ends of runs after their groups of [`U`] (fewer than `U` full ones,
-/// then a partial one), queued across runs so that they too are looked up `U` at a time in the
-/// forward pass: per-channel runs of 26×26 = 42·16 + 4 elements each end in a 4-element
-/// vector, which would otherwise be looked up alone, with nothing to hide the search's latency.
-struct Leftovers {
-    slots: [Slot; 2 * U],
-    len: usize,
-}
-
-impl Leftovers {
-    fn new() -> Self {
-        Leftovers {
-            slots: [Slot {
-                offset: 0,
-                lanes: 0,
-            }; 2 * U],
-            len: 0,
-        }
-    }
-
-    /// Queues the vectors of elements `from..end`: fewer than `U` full vectors and at most one
-    /// partial one (the end of a run after its groups of `U`).
-    #[inline(always)]
-    fn push(&mut self, mut from: usize, end: usize) {
-        debug_assert!(end - from < U * LANES && self.len < U);
-        while from < end {
-            let take = (end - from).min(LANES);
-            self.slots[self.len] = Slot {
-                offset: from,
-                lanes: first_lanes(take),
-            };
-            self.len += 1;
-            from += take;
-        }
-    }
-
-    /// The first `U` queued vectors when `U` are waiting (then taken off the queue).
-    #[inline(always)]
-    fn take_group(&mut self) -> Option<[Slot; U]> {
-        if self.len < U {
-            return None;
-        }
-        let group = std::array::from_fn(|u| self.slots[u]);
-        self.slots.copy_within(U..self.len, 0);
-        self.len -= U;
-        Some(group)
-    }
-
-    /// What is still queued (fewer than `U`).
-    fn rest(&self) -> &[Slot] {
-        &self.slots[..self.len]
-    }
-}
-
 /// Loads the vector at `p` (the masked lanes only, zero elsewhere, when `mask` is given).
 ///
 /// # Safety
@@ -555,7 +475,6 @@ unsafe fn forward_f32<const STEPS: u32, const G: usize>(
     unsafe {
         let a0 = Table32::load(&t.slopes[0]);
         let b0 = Table32::load(&t.intercepts[0]);
-        let mut leftovers = Leftovers::new();
         for &(off, len) in runs {
             let end = off + len;
             let mut i = off;
@@ -569,25 +488,11 @@ unsafe fn forward_f32<const STEPS: u32, const G: usize>(
                 }
                 i += U * LANES;
             }
-            leftovers.push(i, end);
-            if let Some(group) = leftovers.take_group() {
-                let x: [__m512; U] =
-                    std::array::from_fn(|u| load(xp.add(group[u].offset), group[u].mask()));
-                let r = lookup::<STEPS, G, U>(t, x, a0, b0);
-                for u in 0..U {
-                    let y = _mm512_add_ps(_mm512_mul_ps(r[u].0, x[u]), r[u].1);
-                    store(yp.add(group[u].offset), group[u].mask(), y);
-                }
-            }
-        }
-        for slot in leftovers.rest() {
-            let x = load(xp.add(slot.offset), slot.mask());
-            let [(a, b, _)] = lookup::<STEPS, G, 1>(t, [x], a0, b0);
-            store(
-                yp.add(slot.offset),
-                slot.mask(),
-                _mm512_add_ps(_mm512_mul_ps(a, x), b),
-            );
+            for_each_vector(&[(i, end - i)], |i, mask| {
+                let x = load(xp.add(i), mask);
+                let [(a, b, _)] = lookup::<STEPS, G, 1>(t, [x], a0, b0);
+                store(yp.add(i), mask, _mm512_add_ps(_mm512_mul_ps(a, x), b));
+            });
         }
     }
 }
@@ -636,8 +541,8 @@ macro_rules! suffix_kernel {
             th[..k].copy_from_slice(&t.thresholds);
             // The slope above threshold p (A_{p+1}); A_0 below every threshold.
             let mut above_slope = [0.0f32; $slots];
-            above_slope[..k].copy_from_slice(&t.slopes[0].0[1..=k]);
-            let below_slope = t.slopes[0].0[0];
+            above_slope[..k].copy_from_slice(&t.slopes[0][1..=k]);
+            let below_slope = t.slopes[0][0];
             // SAFETY: every element access is within a run (full vectors, then a masked
             // tail); threshold and slope reads are within their arrays.
             unsafe {
