@@ -308,24 +308,28 @@ pub(super) struct Item {
     end: usize,
 }
 
-/// The work items of `layout`: each channel's elements cut into pieces of about
-/// [`ITEM_ELEMENTS`], listed piece by piece across the channels (every channel's first piece,
-/// then every channel's second…), so that threads taking consecutive items work on different
-/// channels (each channel's interval-lookup table is built by the first item that needs it).
+/// The work items of `layout`: each channel's elements cut into `P` pieces of about
+/// [`ITEM_ELEMENTS`], listed in `P` rounds of one item per channel, channel `c` taking piece
+/// `(c + round) mod P` in each. Threads take consecutive items, so they work at the same time
+/// on different channels (each channel's interval-lookup table is built by the first item that
+/// needs it, all in the first round) and on different pieces, i.e. far apart in memory: the
+/// same piece of neighbouring channels would share a cache line at the end of every run.
 pub(super) fn items(layout: Layout) -> Vec<Item> {
     let per_channel = layout.outer * layout.inner;
     let pieces = per_channel.div_ceil(ITEM_ELEMENTS).max(1);
     let step = per_channel.div_ceil(pieces).max(1);
     let mut out = Vec::with_capacity(layout.channels * pieces);
-    let mut start = 0;
-    while start < per_channel {
-        let end = (start + step).min(per_channel);
-        out.extend((0..layout.channels).map(|channel| Item {
-            channel,
-            start,
-            end,
-        }));
-        start = end;
+    for round in 0..pieces {
+        for channel in 0..layout.channels {
+            let start = (channel + round) % pieces * step;
+            if start < per_channel {
+                out.push(Item {
+                    channel,
+                    start,
+                    end: (start + step).min(per_channel),
+                });
+            }
+        }
     }
     out
 }

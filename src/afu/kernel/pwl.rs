@@ -244,16 +244,20 @@ impl IntervalSums {
     }
 }
 
-/// The tables of every channel, with their AVX-512 forms where the CPU and `T` allow. Each
-/// channel's is built on first use, by the work item that needs it: the building (~3 µs per
-/// channel of 128 units) is then spread over the threads with the kernels' own work, where a
-/// parallel loop of its own mostly ran on the calling thread while the others woke up.
+/// The tables of every channel, with their AVX-512 forms where the CPU and `T` allow. With
+/// several channels, each one's is built on first use, by the work item that needs it: the
+/// building (~3.5 µs per channel of 128 units) is then spread over the threads with the
+/// kernels' own work, where a parallel loop of its own mostly ran on the calling thread while
+/// the others woke up.
 pub(super) struct Tables<T> {
     alpha: f64,
     /// Whether the vector kernels serve these tables (decided before any is built).
     vectorised: bool,
     built: Vec<OnceLock<Built<T>>>,
 }
+
+/// Fewest channels whose tables are built on first use rather than by [`Tables::new`].
+const LAZY_TABLES_MIN: usize = 4;
 
 /// One channel's table, and its vector form when [`Tables`] is vectorised.
 struct Built<T> {
@@ -275,11 +279,19 @@ impl<T: KernelFloat> Tables<T> {
             && p.hidden <= super::pwl_avx512::MAX_THRESHOLDS;
         #[cfg(not(target_arch = "x86_64"))]
         let vectorised = false;
-        Some(Tables {
+        let tables = Tables {
             alpha,
             vectorised,
             built: (0..channels).map(|_| OnceLock::new()).collect(),
-        })
+        };
+        // A few channels are built here, at once: built by the work items, they would keep the
+        // other threads waiting (all the items of one channel start together).
+        if channels < LAZY_TABLES_MIN {
+            for c in 0..channels {
+                tables.channel(p, c);
+            }
+        }
+        Some(tables)
     }
 
     /// True when the vectorised (AVX-512) kernels serve these tables.
