@@ -259,11 +259,14 @@ pub(super) struct Tables<T> {
 /// Fewest channels whose tables are built on first use rather than by [`Tables::new`].
 const LAZY_TABLES_MIN: usize = 4;
 
-/// One channel's table, and its vector form when [`Tables`] is vectorised.
+/// One channel's table, and its vector forms when [`Tables`] is vectorised.
 struct Built<T> {
     table: PwlTable<T>,
     #[cfg(target_arch = "x86_64")]
     fast: Option<super::pwl_avx512::FastTable>,
+    /// A layout that serves the backward pass better, when there is one.
+    #[cfg(target_arch = "x86_64")]
+    fast_backward: Option<super::pwl_avx512::FastTable>,
 }
 
 impl<T: KernelFloat> Tables<T> {
@@ -312,6 +315,11 @@ impl<T: KernelFloat> Tables<T> {
                 fast: self
                     .vectorised
                     .then(|| super::pwl_avx512::FastTable::new(&table))
+                    .flatten(),
+                #[cfg(target_arch = "x86_64")]
+                fast_backward: self
+                    .vectorised
+                    .then(|| super::pwl_avx512::FastTable::for_backward(&table))
                     .flatten(),
                 table,
             }
@@ -386,7 +394,7 @@ pub(super) fn backward<T: KernelFloat>(
         let built = tables.channel(p, item.channel);
         let table = &built.table;
         #[cfg(target_arch = "x86_64")]
-        if let Some(fast) = &built.fast {
+        if let Some(fast) = built.fast_backward.as_ref().or(built.fast.as_ref()) {
             let mut acc = super::pwl_avx512::Accumulator::new(fast);
             let runs = super::cpu::item_runs(layout, item);
             // SAFETY: runs of different items are disjoint and within `x` and `out`; `fast`

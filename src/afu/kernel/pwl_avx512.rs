@@ -45,6 +45,11 @@ const SUFFIX_MAX: usize = 8;
 /// Most thresholds of the one-register layout (16 groups of at most 16): its four-step search
 /// and lookups use one-register permutes, cheaper than the two-register ones.
 const NARROW_MAX: usize = 16 * 16 - 1;
+/// Shortest group of the one-register layout for which the backward pass uses a second table in
+/// the two-register layout (see [`FastTable::for_backward`]): measured on AVX-512 Zen 5, the two
+/// are even from 20 to 96 hidden units (groups of 2 to 7), the two-register one faster from 128
+/// (groups of 9).
+const BACKWARD_WIDE_MIN_GROUP: usize = 8;
 /// Vectors per block: `f32` lane sums cover at most this many vectors before they are added
 /// into `f64`; the histogram path buffers this many vectors' intervals.
 const BLOCK_VECTORS: usize = 48;
@@ -92,14 +97,34 @@ impl FastTable {
     /// The vector table of one channel's table, or `None` when it has more than
     /// [`MAX_THRESHOLDS`] thresholds. Only for a `T` that [`FastTable::available`] accepts.
     pub(super) fn new<T: KernelFloat>(t: &PwlTable<T>) -> Option<FastTable> {
+        Self::with_layout(t, t.thresholds.len() <= NARROW_MAX)
+    }
+
+    /// A second vector table of `t` for the backward pass, in the two-register layout, when
+    /// [`FastTable::new`]'s is the one-register layout with long groups (at least
+    /// [`BACKWARD_WIDE_MIN_GROUP`] thresholds): the backward needs no intercepts, and its
+    /// lookup is then faster with half as long a scan over two-register permutes (single
+    /// thread, 1.38 M elements: N = 128 0.99 → 0.95 ms, N = 200 1.27 → 1.04 ms; the forward
+    /// is slower with it, 0.53 → 0.79 ms at N = 128). `None` otherwise.
+    pub(super) fn for_backward<T: KernelFloat>(t: &PwlTable<T>) -> Option<FastTable> {
+        let k = t.thresholds.len();
+        let narrow_group = (k + 1).div_ceil(LANES);
+        (k <= NARROW_MAX && narrow_group >= BACKWARD_WIDE_MIN_GROUP)
+            .then(|| Self::with_layout(t, false))
+            .flatten()
+    }
+
+    /// The vector table in the one-register layout (`narrow`, for at most [`NARROW_MAX`]
+    /// thresholds) or the two-register one.
+    fn with_layout<T: KernelFloat>(t: &PwlTable<T>, narrow: bool) -> Option<FastTable> {
         debug_assert!(Self::available::<T>());
         let k = t.thresholds.len();
         if k > MAX_THRESHOLDS {
             return None;
         }
+        debug_assert!(!narrow || k <= NARROW_MAX);
         let f32s = |v: &[T]| -> Vec<f32> { v.iter().map(|&v| v.to_f64() as f32).collect() }; // exact: T is f32
         let (thresholds, a, b) = (f32s(&t.thresholds), f32s(&t.a), f32s(&t.b));
-        let narrow = k <= NARROW_MAX;
         let groups = if narrow { 16 } else { WIDTH };
         let group = (k + 1).div_ceil(groups).max(1);
         // Entry `kk` of every group, padded past the end with `pad`.
