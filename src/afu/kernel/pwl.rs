@@ -99,35 +99,34 @@ impl<T: KernelFloat> PwlTable<T> {
             return None;
         }
         let n = w0.len();
-        // (threshold as an ordered integer, unit): integers compare faster than floats.
+        // (threshold as an ordered integer, unit), and G on interval 0 (x below every
+        // threshold): there a unit with a threshold is active iff w0 < 0.
         let mut order: Vec<(i64, usize)> = Vec::with_capacity(n);
+        let (mut aj, mut bj) = (0.0f64, b1.to_f64());
         for i in 0..n {
             if !(w0[i].is_finite_k() && b0[i].is_finite_k()) {
                 return None;
             }
-            if alpha != 1.0 && w0[i] != T::ZERO {
+            let kinked = alpha != 1.0 && w0[i] != T::ZERO;
+            if kinked {
                 order.push((threshold(w0[i], b0[i])?.to_ordered(), i));
             }
-        }
-        // By value, then by unit, so that the order is deterministic.
-        order.sort_unstable();
-        let mut position = vec![None; n];
-        for (pos, &(_, i)) in order.iter().enumerate() {
-            position[i] = Some(pos);
-        }
-        // Interval 0 (x below every threshold), then one unit changes slope per threshold.
-        let k = order.len();
-        let (mut aj, mut bj) = (0.0f64, b1.to_f64());
-        for i in 0..n {
-            let s = slope_in_interval(w0[i], b0[i], position[i], 0, alpha);
+            let position = kinked.then_some(usize::MAX);
+            let s = slope_in_interval(w0[i], b0[i], position, 0, alpha);
             aj += w1[i].to_f64() * s * w0[i].to_f64();
             bj += w1[i].to_f64() * s * b0[i].to_f64();
         }
-        let mut a = Vec::with_capacity(k + 1);
-        let mut b = Vec::with_capacity(k + 1);
-        a.push(T::from_f64(aj));
-        b.push(T::from_f64(bj));
-        for &(_, i) in &order {
+        sort_by_threshold_then_unit::<T>(&mut order);
+        let mut position = vec![None; n];
+        // Then one unit changes slope per threshold.
+        let k = order.len();
+        let mut thresholds = vec![T::ZERO; k];
+        let mut a = vec![T::ZERO; k + 1];
+        let mut b = vec![T::ZERO; k + 1];
+        (a[0], b[0]) = (T::from_f64(aj), T::from_f64(bj));
+        for (pos, &(t, i)) in order.iter().enumerate() {
+            position[i] = Some(pos);
+            thresholds[pos] = T::from_ordered(t);
             // Crossing θ: w0 > 0 turns the unit on (α → 1), w0 < 0 turns it off (1 → α).
             let change = if w0[i] > T::ZERO {
                 1.0 - alpha
@@ -136,11 +135,10 @@ impl<T: KernelFloat> PwlTable<T> {
             };
             aj += w1[i].to_f64() * change * w0[i].to_f64();
             bj += w1[i].to_f64() * change * b0[i].to_f64();
-            a.push(T::from_f64(aj));
-            b.push(T::from_f64(bj));
+            (a[pos + 1], b[pos + 1]) = (T::from_f64(aj), T::from_f64(bj));
         }
         Some(PwlTable {
-            thresholds: order.iter().map(|&(t, _)| T::from_ordered(t)).collect(),
+            thresholds,
             a,
             b,
             position,
@@ -202,6 +200,31 @@ impl<T: KernelFloat> PwlTable<T> {
             out.b0[o] = T::from_f64(w * sg);
         }
         out.b1[c] = T::from_f64(t0);
+    }
+}
+
+/// Sorts `(ordered threshold, unit)` pairs by threshold, then by unit (a deterministic order
+/// for coinciding thresholds). For `f32` each pair is packed into one `u64` key, the
+/// threshold's 32 bits above the unit's: it sorts about twice as fast as the pairs.
+fn sort_by_threshold_then_unit<T: KernelFloat>(order: &mut [(i64, usize)]) {
+    // Units are pushed in increasing order, so the last one is the largest.
+    let units_fit = order.last().is_none_or(|&(_, i)| u32::try_from(i).is_ok());
+    if !(T::IS_F32 && units_fit) {
+        order.sort_unstable();
+        return;
+    }
+    // f32 ordered values lie within the i32 range; flipping the sign bit orders them unsigned.
+    let flip = |t: i32| (t as u32) ^ 0x8000_0000;
+    let mut keys: Vec<u64> = order
+        .iter()
+        .map(|&(t, i)| (u64::from(flip(t as i32)) << 32) | i as u64)
+        .collect();
+    keys.sort_unstable();
+    for (pair, key) in order.iter_mut().zip(keys) {
+        *pair = (
+            i64::from(flip((key >> 32) as i32) as i32),
+            key as u32 as usize,
+        );
     }
 }
 
@@ -493,6 +516,22 @@ mod tests {
         assert!(threshold(0.0f32, 1.0).is_none());
         assert!(threshold(f32::NAN, 1.0).is_none());
         assert!(threshold(1.0f32, f32::INFINITY).is_none());
+    }
+
+    #[test]
+    fn packed_sort_orders_like_the_pairs() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for n in [0, 1, 2, 7, 128, 300] {
+            // Few distinct values, so that ties (sorted by unit) are common; both signs, ±0.
+            let values = [-3.5f32, -0.0, 0.0, 1e-40, 2.25, f32::MAX, -f32::MAX];
+            let mut order: Vec<(i64, usize)> = (0..n)
+                .map(|i| (values[rng.random_range(0..values.len())].to_ordered(), i))
+                .collect();
+            let mut expected = order.clone();
+            expected.sort_unstable();
+            sort_by_threshold_then_unit::<f32>(&mut order);
+            assert_eq!(order, expected, "n={n}");
+        }
     }
 
     #[test]
