@@ -152,13 +152,14 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
 
 /// Runs every case. `report` is called after each one (for live output).
 ///
-/// Burn's relu and the fused AFU cases are timed interleaved, one timed pass of each per round,
-/// so that a slow spell of this shared machine falls on all of them alike rather than on
-/// whichever case ran through it (the ratios to relu are what the targets are about). The
-/// plain-ops cases
-/// follow, one after the other: each allocates hundreds of MB to GB per pass, and the allocator
-/// state it leaves behind (freed, trimmed, re-faulted pages) would otherwise be timed with the
-/// fast cases.
+/// Burn's relu and the relu-family fused AFUs (a few times relu's cost) are timed interleaved,
+/// one timed pass of each per round, so that a slow spell of this shared machine falls on all
+/// of them alike rather than on whichever case ran through it (their ratios to relu are what
+/// the targets are about). The smooth bases' fused AFUs (tens of ms per pass; in the rounds,
+/// Burn's relu measured 0.73–0.76 ms against 0.58–0.65 without them) and then the plain-ops AFUs
+/// follow, each case on its own: a plain-ops pass allocates hundreds of MB to GB, and the
+/// allocator state it leaves behind (freed, trimmed, re-faulted pages) would otherwise be timed
+/// with the fast cases.
 pub fn run_kernels(config: &KernelBenchConfig, mut report: impl FnMut(&BenchCase)) -> BenchReport {
     let device = Device::flex().autodiff();
     let x = Tensor::<4>::random(config.shape, Distribution::Normal(0.0, 1.0), &device);
@@ -195,22 +196,41 @@ pub fn run_kernels(config: &KernelBenchConfig, mut report: impl FnMut(&BenchCase
             memory_ratio_to_relu: peak as f64 / relu_peak.max(1) as f64,
         }
     };
-    // Burn's relu first, then the fused AFUs, round by round.
-    let mut timed: Vec<(String, Pass)> = vec![(
+    // One case timed alone: a warm-up pass, then `reps` timed ones.
+    let alone = |f: &dyn Fn(Tensor<4>) -> Tensor<4>, reps: usize| {
+        measure(&x, &g, f);
+        let mut times = Vec::new();
+        let mut peak = 0;
+        for _ in 0..reps.max(1) {
+            let (t, p) = measure(&x, &g, f);
+            times.push(t);
+            peak = peak.max(p);
+        }
+        (times, peak)
+    };
+    // Burn's relu and the relu-family fused AFUs, round by round.
+    let mut rounds: Vec<(String, Pass)> = vec![(
         "burn relu".into(),
         Box::new(burn::tensor::activation::relu::<4>),
     )];
+    let mut smooth: Vec<(String, Pass)> = Vec::new();
     for (name, _, afu) in &afus {
+        let base = afu.params().base;
         let afu = afu.clone().with_kernel(KernelChoice::Fused);
-        timed.push((
+        let pass: (String, Pass) = (
             format!("afu fused {name}"),
             Box::new(move |t| afu.forward(t)),
-        ));
+        );
+        if base.is_piecewise_linear() {
+            rounds.push(pass);
+        } else {
+            smooth.push(pass);
+        }
     }
-    let mut times = vec![Vec::new(); timed.len()];
-    let mut peaks = vec![0; timed.len()];
+    let mut times = vec![Vec::new(); rounds.len()];
+    let mut peaks = vec![0; rounds.len()];
     for _ in 0..config.reps.max(1) {
-        for (k, (_, f)) in timed.iter().enumerate() {
+        for (k, (_, f)) in rounds.iter().enumerate() {
             // Each timed pass follows an untimed pass of the same case, so that it starts from
             // that case's own steady state (its buffers reused, its data in the caches) as in a
             // loop of it alone: right after another case, Burn's relu measured ~9 % slower
@@ -223,29 +243,29 @@ pub fn run_kernels(config: &KernelBenchConfig, mut report: impl FnMut(&BenchCase
     }
     let mut cases: Vec<BenchCase> = Vec::new();
     let mut relu_ref = None;
-    for ((name, _), (times, peak)) in timed.into_iter().zip(times.into_iter().zip(peaks)) {
+    for ((name, _), (times, peak)) in rounds.into_iter().zip(times.into_iter().zip(peaks)) {
         let c = case(name, times, peak, relu_ref);
         relu_ref = relu_ref.or(Some((c.median_ms, c.peak_extra_bytes)));
+        report(&c);
+        cases.push(c);
+    }
+    // The smooth bases' fused AFUs (tens of ms per pass), then the plain-ops AFUs, one after
+    // the other.
+    for (name, f) in &smooth {
+        let (times, peak) = alone(f, config.reps);
+        let c = case(name.clone(), times, peak, relu_ref);
         report(&c);
         cases.push(c);
     }
     if config.plain_ops {
         for (name, n, afu) in &afus {
             let afu = afu.clone().with_kernel(KernelChoice::Reference);
-            let f = |t| afu.forward(t);
             let reps = if *n > 32 {
                 config.reps.min(3)
             } else {
                 config.reps
             };
-            measure(&x, &g, &f); // warm-up
-            let mut times = Vec::new();
-            let mut peak = 0;
-            for _ in 0..reps.max(1) {
-                let (t, p) = measure(&x, &g, &f);
-                times.push(t);
-                peak = peak.max(p);
-            }
+            let (times, peak) = alone(&|t| afu.forward(t), reps);
             let c = case(format!("afu plain-ops {name}"), times, peak, relu_ref);
             report(&c);
             cases.push(c);
