@@ -100,7 +100,7 @@ impl<T: KernelFloat> PwlTable<T> {
         }
         let n = w0.len();
         // (threshold as an ordered integer, unit), and G on interval 0 (x below every
-        // threshold): there a unit with a threshold is active iff w0 < 0.
+        // threshold).
         let mut order: Vec<(i64, usize)> = Vec::with_capacity(n);
         let (mut aj, mut bj) = (0.0f64, b1.to_f64());
         for i in 0..n {
@@ -111,8 +111,7 @@ impl<T: KernelFloat> PwlTable<T> {
             if kinked {
                 order.push((threshold(w0[i], b0[i])?.to_ordered(), i));
             }
-            let position = kinked.then_some(usize::MAX);
-            let s = slope_in_interval(w0[i], b0[i], position, 0, alpha);
+            let s = slope_below_thresholds(w0[i], b0[i], kinked, alpha);
             aj += w1[i].to_f64() * s * w0[i].to_f64();
             bj += w1[i].to_f64() * s * b0[i].to_f64();
         }
@@ -228,18 +227,14 @@ fn sort_by_threshold_then_unit<T: KernelFloat>(order: &mut [(i64, usize)]) {
     }
 }
 
-/// Slope (1 or `alpha`) of unit `i` on interval `j`.
-fn slope_in_interval<T: KernelFloat>(
-    w0: T,
-    b0: T,
-    position: Option<usize>,
-    j: usize,
-    alpha: f64,
-) -> f64 {
-    let active = match position {
-        // x > θ on intervals j ≥ pos + 1
-        Some(pos) => (w0 > T::ZERO) == (j > pos),
-        None => alpha == 1.0 || b0 > T::ZERO,
+/// Slope (1 or `alpha`) of a unit on interval 0, below every threshold: a unit with a
+/// threshold (`kinked`) is active there iff `w0 < 0`; one without (`w0 = 0`, or a linear base)
+/// is active everywhere or nowhere.
+fn slope_below_thresholds<T: KernelFloat>(w0: T, b0: T, kinked: bool, alpha: f64) -> f64 {
+    let active = if kinked {
+        w0 < T::ZERO
+    } else {
+        alpha == 1.0 || b0 > T::ZERO
     };
     if active { 1.0 } else { alpha }
 }
@@ -269,7 +264,7 @@ impl IntervalSums {
 
 /// The tables of every channel, with their AVX-512 forms where the CPU and `T` allow. With
 /// several channels, each one's is built on first use, by the work item that needs it: the
-/// building (~3.5 µs per channel of 128 units) is then spread over the threads with the
+/// building (~3 µs per channel of 128 units) is then spread over the threads with the
 /// kernels' own work, where a parallel loop of its own mostly ran on the calling thread while
 /// the others woke up.
 pub(super) struct Tables<T> {
