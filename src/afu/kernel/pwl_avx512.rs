@@ -12,7 +12,9 @@
 //! search chain). The search is a chain of dependent steps, so the lookups of several vectors
 //! ([`U_FORWARD`] in the forward, [`U`] in the backward) are interleaved step by step: their
 //! independent work fills each other's latency (single-thread forward at N = 128: 0.87 → 0.57 ms
-//! on a 1.38 M-element tensor with 6, 0.51 ms with 7).
+//! on a 1.38 M-element tensor with 6, 0.51 ms with 7). The backward, which needs no
+//! intercepts, looks up in a second table in the two-register layout when the one-register
+//! groups are long ([`FastTable::for_backward`]).
 //!
 //! **Parameter statistics.** Backward needs `Σ gy` and `Σ gy·x` per interval:
 //! - `K ≤ 8`: per threshold, masked sums over the elements above it (compare + two masked
