@@ -363,15 +363,15 @@ mod tests {
     }
 
     /// The relu family at the unit counts where the interval lookup changes shape (one group,
-    /// several, the two-register layout, and beyond it the portable path), shared and
-    /// per-channel, against the plain-ops reference in f32.
+    /// several, the two-register layout from 80 thresholds and always above 255, and beyond
+    /// it the portable path), shared and per-channel, against the plain-ops reference in f32.
     #[test]
     fn fused_relu_family_lookup_layouts_match_reference() {
         for base in [
             crate::afu::BaseActivation::Relu,
             crate::afu::BaseActivation::LeakyRelu,
         ] {
-            for hidden in [15, 16, 17, 31, 33, 255, 256, 300, 520] {
+            for hidden in [15, 16, 17, 31, 33, 79, 80, 255, 256, 300, 520] {
                 for (channels, dims) in [(1, vec![1013]), (3, vec![5, 3, 67]), (3, vec![40, 3, 37])]
                 {
                     let p = Problem::random(77 + hidden as u64, base, channels, hidden, &dims);

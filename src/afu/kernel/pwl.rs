@@ -282,9 +282,6 @@ struct Built<T> {
     table: PwlTable<T>,
     #[cfg(target_arch = "x86_64")]
     fast: Option<super::pwl_avx512::FastTable>,
-    /// A layout that serves the backward pass better, when there is one.
-    #[cfg(target_arch = "x86_64")]
-    fast_backward: Option<super::pwl_avx512::FastTable>,
 }
 
 impl<T: KernelFloat> Tables<T> {
@@ -333,11 +330,6 @@ impl<T: KernelFloat> Tables<T> {
                 fast: self
                     .vectorised
                     .then(|| super::pwl_avx512::FastTable::new(&table))
-                    .flatten(),
-                #[cfg(target_arch = "x86_64")]
-                fast_backward: self
-                    .vectorised
-                    .then(|| super::pwl_avx512::FastTable::for_backward(&table))
                     .flatten(),
                 table,
             }
@@ -412,7 +404,7 @@ pub(super) fn backward<T: KernelFloat>(
         let built = tables.channel(p, item.channel);
         let table = &built.table;
         #[cfg(target_arch = "x86_64")]
-        if let Some(fast) = built.fast_backward.as_ref().or(built.fast.as_ref()) {
+        if let Some(fast) = &built.fast {
             let mut acc = super::pwl_avx512::Accumulator::new(fast);
             let runs = super::cpu::item_runs(layout, item);
             // SAFETY: runs of different items are disjoint and within `x` and `out`; `fast`

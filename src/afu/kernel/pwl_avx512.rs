@@ -1,20 +1,22 @@
 //! AVX-512 kernels of the piecewise-linear AFU (`f32`), 16 elements per instruction.
 //!
 //! **Lookup.** The `K` sorted thresholds, padded with `+∞` to `16·g` entries, are cut into 16
-//! groups of `g` (32 groups of two-register tables above 255 thresholds). A branch-free binary
-//! search over the groups' last entries (a broadcast compare, then three register permutes and
-//! compares) gives each element's group `c`; a scan over the `g − 1` other entries of that
-//! group (one permute and compare each) gives the position `r` in the group, so the interval
-//! `j = c·g + r`: the sorted thresholds' masks are nested, so the last one set names `r`, and
-//! the interval's slope and intercept come along in the same steps (permutes of tables laid
-//! out group-major, moved under the compare masks). With `K ≤ 15` (`g = 1`) the search alone decides the interval, and with
-//! `K ≤ 8` the forward counts the thresholds below `x` with independent compares instead (no
-//! search chain). The search is a chain of dependent steps, so the lookups of several vectors
-//! ([`U_FORWARD`] in the forward, [`U`] in the backward) are interleaved step by step: their
-//! independent work fills each other's latency (single-thread forward at N = 128: 0.87 → 0.57 ms
-//! on a 1.38 M-element tensor with 6, 0.51 ms with 7). The backward, which needs no
-//! intercepts, looks up in a second table in the two-register layout when the one-register
-//! groups are long ([`FastTable::for_backward`]).
+//! groups of `g` (the one-register layout), or into 32 groups (the two-register layout, half as
+//! long: from groups of [`WIDE_MIN_GROUP`], i.e. ~80 thresholds, and always above 255). A
+//! branch-free binary search over the groups' last entries (a broadcast compare, then three or
+//! four register permutes and compares) gives each element's group `c`; a scan over the
+//! `g − 1` other entries of that group (one permute and compare each) gives the position `r`
+//! in the group, so the interval `j = c·g + r`: the sorted thresholds' masks are nested, so
+//! the last one set names `r`, and the interval's slope and intercept come along in the same
+//! steps (permutes of tables laid out group-major, moved under the compare masks). With
+//! `K ≤ 15` (`g = 1`) the search alone decides the interval, and with `K ≤ 8` the forward
+//! counts the thresholds below `x` with independent compares instead (no search chain). The
+//! search is a chain of dependent steps, so the lookups of several vectors ([`U_FORWARD`] or
+//! [`U_FORWARD_WIDE`] in the forward, [`U`] in the backward) are interleaved step by step:
+//! their independent work fills each other's latency (single-thread forward at N = 128: 0.87
+//! → 0.57 ms on a 1.38 M-element tensor with 6, 0.51 ms with 7). On AVX-512 Zen 5 a
+//! two-register permute costs what a one-register one does (two per cycle, 5 cycles'
+//! latency); the two-register layout's picks are held after their compares by [`after`].
 //!
 //! **Parameter statistics.** Backward needs `Σ gy` and `Σ gy·x` per interval:
 //! - `K ≤ 8`: per threshold, masked sums over the elements above it (compare + two masked
@@ -38,10 +40,13 @@ use super::pwl::{IntervalSums, PwlTable};
 const LANES: usize = 16;
 /// Vectors whose lookups are interleaved in the backward pass.
 const U: usize = 6;
-/// Vectors whose lookups are interleaved in the forward pass: its lookups keep no interval, so
-/// one more fits in the registers (single thread, 1.38 M elements, 20 to 200 hidden units:
-/// 3–7 % faster than 6; 8 spills at N = 128).
+/// Vectors whose lookups are interleaved in the forward pass with the one-register layout: its
+/// lookups keep no interval, so one more fits in the registers (single thread, 1.38 M
+/// elements, 20 to 200 hidden units: 3–7 % faster than 6; 8 spills at N = 128).
 const U_FORWARD: usize = 7;
+/// As [`U_FORWARD`] with the two-register layout, whose tables take two registers each
+/// (N = 128 on data in L2: 20.5 cycles per 16 elements with 6, 21.5 with 7, 22.5 with 5).
+const U_FORWARD_WIDE: usize = 6;
 /// Entries of a lookup table (two registers).
 const WIDTH: usize = 32;
 /// Most thresholds the vectorised lookup handles (32 groups of at most 16, one `+∞` pad);
@@ -52,11 +57,12 @@ const SUFFIX_MAX: usize = 8;
 /// Most thresholds of the one-register layout (16 groups of at most 16): its four-step search
 /// and lookups use one-register permutes, cheaper than the two-register ones.
 const NARROW_MAX: usize = 16 * 16 - 1;
-/// Shortest group of the one-register layout for which the backward pass uses a second table in
-/// the two-register layout (see [`FastTable::for_backward`]): measured on AVX-512 Zen 5, the two
-/// are even from 20 to 96 hidden units (groups of 2 to 7), the two-register one faster from 128
-/// (groups of 9).
-const BACKWARD_WIDE_MIN_GROUP: usize = 8;
+/// Shortest group of the one-register layout from which the two-register layout (32 groups,
+/// half as long) serves both passes better. Measured on AVX-512 Zen 5 (one thread, data in
+/// L2, cycles per 16 elements, one-register against two-register layout): forward 16.2 / 16.6
+/// at 64 hidden units (groups of 5), 18.2 / 16.7 at 80 (6), 24.1 / 20.7 at 128 (9), 38.1 /
+/// 26.4 at 255 (16); backward 39.1 / 39.6, 40.2 / 39.4, 44.9 / 43.7, 63.1 / 50.9.
+const WIDE_MIN_GROUP: usize = 6;
 /// Vectors per block: `f32` lane sums cover at most this many vectors before they are added
 /// into `f64`; the histogram path buffers this many vectors' intervals.
 const BLOCK_VECTORS: usize = 48;
@@ -102,23 +108,13 @@ impl FastTable {
     }
 
     /// The vector table of one channel's table, or `None` when it has more than
-    /// [`MAX_THRESHOLDS`] thresholds. Only for a `T` that [`FastTable::available`] accepts.
+    /// [`MAX_THRESHOLDS`] thresholds: in the one-register layout while its groups are shorter
+    /// than [`WIDE_MIN_GROUP`], else in the two-register one. Only for a `T` that
+    /// [`FastTable::available`] accepts.
     pub(super) fn new<T: KernelFloat>(t: &PwlTable<T>) -> Option<FastTable> {
-        Self::with_layout(t, t.thresholds.len() <= NARROW_MAX)
-    }
-
-    /// A second vector table of `t` for the backward pass, in the two-register layout, when
-    /// [`FastTable::new`]'s is the one-register layout with long groups (at least
-    /// [`BACKWARD_WIDE_MIN_GROUP`] thresholds): the backward needs no intercepts, and its
-    /// lookup is then faster with half as long a scan over two-register permutes (single
-    /// thread, 1.38 M elements: N = 128 0.99 → 0.95 ms, N = 200 1.27 → 1.04 ms; the forward
-    /// is slower with it, 0.53 → 0.79 ms at N = 128). `None` otherwise.
-    pub(super) fn for_backward<T: KernelFloat>(t: &PwlTable<T>) -> Option<FastTable> {
         let k = t.thresholds.len();
         let narrow_group = (k + 1).div_ceil(LANES);
-        (k <= NARROW_MAX && narrow_group >= BACKWARD_WIDE_MIN_GROUP)
-            .then(|| Self::with_layout(t, false))
-            .flatten()
+        Self::with_layout(t, k <= NARROW_MAX && narrow_group < WIDE_MIN_GROUP)
     }
 
     /// The vector table in the one-register layout (`narrow`, for at most [`NARROW_MAX`]
@@ -390,12 +386,44 @@ unsafe fn coarse<const STEPS: u32, const U: usize>(t: &FastTable, x: [__m512; U]
     }
 }
 
+/// `v`, unchanged, as a value the compiler can only have after `k`: an empty `asm!` that takes
+/// both. Work on the result cannot be moved before `k` is computed.
+///
+/// The two-register layout's picks need it: a two-register permute overwrites one of its
+/// tables, so it cannot merge its result under a mask as the one-register picks do, and
+/// nothing then ties a step's slope and intercept picks to that step's compare. LLVM hoisted
+/// the picks of every step of every interleaved vector to the top of the lookup, which kept
+/// dozens of registers live and spilled them (N = 128 forward: 34 cycles per 16 elements
+/// against 20.5 with the picks held after their compares).
+///
+/// # Safety
+/// AVX-512F must be enabled in the caller.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn after(mut v: __m512i, k: __mmask16) -> __m512i {
+    // Not `pure`: the statements then also keep their program order among themselves, which
+    // measured faster (20.9 against 21.8 cycles per 16 elements at N = 128).
+    // SAFETY: the template is empty: no instruction is emitted, nothing is read or written.
+    unsafe {
+        std::arch::asm!(
+            "/* {0} {1} */",
+            inout(zmm_reg) v,
+            in(kreg) k,
+            options(nomem, nostack, preserves_flags)
+        );
+    }
+    v
+}
+
 /// `(A_j, B_j)` of each lane's interval, and the interval `j` itself, for `U` vectors at once.
+/// With `HOLD`, the two-register layout's picks are held after their compares ([`after`]): the
+/// forward needs it; the backward, which picks no intercepts, measured slower with it (N = 128,
+/// 1.38 M elements, two threads: 0.564–0.590 against 0.554–0.566 ms).
 ///
 /// # Safety
 /// AVX-512F must be enabled in the caller.
 #[inline(always)]
-unsafe fn lookup<const STEPS: u32, const G: usize, const U: usize>(
+unsafe fn lookup<const STEPS: u32, const G: usize, const U: usize, const HOLD: bool>(
     t: &FastTable,
     x: [__m512; U],
     slopes0: Table32,
@@ -403,7 +431,7 @@ unsafe fn lookup<const STEPS: u32, const G: usize, const U: usize>(
 ) -> [(__m512, __m512, __m512i); U] {
     // SAFETY: caller's contract; the tables hold 32 floats each and `k + 1 < group`.
     unsafe {
-        let c = coarse::<STEPS, U>(t, x);
+        let mut c = coarse::<STEPS, U>(t, x);
         let pick = |table: Table32, c: __m512i| {
             if STEPS <= 4 {
                 table.pick_low(c)
@@ -419,14 +447,28 @@ unsafe fn lookup<const STEPS: u32, const G: usize, const U: usize>(
         // Position within the group: the compares' masks are nested (sorted thresholds), so
         // the last one set names it — one masked move of a constant per step, no count.
         let mut within = [_mm512_setzero_si512(); U];
+        let mut previous = [0 as __mmask16; U];
         for k in 0..G - 1 {
             let th = Table32::load(t.inner.get_unchecked(k));
             let ak = Table32::load(t.slopes.get_unchecked(k + 1));
             let bk = Table32::load(t.intercepts.get_unchecked(k + 1));
+            if HOLD && STEPS > 4 && k > 0 {
+                // This step's permutes after the previous step's compares (see `after`).
+                for u in 0..U {
+                    c[u] = after(c[u], previous[u]);
+                }
+            }
             for u in 0..U {
                 let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(pick(th, c[u]), x[u]);
-                out[u].0 = _mm512_mask_mov_ps(out[u].0, above, pick(ak, c[u]));
-                out[u].1 = _mm512_mask_mov_ps(out[u].1, above, pick(bk, c[u]));
+                previous[u] = above;
+                // The slope and intercept picks after the compare that selects them.
+                let cu = if HOLD && STEPS > 4 {
+                    after(c[u], above)
+                } else {
+                    c[u]
+                };
+                out[u].0 = _mm512_mask_mov_ps(out[u].0, above, pick(ak, cu));
+                out[u].1 = _mm512_mask_mov_ps(out[u].1, above, pick(bk, cu));
                 within[u] =
                     _mm512_mask_mov_epi32(within[u], above, _mm512_set1_epi32(k as i32 + 1));
             }
@@ -503,6 +545,27 @@ unsafe fn forward_f32<const STEPS: u32, const G: usize>(
     yp: *mut f32,
     runs: &Runs,
 ) {
+    // SAFETY: caller's contract.
+    unsafe {
+        if STEPS > 4 {
+            forward_interleaved::<STEPS, G, U_FORWARD_WIDE>(t, xp, yp, runs)
+        } else {
+            forward_interleaved::<STEPS, G, U_FORWARD>(t, xp, yp, runs)
+        }
+    }
+}
+
+/// [`forward_f32`] with the lookups of `UF` vectors interleaved.
+///
+/// # Safety
+/// As [`forward_f32`].
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
+unsafe fn forward_interleaved<const STEPS: u32, const G: usize, const UF: usize>(
+    t: &FastTable,
+    xp: *const f32,
+    yp: *mut f32,
+    runs: &Runs,
+) {
     // SAFETY: every access is within a run (full vectors, then a masked tail).
     unsafe {
         let a0 = Table32::load(&t.slopes[0]);
@@ -510,19 +573,19 @@ unsafe fn forward_f32<const STEPS: u32, const G: usize>(
         for &(off, len) in runs {
             let end = off + len;
             let mut i = off;
-            while i + U_FORWARD * LANES <= end {
-                let x: [__m512; U_FORWARD] =
+            while i + UF * LANES <= end {
+                let x: [__m512; UF] =
                     std::array::from_fn(|u| _mm512_loadu_ps(xp.add(i + u * LANES)));
-                let r = lookup::<STEPS, G, U_FORWARD>(t, x, a0, b0);
-                for u in 0..U_FORWARD {
+                let r = lookup::<STEPS, G, UF, true>(t, x, a0, b0);
+                for u in 0..UF {
                     let y = _mm512_add_ps(_mm512_mul_ps(r[u].0, x[u]), r[u].1);
                     _mm512_storeu_ps(yp.add(i + u * LANES), y);
                 }
-                i += U_FORWARD * LANES;
+                i += UF * LANES;
             }
             for_each_vector(&[(i, end - i)], |i, mask| {
                 let x = load(xp.add(i), mask);
-                let [(a, b, _)] = lookup::<STEPS, G, 1>(t, [x], a0, b0);
+                let [(a, b, _)] = lookup::<STEPS, G, 1, true>(t, [x], a0, b0);
                 store(yp.add(i), mask, _mm512_add_ps(_mm512_mul_ps(a, x), b));
             });
         }
@@ -753,7 +816,7 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
                 while (v + U) * LANES <= len {
                     let x: [__m512; U] =
                         std::array::from_fn(|u| _mm512_loadu_ps(xp.add(start + (v + u) * LANES)));
-                    let r = lookup::<STEPS, G, U>(t, x, a0, b0);
+                    let r = lookup::<STEPS, G, U, false>(t, x, a0, b0);
                     for u in 0..U {
                         finish(v + u, x[u], r[u].0, r[u].2, None);
                     }
@@ -763,7 +826,7 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
                     let i = start + v * LANES;
                     let m = ((n - i) < LANES).then(|| first_lanes(n - i));
                     let x = load(xp.add(i), m);
-                    let [(a, _, j)] = lookup::<STEPS, G, 1>(t, [x], a0, b0);
+                    let [(a, _, j)] = lookup::<STEPS, G, 1, false>(t, [x], a0, b0);
                     finish(v, x, a, j, m);
                     v += 1;
                 }
