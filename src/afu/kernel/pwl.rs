@@ -150,7 +150,8 @@ impl<T: KernelFloat> PwlTable<T> {
         self.thresholds.partition_point(|&t| t < x)
     }
 
-    /// Turns the summed per-interval statistics into the parameter gradients of channel `c`.
+    /// Turns the summed per-interval statistics into the parameter gradients of channel `c`,
+    /// written to `out` (one channel's: `N` entries each, and one `b1`).
     fn finish(
         &self,
         p: &ParamSlices<T>,
@@ -192,13 +193,12 @@ impl<T: KernelFloat> PwlTable<T> {
                     (s * t0, s * t1)
                 }
             };
-            let o = c * n + i;
             // ψ(u) = s·u = s·(w0·x + b0)
-            out.w1[o] = T::from_f64(a * sgx + b * sg);
-            out.w0[o] = T::from_f64(w * sgx);
-            out.b0[o] = T::from_f64(w * sg);
+            out.w1[i] = T::from_f64(a * sgx + b * sg);
+            out.w0[i] = T::from_f64(w * sgx);
+            out.b0[i] = T::from_f64(w * sg);
         }
-        out.b1[c] = T::from_f64(t0);
+        out.b1[0] = T::from_f64(t0);
     }
 }
 
@@ -391,6 +391,12 @@ fn backward_run<T: KernelFloat>(
 }
 
 /// `gx = gy·G'(x)` in place over all work items, and the parameter gradients.
+///
+/// Each item leaves its per-interval sums; the last of a channel's items to finish adds that
+/// channel's sums up, in item order (the same bits whichever thread does it), and turns them
+/// into the channel's gradients. The channels are thus finished inside the parallel loop, as
+/// their items complete, rather than one after the other once it is over (per-channel N = 128:
+/// 0.036 ms on one thread while the other waited).
 pub(super) fn backward<T: KernelFloat>(
     x: &[T],
     layout: Layout,
@@ -399,45 +405,83 @@ pub(super) fn backward<T: KernelFloat>(
     tables: &Tables<T>,
     out: SharedMut<T>,
 ) -> ParamGrads<T> {
-    let partials: Vec<IntervalSums> = par_map(items.len(), |i| {
-        let item = items[i];
-        let built = tables.channel(p, item.channel);
-        let table = &built.table;
-        #[cfg(target_arch = "x86_64")]
-        if let Some(fast) = &built.fast {
-            let mut acc = super::pwl_avx512::Accumulator::new(fast);
-            let runs = super::cpu::item_runs(layout, item);
-            // SAFETY: runs of different items are disjoint and within `x` and `out`; `fast`
-            // exists only when T is f32 and the CPU has AVX-512.
-            unsafe { super::pwl_avx512::backward_runs(fast, x, out.0, &runs, &mut acc) };
-            return acc.into_sums(table.a.len());
-        }
-        let mut sums = IntervalSums::new(table.a.len());
-        for_each_run(layout, item, |off, len| {
-            // SAFETY: runs of different items are disjoint and within `out`.
-            let gs = unsafe { out.slice(off, len) };
-            backward_run(table, &x[off..off + len], gs, &mut sums);
-        });
-        sums
-    });
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let partials: Vec<OnceLock<IntervalSums>> = items.iter().map(|_| OnceLock::new()).collect();
+    let mut per_channel = vec![0usize; layout.channels];
+    for item in items {
+        per_channel[item.channel] += 1;
+    }
+    let unfinished: Vec<AtomicUsize> = per_channel.into_iter().map(AtomicUsize::new).collect();
     let n = p.hidden;
+    let finished: Vec<Option<(usize, ParamGrads<T>)>> = par_map(items.len(), |i| {
+        let item = items[i];
+        let c = item.channel;
+        let built = tables.channel(p, c);
+        let table = &built.table;
+        let sums = item_sums(x, layout, item, table, built, out);
+        if partials[i].set(sums).is_err() {
+            unreachable!("each work item runs once");
+        }
+        // AcqRel: the last item sees every other item's partial sums of its channel.
+        if unfinished[c].fetch_sub(1, Ordering::AcqRel) != 1 {
+            return None;
+        }
+        let mut total = IntervalSums::new(table.a.len());
+        for (other, part) in items.iter().zip(&partials) {
+            if other.channel == c {
+                total.add(part.get().expect("every item of the channel has finished"));
+            }
+        }
+        let mut grads = ParamGrads {
+            w0: vec![T::ZERO; n],
+            b0: vec![T::ZERO; n],
+            w1: vec![T::ZERO; n],
+            b1: vec![T::ZERO; 1],
+        };
+        table.finish(p, c, tables.alpha, &total, &mut grads);
+        Some((c, grads))
+    });
     let mut grads = ParamGrads {
         w0: vec![T::ZERO; layout.channels * n],
         b0: vec![T::ZERO; layout.channels * n],
         w1: vec![T::ZERO; layout.channels * n],
         b1: vec![T::ZERO; layout.channels],
     };
-    for c in 0..layout.channels {
-        let table = &tables.channel(p, c).table;
-        let mut total = IntervalSums::new(table.a.len());
-        for (item, part) in items.iter().zip(&partials) {
-            if item.channel == c {
-                total.add(part);
-            }
-        }
-        table.finish(p, c, tables.alpha, &total, &mut grads);
+    for (c, g) in finished.into_iter().flatten() {
+        grads.w0[c * n..(c + 1) * n].copy_from_slice(&g.w0);
+        grads.b0[c * n..(c + 1) * n].copy_from_slice(&g.b0);
+        grads.w1[c * n..(c + 1) * n].copy_from_slice(&g.w1);
+        grads.b1[c] = g.b1[0];
     }
     grads
+}
+
+/// One work item's backward pass: `gx` in place of its elements' `gy`, and its per-interval
+/// sums.
+fn item_sums<T: KernelFloat>(
+    x: &[T],
+    layout: Layout,
+    item: Item,
+    table: &PwlTable<T>,
+    #[allow(unused_variables)] built: &Built<T>,
+    out: SharedMut<T>,
+) -> IntervalSums {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(fast) = &built.fast {
+        let mut acc = super::pwl_avx512::Accumulator::new(fast);
+        let runs = super::cpu::item_runs(layout, item);
+        // SAFETY: runs of different items are disjoint and within `x` and `out`; `fast`
+        // exists only when T is f32 and the CPU has AVX-512.
+        unsafe { super::pwl_avx512::backward_runs(fast, x, out.0, &runs, &mut acc) };
+        return acc.into_sums(table.a.len());
+    }
+    let mut sums = IntervalSums::new(table.a.len());
+    for_each_run(layout, item, |off, len| {
+        // SAFETY: runs of different items are disjoint and within `out`.
+        let gs = unsafe { out.slice(off, len) };
+        backward_run(table, &x[off..off + len], gs, &mut sums);
+    });
+    sums
 }
 
 #[cfg(test)]
