@@ -289,7 +289,7 @@ pub struct ParamGrads<T> {
 }
 
 /// Target number of elements per work item (a function of the shape only).
-const ITEM_ELEMENTS: usize = 1 << 15;
+pub(super) const ITEM_ELEMENTS: usize = 1 << 15;
 /// Up to this many hidden units, a relu-family AFU is evaluated directly, unit by unit,
 /// vectorised like the smooth bases (a few flops per unit, and exactly the reference's rounding
 /// of `w0·x + b0`); above it the interval lookup, whose cost hardly depends on N, is cheaper.

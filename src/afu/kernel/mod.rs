@@ -390,6 +390,33 @@ mod tests {
         }
     }
 
+    /// Per-channel AFUs on planes of at least 64 elements, whose forward pass walks the tensor
+    /// in memory order (one plane after the other, each with its channel's table), on one work
+    /// item and on two (520 planes of 64), against the plain-ops reference in f32.
+    #[test]
+    fn fused_per_channel_in_memory_order_matches_reference() {
+        for base in [
+            crate::afu::BaseActivation::Relu,
+            crate::afu::BaseActivation::LeakyRelu,
+        ] {
+            for hidden in [3, 8, 40, 128] {
+                for (channels, dims) in [(3, vec![5, 3, 67]), (2, vec![260, 2, 64])] {
+                    let p = Problem::random(91 + hidden as u64, base, channels, hidden, &dims);
+                    let (yr, gr) = tensor_grads(&p, KernelChoice::Reference, DType::F32);
+                    let (yf, gf) = tensor_grads(&p, KernelChoice::Fused, DType::F32);
+                    let e = scaled_error(&yf, &yr);
+                    assert!(e <= 1e-5, "{base} N={hidden} {dims:?}: forward {e}");
+                    for (name, (a, b)) in
+                        ["x", "w0", "b0", "w1", "b1"].iter().zip(gf.iter().zip(&gr))
+                    {
+                        let e = scaled_error(a, b);
+                        assert!(e <= 1e-4, "{base} N={hidden} {dims:?}: grad {name} {e}");
+                    }
+                }
+            }
+        }
+    }
+
     /// The CubeCL kernel (here on whatever wgpu finds: a GPU, or lavapipe, Mesa's CPU Vulkan
     /// driver) against the plain-ops reference on the CPU, f32, odd sizes, every base, N ∈ {1,
     /// 3, 8, 128}, shared and per-channel, and channels split over several cubes (the last two
