@@ -340,6 +340,21 @@ fn bench_kernels_quick_reports_every_case() {
     for c in cases {
         assert!(c["median_ms"].as_f64().unwrap() > 0.0);
         assert!(c["peak_extra_bytes"].as_u64().unwrap() > 0);
+        assert_eq!(c["reps"], 1);
+    }
+}
+
+#[test]
+fn bench_kernels_caps_the_plain_ops_repetitions() {
+    let o = afu(&[
+        "bench", "kernels", "--quick", "--reps", "9", "--json", "--bases", "relu",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for c in r["cases"].as_array().unwrap() {
+        let name = c["name"].as_str().unwrap();
+        let expected = if name.contains("plain-ops") { 7 } else { 9 };
+        assert_eq!(c["reps"], expected, "{name}");
     }
 }
 

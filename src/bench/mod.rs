@@ -71,8 +71,8 @@ fn reset_peak() -> usize {
 pub struct KernelBenchConfig {
     /// Input shape `[batch, channels, h, w]` (default: conv1 output of the MNIST CNN, 64×32×26×26).
     pub shape: [usize; 4],
-    /// Timed repetitions per case (the median is reported); the slow plain-ops N=128 cases use
-    /// at most 3.
+    /// Timed repetitions per case (the median is reported); the slow plain-ops cases use at
+    /// most 7 (N ≤ 32) or 3 (N > 32).
     pub reps: usize,
     /// Hidden-unit counts.
     pub hidden: Vec<usize>,
@@ -86,7 +86,7 @@ impl Default for KernelBenchConfig {
     fn default() -> Self {
         KernelBenchConfig {
             shape: [64, 32, 26, 26],
-            reps: 7,
+            reps: 21,
             hidden: vec![8, 128],
             bases: vec![
                 BaseActivation::Relu,
@@ -105,6 +105,8 @@ pub struct BenchCase {
     pub name: String,
     /// Median forward+backward milliseconds.
     pub median_ms: f64,
+    /// Timed passes the median is of.
+    pub reps: usize,
     /// `median_ms` / Burn relu's.
     pub ratio_to_relu: f64,
     /// Peak bytes allocated above the live bytes at the start of the pass.
@@ -186,11 +188,13 @@ pub fn run_kernels(config: &KernelBenchConfig, mut report: impl FnMut(&BenchCase
     }
     type Pass<'a> = Box<dyn Fn(Tensor<4>) -> Tensor<4> + 'a>;
     let case = |name: String, times: Vec<f64>, peak: usize, relu: Option<(f64, usize)>| {
+        let reps = times.len();
         let ms = median(times) * 1e3;
         let (relu_ms, relu_peak) = relu.unwrap_or((ms, peak));
         BenchCase {
             name,
             median_ms: ms,
+            reps,
             ratio_to_relu: ms / relu_ms,
             peak_extra_bytes: peak,
             memory_ratio_to_relu: peak as f64 / relu_peak.max(1) as f64,
@@ -260,11 +264,7 @@ pub fn run_kernels(config: &KernelBenchConfig, mut report: impl FnMut(&BenchCase
     if config.plain_ops {
         for (name, n, afu) in &afus {
             let afu = afu.clone().with_kernel(KernelChoice::Reference);
-            let reps = if *n > 32 {
-                config.reps.min(3)
-            } else {
-                config.reps
-            };
+            let reps = config.reps.min(if *n > 32 { 3 } else { 7 });
             let (times, peak) = alone(&|t| afu.forward(t), reps);
             let c = case(format!("afu plain-ops {name}"), times, peak, relu_ref);
             report(&c);
