@@ -362,46 +362,20 @@ mod tests {
         });
     }
 
-    /// The relu family at the unit counts where the interval lookup changes shape (one group,
-    /// several, the two-register layout from 80 thresholds and always above 255, and beyond
-    /// it the portable path), shared and per-channel, against the plain-ops reference in f32.
-    #[test]
-    fn fused_relu_family_lookup_layouts_match_reference() {
+    /// Relu and leaky-relu AFUs, fused against the plain-ops reference in f32, for each unit
+    /// count and shape: forward ≤ 1e-5, gradients ≤ 1e-4 (scaled).
+    fn assert_relu_family_matches_reference(
+        seed: u64,
+        hiddens: &[usize],
+        shapes: &[(usize, Vec<usize>)],
+    ) {
         for base in [
             crate::afu::BaseActivation::Relu,
             crate::afu::BaseActivation::LeakyRelu,
         ] {
-            for hidden in [15, 16, 17, 31, 33, 79, 80, 255, 256, 300, 520] {
-                for (channels, dims) in [(1, vec![1013]), (3, vec![5, 3, 67]), (3, vec![40, 3, 37])]
-                {
-                    let p = Problem::random(77 + hidden as u64, base, channels, hidden, &dims);
-                    let (yr, gr) = tensor_grads(&p, KernelChoice::Reference, DType::F32);
-                    let (yf, gf) = tensor_grads(&p, KernelChoice::Fused, DType::F32);
-                    let e = scaled_error(&yf, &yr);
-                    assert!(e <= 1e-5, "{base} N={hidden} C={channels}: forward {e}");
-                    for (name, (a, b)) in
-                        ["x", "w0", "b0", "w1", "b1"].iter().zip(gf.iter().zip(&gr))
-                    {
-                        let e = scaled_error(a, b);
-                        assert!(e <= 1e-4, "{base} N={hidden} C={channels}: grad {name} {e}");
-                    }
-                }
-            }
-        }
-    }
-
-    /// Per-channel AFUs on planes of at least 64 elements, whose forward pass walks the tensor
-    /// in memory order (one plane after the other, each with its channel's table), on one work
-    /// item and on two (520 planes of 64), against the plain-ops reference in f32.
-    #[test]
-    fn fused_per_channel_in_memory_order_matches_reference() {
-        for base in [
-            crate::afu::BaseActivation::Relu,
-            crate::afu::BaseActivation::LeakyRelu,
-        ] {
-            for hidden in [3, 8, 40, 128] {
-                for (channels, dims) in [(3, vec![5, 3, 67]), (2, vec![260, 2, 64])] {
-                    let p = Problem::random(91 + hidden as u64, base, channels, hidden, &dims);
+            for &hidden in hiddens {
+                for (channels, dims) in shapes {
+                    let p = Problem::random(seed + hidden as u64, base, *channels, hidden, dims);
                     let (yr, gr) = tensor_grads(&p, KernelChoice::Reference, DType::F32);
                     let (yf, gf) = tensor_grads(&p, KernelChoice::Fused, DType::F32);
                     let e = scaled_error(&yf, &yr);
@@ -415,6 +389,30 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The relu family at the unit counts where the interval lookup changes shape (one group,
+    /// several, the two-register layout from 80 thresholds and always above 255, and beyond
+    /// it the portable path), shared and per-channel.
+    #[test]
+    fn fused_relu_family_lookup_layouts_match_reference() {
+        assert_relu_family_matches_reference(
+            77,
+            &[15, 16, 17, 31, 33, 79, 80, 255, 256, 300, 520],
+            &[(1, vec![1013]), (3, vec![5, 3, 67]), (3, vec![40, 3, 37])],
+        );
+    }
+
+    /// Per-channel AFUs on planes of at least 64 elements, whose forward pass walks the tensor
+    /// in memory order (one plane after the other, each with its channel's table), on one work
+    /// item and on two (520 planes of 64).
+    #[test]
+    fn fused_per_channel_in_memory_order_matches_reference() {
+        assert_relu_family_matches_reference(
+            91,
+            &[3, 8, 40, 128],
+            &[(3, vec![5, 3, 67]), (2, vec![260, 2, 64])],
+        );
     }
 
     /// The CubeCL kernel (here on whatever wgpu finds: a GPU, or lavapipe, Mesa's CPU Vulkan
