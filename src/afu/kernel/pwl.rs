@@ -461,7 +461,7 @@ pub(super) fn backward<T: KernelFloat>(
         let c = item.channel;
         let built = tables.channel(p, c);
         let table = &built.table;
-        let sums = item_sums(x, layout, item, table, built, out);
+        let sums = item_sums(x, layout, item, built, out);
         if partials[i].set(sums).is_err() {
             unreachable!("each work item runs once");
         }
@@ -505,10 +505,10 @@ fn item_sums<T: KernelFloat>(
     x: &[T],
     layout: Layout,
     item: Item,
-    table: &PwlTable<T>,
-    #[allow(unused_variables)] built: &Built<T>,
+    built: &Built<T>,
     out: SharedMut<T>,
 ) -> IntervalSums {
+    let table = &built.table;
     #[cfg(target_arch = "x86_64")]
     if let Some(fast) = &built.fast {
         let mut acc = super::pwl_avx512::Accumulator::new(fast);
