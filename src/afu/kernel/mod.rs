@@ -288,6 +288,9 @@ mod tests {
                 (1, 20, vec![3, 7]),
                 (3, 5, vec![2, 3, 3, 1]),
                 (4, 3, vec![5, 4]),
+                // Planes of 64 and more than 16 units: the relu family takes the interval
+                // lookup, whose forward walks the planes in memory order.
+                (2, 20, vec![2, 2, 64]),
             ] {
                 let p = Problem::random(
                     300 + k as u64 * 7 + hidden as u64,
