@@ -352,22 +352,37 @@ pub(super) fn forward<T: KernelFloat>(
     }
     par_map(items.len(), |i| {
         let item = items[i];
-        let built = tables.channel(p, item.channel);
-        #[cfg(target_arch = "x86_64")]
-        if let Some(fast) = &built.fast {
-            let runs = super::cpu::item_runs(layout, item);
-            // SAFETY: `fast` exists only when T is f32 and the CPU has AVX-512; runs of
-            // different items are disjoint and within `x` and `out`, which is only written here.
-            unsafe { super::pwl_avx512::forward_runs(fast, x, out.0, &runs) };
-            return;
-        }
-        for_each_run(layout, item, |off, len| {
-            // SAFETY: runs of different items are disjoint and within `out`; without `fast`
-            // the caller passes initialised memory (see `cpu::forward_to_vec`).
-            let ys = unsafe { out.slice(off, len) };
-            forward_run(&built.table, &x[off..off + len], ys);
-        });
+        let runs = super::cpu::item_runs(layout, item);
+        // SAFETY: runs of different items are disjoint and within `x` and `out`.
+        unsafe { forward_built(tables.channel(p, item.channel), x, &runs, out) };
     });
+}
+
+/// `y = G(x)` over `runs` with one channel's tables: the vector kernel where it has one, else
+/// the portable loop.
+///
+/// # Safety
+/// The runs must lie within `x` and the buffer behind `out`, and no other thread may access
+/// those elements of it; without a vector table that buffer must be initialised (see
+/// `cpu::forward_to_vec`: it is whenever the tables are not vectorised).
+unsafe fn forward_built<T: KernelFloat>(
+    built: &Built<T>,
+    x: &[T],
+    runs: &[(usize, usize)],
+    out: SharedMut<T>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(fast) = &built.fast {
+        // SAFETY: `fast` exists only when T is f32 and the CPU has AVX-512; the rest is the
+        // caller's contract.
+        unsafe { super::pwl_avx512::forward_runs(fast, x, out.0, runs) };
+        return;
+    }
+    for &(off, len) in runs {
+        // SAFETY: caller's contract.
+        let ys = unsafe { out.slice(off, len) };
+        forward_run(&built.table, &x[off..off + len], ys);
+    }
 }
 
 /// Shortest channel plane (`inner`, the elements between two channels) from which several
@@ -395,16 +410,9 @@ fn forward_in_memory_order<T: KernelFloat>(
     par_map(planes.div_ceil(per_item), |i| {
         for plane in i * per_item..((i + 1) * per_item).min(planes) {
             let built = tables.channel(p, plane % layout.channels);
-            let (off, len) = (plane * layout.inner, layout.inner);
-            #[cfg(target_arch = "x86_64")]
-            if let Some(fast) = &built.fast {
-                // SAFETY: as in `forward`: the planes of different items are disjoint.
-                unsafe { super::pwl_avx512::forward_runs(fast, x, out.0, &[(off, len)]) };
-                continue;
-            }
-            // SAFETY: the planes of different items are disjoint and within `out`.
-            let ys = unsafe { out.slice(off, len) };
-            forward_run(&built.table, &x[off..off + len], ys);
+            let run = [(plane * layout.inner, layout.inner)];
+            // SAFETY: the planes of different items are disjoint and within `x` and `out`.
+            unsafe { forward_built(built, x, &run, out) };
         }
     });
 }
