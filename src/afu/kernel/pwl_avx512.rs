@@ -24,11 +24,13 @@
 //! - `K ≤ 8`: per threshold, masked sums over the elements above it (compare + two masked
 //!   adds, in 4 or 8 slots whose accumulators are named variables held in registers), in `f32`
 //!   per lane over a block of [`BLOCK_VECTORS`] vectors, then added into `f64`;
-//! - more thresholds: a histogram over intervals in `f64`, filled per block after the block's
-//!   lookups, with [`COPIES`] interleaved copies so that runs of equal intervals do not form one
-//!   long dependency chain. The update is bound by memory accesses (~45 % of the backward before
-//!   they were trimmed): `(gy, gy·x)` are buffered as `f32` pairs widened by the update's own
-//!   load, and two bin offsets come per load.
+//! - more thresholds: a histogram over intervals in `f64`, with [`COPIES`] interleaved copies
+//!   so that runs of equal intervals do not form one long dependency chain. Its update is
+//!   scalar, one read-modify-write of a bin per element (~1 per cycle on Zen 5 whatever else it
+//!   does), while the lookups are vector work: each chunk of [`U`] vectors buffers its
+//!   elements' bin offsets and `(gy, gy·x)` pairs, and the previous chunk's update runs in
+//!   slices between the steps of the next chunk's lookups, so that the core overlaps the two
+//!   (see [`backward_histogram`]).
 //!
 //! Everything here is reached only through [`FastTable`]s, which exist only when the CPU has
 //! AVX-512 (F, VL, BW, DQ) and the kernel's float type is `f32`.
@@ -65,11 +67,9 @@ const NARROW_MAX: usize = 16 * 16 - 1;
 /// at 64 hidden units (groups of 5), 18.2 / 16.7 at 80 (6), 24.1 / 20.7 at 128 (9), 38.1 /
 /// 26.4 at 255 (16); backward 39.1 / 39.6, 40.2 / 39.4, 44.9 / 43.7, 63.1 / 50.9.
 const WIDE_MIN_GROUP: usize = 6;
-/// Vectors per block: `f32` lane sums cover at most this many vectors before they are added
-/// into `f64`; the histogram path buffers this many vectors' intervals.
+/// Vectors per block of the per-threshold sums: their `f32` lane sums cover at most this many
+/// vectors before they are added into `f64`.
 const BLOCK_VECTORS: usize = 48;
-/// Elements per block.
-const BLOCK: usize = BLOCK_VECTORS * LANES;
 /// Interleaved histogram copies.
 const COPIES: usize = 8;
 const _: () = assert!(LANES.is_multiple_of(COPIES));
@@ -362,7 +362,11 @@ impl Table32 {
 /// # Safety
 /// AVX-512F must be enabled in the caller.
 #[inline(always)]
-unsafe fn coarse<const STEPS: u32, const U: usize>(t: &FastTable, x: [__m512; U]) -> [__m512i; U] {
+unsafe fn coarse<const STEPS: u32, const U: usize>(
+    t: &FastTable,
+    x: [__m512; U],
+    between: &mut impl FnMut(),
+) -> [__m512i; U] {
     // SAFETY: caller's contract; `probes` has 5 ≥ STEPS tables.
     unsafe {
         let mut step = 1i32 << (STEPS - 1);
@@ -383,6 +387,7 @@ unsafe fn coarse<const STEPS: u32, const U: usize>(t: &FastTable, x: [__m512; U]
                 let above = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(th, x[u]);
                 idx[u] = _mm512_mask_add_epi32(idx[u], above, idx[u], _mm512_set1_epi32(step));
             }
+            between();
         }
         idx
     }
@@ -420,7 +425,9 @@ unsafe fn after(mut v: __m512i, k: __mmask16) -> __m512i {
 /// `(A_j, B_j)` of each lane's interval, and the interval `j` itself, for `U` vectors at once.
 /// With `HOLD`, the two-register layout's picks are held after their compares ([`after`]): the
 /// forward needs it; the backward, which picks no intercepts, measured slower with it (N = 128,
-/// 1.38 M elements, two threads: 0.564–0.590 against 0.554–0.566 ms).
+/// 1.38 M elements, two threads: 0.564–0.590 against 0.554–0.566 ms). `between` is called
+/// after each step of the search and of the scan (nine times with the two-register layout at
+/// N = 128): the backward slips a slice of its scalar histogram update in there.
 ///
 /// # Safety
 /// AVX-512F must be enabled in the caller.
@@ -430,10 +437,11 @@ unsafe fn lookup<const STEPS: u32, const G: usize, const U: usize, const HOLD: b
     x: [__m512; U],
     slopes0: Table32,
     intercepts0: Table32,
+    between: &mut impl FnMut(),
 ) -> [(__m512, __m512, __m512i); U] {
     // SAFETY: caller's contract; the tables hold 32 floats each and `k + 1 < group`.
     unsafe {
-        let mut c = coarse::<STEPS, U>(t, x);
+        let mut c = coarse::<STEPS, U>(t, x, between);
         let pick = |table: Table32, c: __m512i| {
             if STEPS <= 4 {
                 table.pick_low(c)
@@ -474,6 +482,7 @@ unsafe fn lookup<const STEPS: u32, const G: usize, const U: usize, const HOLD: b
                 within[u] =
                     _mm512_mask_mov_epi32(within[u], above, _mm512_set1_epi32(k as i32 + 1));
             }
+            between();
         }
         for u in 0..U {
             out[u].2 = _mm512_add_epi32(
@@ -620,7 +629,7 @@ unsafe fn forward_interleaved<const STEPS: u32, const G: usize, const UF: usize>
                 }
                 let x: [__m512; UF] =
                     std::array::from_fn(|u| _mm512_loadu_ps(xp.add(i + u * LANES)));
-                let r = lookup::<STEPS, G, UF, true>(t, x, a0, b0);
+                let r = lookup::<STEPS, G, UF, true>(t, x, a0, b0, &mut || {});
                 for u in 0..UF {
                     let y = _mm512_add_ps(_mm512_mul_ps(r[u].0, x[u]), r[u].1);
                     _mm512_storeu_ps(yp.add(i + u * LANES), y);
@@ -629,7 +638,7 @@ unsafe fn forward_interleaved<const STEPS: u32, const G: usize, const UF: usize>
             }
             for_each_vector(&[(i, end - i)], [], |i, mask| {
                 let x = load(xp.add(i), mask);
-                let [(a, b, _)] = lookup::<STEPS, G, 1, true>(t, [x], a0, b0);
+                let [(a, b, _)] = lookup::<STEPS, G, 1, true>(t, [x], a0, b0, &mut || {});
                 store(yp.add(i), mask, _mm512_add_ps(_mm512_mul_ps(a, x), b));
             });
         }
@@ -659,8 +668,8 @@ unsafe fn flush(v: __m512, into: &mut [f64; LANES]) {
 /// feeds that threshold's masked sums and selects the slope (`gx = gy·A_j`; the thresholds are
 /// sorted, so the masks are nested and the last one set names the interval: one masked move per
 /// threshold, no count and no permute). Each slot's accumulators are named variables, so they
-/// stay in registers; the `f32` lane sums are added into `f64` once per block of [`BLOCK`]
-/// elements. Full vectors run without masks; only a run's last partial vector is masked.
+/// stay in registers; the `f32` lane sums are added into `f64` once per block of
+/// [`BLOCK_VECTORS`] vectors. Full vectors run without masks; only a run's last partial vector is masked.
 macro_rules! suffix_kernel {
     ($name:ident, $slots:literal; $(($s0:ident, $s1:ident, $p:literal)),*) => {
         /// # Safety
@@ -807,9 +816,28 @@ suffix_kernel!(backward_suffix4, 4; (a0, b0, 0), (a1, b1, 1), (a2, b2, 2), (a3, 
 suffix_kernel!(backward_suffix8, 8; (a0, b0, 0), (a1, b1, 1), (a2, b2, 2), (a3, b3, 3),
     (a4, b4, 4), (a5, b5, 5), (a6, b6, 6), (a7, b7, 7));
 
-/// Per block: the lookups and `gx`, each element's interval and `(gy, gy·x)` (`f32` pairs) kept
-/// in buffers; then the histogram update in `f64` (each pair widened as it is added),
-/// [`COPIES`] elements at a time into separate copies.
+/// Elements of a chunk: the [`U`] vectors whose lookups are interleaved.
+const CHUNK: usize = U * LANES;
+
+/// Per chunk of [`U`] vectors: the lookups and `gx`, and each element's histogram offset and
+/// `(gy, gy·x)` (`f32` pairs) into one half of two buffers, while the chunk before it (in the
+/// other half) is added into the histogram in `f64`, 16 elements after each step of the
+/// lookups (the rest after them).
+///
+/// The update is scalar, one read-modify-write of a bin per element: ~1 per cycle here however
+/// few other instructions it has, and the lookups are vector work; one after the other, as
+/// they were (the update after each block of 48 vectors' lookups), they add up (N = 128, one
+/// thread, data in L2, cycles per 16 elements: 26 for the lookups and `gx`, 17 for the
+/// update). Slipped between the steps of lookups whose results it does not wait for, the update
+/// overlaps them: 34.5–35.8 cycles in all, against 39.6–41.9 with the update after each block
+/// (and 41.6–45 after each chunk's lookups, unsliced: the out-of-order window then holds only
+/// the one or the other). Smaller slices between the single vectors' steps measured nearly
+/// twice as slow (the scalar code splits the vector code's schedule), larger ones slower (24
+/// elements: 36–39).
+///
+/// Elements go [`COPIES`] at a time into separate copies (the order of additions into each bin
+/// is the elements' order: the sums do not depend on the chunking); four pairs are widened per
+/// load and four 16-bit offsets come per load.
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
 unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
     t: &FastTable,
@@ -820,12 +848,15 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
     bins: &mut [[f64; 2]],
 ) {
     debug_assert_eq!(bins.len(), COPIES * stride);
+    // Offsets into `bins` (in f64) fit in 16 bits: 2·COPIES·stride ≤ 2·8·512.
+    const _: () = assert!(2 * COPIES * (MAX_THRESHOLDS + 1) <= 1 << 16);
     let bp = bins.as_mut_ptr().cast::<f64>();
-    let mut js = [0i32; BLOCK];
-    let mut pairs = [0.0f32; 2 * BLOCK];
-    // SAFETY: element accesses are within the first `n` elements (masked loads and stores);
-    // buffer accesses are within BLOCK; an interval is at most c·g + g − 1 < groups·g = stride,
-    // so bin accesses stay in `bins`.
+    let mut offsets = [0u16; 2 * CHUNK];
+    let mut pairs = [0.0f32; 4 * CHUNK];
+    let (op, pp) = (offsets.as_mut_ptr(), pairs.as_mut_ptr());
+    // SAFETY: element accesses are within the runs (masked loads and stores for partial
+    // vectors); buffer accesses are within the half `h < 2` of 2·CHUNK entries; an interval is
+    // at most c·g + g − 1 < groups·g = stride, so bin accesses stay in `bins`.
     unsafe {
         let a0 = Table32::load(&t.slopes[0]);
         let b0 = Table32::load(&t.intercepts[0]);
@@ -839,71 +870,87 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
         let copy_offsets: [i32; LANES] =
             std::array::from_fn(|p| (2 * (p % COPIES) * stride) as i32);
         let copy_offsets = _mm512_loadu_si512(copy_offsets.as_ptr().cast());
+        // Vector `v` of half `h`, at element `i`, after its lookup: gx, and its offsets and
+        // pairs into the buffers.
+        let finish = |h: usize, v: usize, i: usize, x: __m512, a: __m512, j: __m512i, m| {
+            let gy = load(gp.add(i), m);
+            store(gp.add(i), m, _mm512_mul_ps(gy, a));
+            let j = _mm512_permutexvar_epi32(order, j);
+            let at = _mm512_add_epi32(_mm512_add_epi32(j, j), copy_offsets);
+            let b = h * CHUNK + v * LANES;
+            _mm256_storeu_si256(op.add(b).cast(), _mm512_cvtepi32_epi16(at));
+            let gyx = _mm512_mul_ps(gy, x);
+            _mm512_storeu_ps(pp.add(2 * b), _mm512_unpacklo_ps(gy, gyx));
+            _mm512_storeu_ps(pp.add(2 * b + LANES), _mm512_unpackhi_ps(gy, gyx));
+        };
+        // The first `len` elements of half `h` into the histogram. Padded lanes carry (0, 0)
+        // and a valid offset: adding them changes nothing.
+        let update = |start: usize, len: usize| {
+            let mut e = start;
+            while e < start + len {
+                for copy in (0..COPIES).step_by(4) {
+                    let four = _mm512_cvtps_pd(_mm256_loadu_ps(pp.add(2 * (e + copy))));
+                    let at = op.add(e + copy).cast::<u64>().read_unaligned();
+                    let adds = [
+                        (at as u16, _mm512_castpd512_pd128(four)),
+                        ((at >> 16) as u16, _mm512_extractf64x2_pd::<1>(four)),
+                        ((at >> 32) as u16, _mm512_extractf64x2_pd::<2>(four)),
+                        ((at >> 48) as u16, _mm512_extractf64x2_pd::<3>(four)),
+                    ];
+                    for (at, add) in adds {
+                        let bin = bp.add(at as usize);
+                        _mm_storeu_pd(bin, _mm_add_pd(_mm_loadu_pd(bin), add));
+                    }
+                }
+                e += COPIES;
+            }
+        };
+        // The half the next chunk goes to, and the elements waiting in the other one.
+        let (mut half, mut waiting) = (0, 0);
         for (r, &(off, run_len)) in runs.iter().enumerate() {
             let n = off + run_len;
             let next = next_run_distance(runs, r);
-            let mut start = off;
-            while start < n {
-                let len = (n - start).min(BLOCK);
-                let vectors = len.div_ceil(LANES);
-                // Per vector after its lookup: gx, and the interval and (gy, gy·x) into the
-                // block's buffers.
-                let mut finish =
-                    |v: usize, x: __m512, a: __m512, j: __m512i, m: Option<__mmask16>| {
-                        let i = start + v * LANES;
-                        let gy = load(gp.add(i), m);
-                        store(gp.add(i), m, _mm512_mul_ps(gy, a));
-                        let j = _mm512_permutexvar_epi32(order, j);
-                        let at = _mm512_add_epi32(_mm512_add_epi32(j, j), copy_offsets);
-                        _mm512_storeu_si512(js.as_mut_ptr().add(v * LANES).cast(), at);
-                        let gyx = _mm512_mul_ps(gy, x);
-                        let pp = pairs.as_mut_ptr().add(2 * v * LANES);
-                        _mm512_storeu_ps(pp, _mm512_unpacklo_ps(gy, gyx));
-                        _mm512_storeu_ps(pp.add(LANES), _mm512_unpackhi_ps(gy, gyx));
-                    };
-                let mut v = 0;
-                // U full vectors at a time (their lookups interleaved), then one at a time.
-                while (v + U) * LANES <= len {
-                    if let Some(d) = next {
-                        for u in 0..U {
-                            let i = start + (v + u) * LANES + d;
-                            prefetch(xp.wrapping_add(i));
-                            prefetch(gp.wrapping_add(i));
-                        }
-                    }
-                    let x: [__m512; U] =
-                        std::array::from_fn(|u| _mm512_loadu_ps(xp.add(start + (v + u) * LANES)));
-                    let r = lookup::<STEPS, G, U, false>(t, x, a0, b0);
+            let mut i = off;
+            // U full vectors at a time (their lookups interleaved).
+            while i + CHUNK <= n {
+                if let Some(d) = next {
                     for u in 0..U {
-                        finish(v + u, x[u], r[u].0, r[u].2, None);
+                        prefetch(xp.wrapping_add(i + u * LANES + d));
+                        prefetch(gp.wrapping_add(i + u * LANES + d));
                     }
-                    v += U;
                 }
-                while v < vectors {
-                    let i = start + v * LANES;
-                    let m = ((n - i) < LANES).then(|| first_lanes(n - i));
-                    let x = load(xp.add(i), m);
-                    let [(a, _, j)] = lookup::<STEPS, G, 1, false>(t, [x], a0, b0);
-                    finish(v, x, a, j, m);
-                    v += 1;
-                }
-                // Padded lanes carry (0, 0) and a valid interval: adding them changes nothing.
-                let mut e = 0;
-                while e < vectors * LANES {
-                    for copy in (0..COPIES).step_by(2) {
-                        // Two offsets per load (the update is bound by memory accesses).
-                        let two = js.as_ptr().add(e + copy).cast::<u64>().read_unaligned();
-                        for (k, at) in [(0, two as u32), (1, (two >> 32) as u32)] {
-                            let bin = bp.add(at as usize);
-                            let pair = pairs.as_ptr().add(2 * (e + copy + k));
-                            let add = _mm_cvtps_pd(_mm_castpd_ps(_mm_load_sd(pair.cast())));
-                            _mm_storeu_pd(bin, _mm_add_pd(_mm_loadu_pd(bin), add));
-                        }
+                let x: [__m512; U] =
+                    std::array::from_fn(|u| _mm512_loadu_ps(xp.add(i + u * LANES)));
+                // The waiting chunk's update, 16 elements between the lookup's steps.
+                let (mut at, end) = ((1 - half) * CHUNK, (1 - half) * CHUNK + waiting);
+                let r = lookup::<STEPS, G, U, false>(t, x, a0, b0, &mut || {
+                    if at < end {
+                        update(at, LANES);
+                        at += LANES;
                     }
-                    e += COPIES;
+                });
+                for u in 0..U {
+                    finish(half, u, i + u * LANES, x[u], r[u].0, r[u].2, None);
                 }
-                start += len;
+                update(at, end - at);
+                (half, waiting) = (1 - half, CHUNK);
+                i += CHUNK;
+            }
+            // The run's last vectors (fewer than U) one at a time, as one more chunk.
+            let mut v = 0;
+            while i < n {
+                let m = ((n - i) < LANES).then(|| first_lanes(n - i));
+                let x = load(xp.add(i), m);
+                let [(a, _, j)] = lookup::<STEPS, G, 1, false>(t, [x], a0, b0, &mut || {});
+                finish(half, v, i, x, a, j, m);
+                v += 1;
+                i += LANES;
+            }
+            if v > 0 {
+                update((1 - half) * CHUNK, waiting);
+                (half, waiting) = (1 - half, v * LANES);
             }
         }
+        update((1 - half) * CHUNK, waiting);
     }
 }
