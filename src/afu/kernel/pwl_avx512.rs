@@ -907,50 +907,79 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
         };
         // The half the next chunk goes to, and the elements waiting in the other one.
         let (mut half, mut waiting) = (0, 0);
-        for (r, &(off, run_len)) in runs.iter().enumerate() {
-            let n = off + run_len;
-            let next = next_run_distance(runs, r);
-            let mut i = off;
-            // U full vectors at a time (their lookups interleaved).
-            while i + CHUNK <= n {
-                if let Some(d) = next {
-                    for u in 0..U {
-                        prefetch(xp.wrapping_add(i + u * LANES + d));
-                        prefetch(gp.wrapping_add(i + u * LANES + d));
-                    }
-                }
-                let x: [__m512; U] =
-                    std::array::from_fn(|u| _mm512_loadu_ps(xp.add(i + u * LANES)));
-                // The waiting chunk's update, 16 elements between the lookup's steps.
-                let (mut at, end) = ((1 - half) * CHUNK, (1 - half) * CHUNK + waiting);
+        // One chunk: U vectors' lookups, with the waiting chunk's update 16 elements between
+        // their steps, then their gx and buffers; vector `u` starts at element `$at(u).0`,
+        // with lane mask `$at(u).1`. (A macro: as a closure, the fast path measured slower.)
+        macro_rules! chunk {
+            ($at:expr) => {{
+                let at = $at;
+                let x: [__m512; U] = std::array::from_fn(|u| {
+                    let (i, m) = at(u);
+                    load(xp.add(i), m)
+                });
+                let (mut next, stop) = ((1 - half) * CHUNK, (1 - half) * CHUNK + waiting);
                 let r = lookup::<STEPS, G, U, false>(t, x, a0, b0, &mut || {
-                    if at < end {
-                        update(at, LANES);
-                        at += LANES;
+                    if next < stop {
+                        update(next, LANES);
+                        next += LANES;
                     }
                 });
                 for u in 0..U {
-                    finish(half, u, i + u * LANES, x[u], r[u].0, r[u].2, None);
+                    let (i, m) = at(u);
+                    finish(half, u, i, x[u], r[u].0, r[u].2, m);
                 }
-                update(at, end - at);
+                update(next, stop - next);
                 (half, waiting) = (1 - half, CHUNK);
-                i += CHUNK;
+            }};
+        }
+        // Vectors set aside for a chunk that spans runs: a run's last vectors go with the
+        // next run's first ones (short runs, one image plane per channel, would otherwise end
+        // in vectors looked up one by one).
+        let mut spanning = [(0usize, None); U];
+        let mut filled = 0;
+        for (r, &(off, run_len)) in runs.iter().enumerate() {
+            let end = off + run_len;
+            let next = runs.get(r + 1).map(|&(o, l)| (o - off, o + l - 1));
+            if let Some((_, last)) = next {
+                // The next run's last line (its partial vector's: the per-vector prefetches
+                // below cover the full ones).
+                prefetch(xp.wrapping_add(last));
+                prefetch(gp.wrapping_add(last));
             }
-            // The run's last vectors (fewer than U) one at a time, as one more chunk.
-            let mut v = 0;
-            while i < n {
-                let m = ((n - i) < LANES).then(|| first_lanes(n - i));
-                let x = load(xp.add(i), m);
-                let [(a, _, j)] = lookup::<STEPS, G, 1, false>(t, [x], a0, b0, &mut || {});
-                finish(half, v, i, x, a, j, m);
-                v += 1;
+            let mut i = off;
+            while i < end {
+                if filled == 0 && i + CHUNK <= end {
+                    if let Some((d, _)) = next {
+                        for u in 0..U {
+                            prefetch(xp.wrapping_add(i + u * LANES + d));
+                            prefetch(gp.wrapping_add(i + u * LANES + d));
+                        }
+                    }
+                    chunk!(|u: usize| (i + u * LANES, None));
+                    i += CHUNK;
+                    continue;
+                }
+                if let Some((d, _)) = next {
+                    prefetch(xp.wrapping_add(i + d));
+                    prefetch(gp.wrapping_add(i + d));
+                }
+                let m = (end - i < LANES).then(|| first_lanes(end - i));
+                spanning[filled] = (i, m);
+                filled += 1;
                 i += LANES;
-            }
-            if v > 0 {
-                update((1 - half) * CHUNK, waiting);
-                (half, waiting) = (1 - half, v * LANES);
+                if filled == U {
+                    chunk!(|u: usize| spanning[u]);
+                    filled = 0;
+                }
             }
         }
+        // The last vectors (fewer than U) one at a time.
+        for (v, &(i, m)) in spanning[..filled].iter().enumerate() {
+            let x = load(xp.add(i), m);
+            let [(a, _, j)] = lookup::<STEPS, G, 1, false>(t, [x], a0, b0, &mut || {});
+            finish(half, v, i, x, a, j, m);
+        }
         update((1 - half) * CHUNK, waiting);
+        update(half * CHUNK, filled * LANES);
     }
 }
