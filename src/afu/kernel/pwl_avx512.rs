@@ -1,15 +1,15 @@
 //! AVX-512 kernels of the piecewise-linear AFU (`f32`), 16 elements per instruction.
 //!
-//! **Lookup.** The `K` sorted thresholds, padded with `+∞` to `16·g` entries, are cut into 16
-//! groups of `g` (the one-register layout), or into 32 groups (the two-register layout, half as
-//! long: from groups of [`WIDE_MIN_GROUP`], i.e. ~80 thresholds, and always above 255). A
-//! branch-free binary search over the groups' last entries (a broadcast compare, then three or
-//! four register permutes and compares) gives each element's group `c`; a scan over the
-//! `g − 1` other entries of that group (one permute and compare each) gives the position `r`
-//! in the group, so the interval `j = c·g + r`: the sorted thresholds' masks are nested, so
-//! the last one set names `r`, and the interval's slope and intercept come along in the same
-//! steps (permutes of tables laid out group-major, moved under the compare masks). With
-//! `K ≤ 15` (`g = 1`) the search alone decides the interval, and with `K ≤ 8` the forward
+//! **Lookup.** The `K` sorted thresholds, padded with `+∞`, are cut into 32 groups of `g`
+//! (the two-register layout), or, up to [`NARROW_MAX`] thresholds, into 16 groups of one (the
+//! one-register layout). A branch-free binary search over the groups' last entries (a
+//! broadcast compare, then three or four register permutes and compares) gives each element's
+//! group `c`; a scan over the `g − 1` other entries of that group (one permute and compare
+//! each) gives the position `r` in the group, so the interval `j = c·g + r`: the sorted
+//! thresholds' masks are nested, so the last one set names `r`, and the interval's slope and
+//! intercept come along in the same steps (permutes of tables laid out group-major, moved
+//! under the compare masks). With `g = 1` the search alone decides the interval, and with
+//! `K ≤ 8` the forward
 //! counts the thresholds below `x` with independent compares instead (no search chain). The
 //! search is a chain of dependent steps, so the lookups of several vectors ([`U_FORWARD`] or
 //! [`U_FORWARD_WIDE`] in the forward, [`U`] in the backward) are interleaved step by step:
@@ -46,7 +46,7 @@ const LANES: usize = 16;
 const U: usize = 6;
 /// Vectors whose lookups are interleaved in the forward pass with the one-register layout: its
 /// lookups keep no interval, so one more fits in the registers (single thread, 1.38 M
-/// elements, 20 to 200 hidden units: 3–7 % faster than 6; 8 spills at N = 128).
+/// elements, measured when that layout served 20 to 200 hidden units: 3–7 % faster than 6).
 const U_FORWARD: usize = 7;
 /// As [`U_FORWARD`] with the two-register layout, whose tables take two registers each
 /// (N = 128 on data in L2: 20.5 cycles per 16 elements with 6, 21.5 with 7, 22.5 with 5).
@@ -58,15 +58,18 @@ const WIDTH: usize = 32;
 pub(super) const MAX_THRESHOLDS: usize = WIDTH * 16 - 1;
 /// Most thresholds handled by per-threshold sums.
 const SUFFIX_MAX: usize = 8;
-/// Most thresholds of the one-register layout (16 groups of at most 16): its four-step search
-/// and lookups use one-register permutes, cheaper than the two-register ones.
-const NARROW_MAX: usize = 16 * 16 - 1;
-/// Shortest group of the one-register layout from which the two-register layout (32 groups,
-/// half as long) serves both passes better. Measured on AVX-512 Zen 5 (one thread, data in
-/// L2, cycles per 16 elements, one-register against two-register layout): forward 16.2 / 16.6
-/// at 64 hidden units (groups of 5), 18.2 / 16.7 at 80 (6), 24.1 / 20.7 at 128 (9), 38.1 /
-/// 26.4 at 255 (16); backward 39.1 / 39.6, 40.2 / 39.4, 44.9 / 43.7, 63.1 / 50.9.
-const WIDE_MIN_GROUP: usize = 6;
+/// Most thresholds of the one-register layout: 16 groups of one, so that its four-step search
+/// (one-register permutes) alone decides the interval. From 16 thresholds on, the two-register
+/// layout (32 groups) serves a forward and a backward pass better: its histogram backward
+/// overlaps the scalar update with the lookups step by step (see [`backward_histogram`]), and
+/// a step costs about the same in either layout, so fewer, wider steps win. Measured on AVX-512
+/// Zen 5 (one thread, data in L2, cycles per 16 elements, one-register against two-register
+/// layout, backward then forward): 12 hidden units 29.6 / 28.0 and 8.0 / 10.5; 16: 33.1 / 27.7
+/// and 10.8 / 10.3; 32: 36.6 / 29.4 and 12.7 / 15.0; 48: 39.8 / 29.4 and 14.7 / 14.9; 64: 41.7
+/// / 32.6 and 16.8 / 17.2; 80: 42.2 / 31.2 and 18.7 / 17.0; 128: 47.6 / 34.8 (forward 24.1 /
+/// 20.7). Before the update was overlapped, the backward measured even up to 80 hidden units
+/// and the one-register layout (groups of up to 5) served up to 79 thresholds.
+const NARROW_MAX: usize = 15;
 /// Vectors per block of the per-threshold sums: their `f32` lane sums cover at most this many
 /// vectors before they are added into `f64`.
 const BLOCK_VECTORS: usize = 48;
@@ -78,8 +81,8 @@ const _: () = assert!(LANES.is_multiple_of(COPIES));
 pub(super) struct FastTable {
     /// Thresholds per group, `g`.
     group: usize,
-    /// The one-register layout (16 groups, four search steps, one-register permutes) for
-    /// `K ≤ 255`; else 32 groups and five steps.
+    /// The one-register layout (16 groups of one, four search steps, one-register permutes)
+    /// for `K ≤` [`NARROW_MAX`]; else 32 groups and five steps.
     narrow: bool,
     /// The sorted thresholds (unpadded).
     thresholds: Vec<f32>,
@@ -110,17 +113,15 @@ impl FastTable {
     }
 
     /// The vector table of one channel's table, or `None` when it has more than
-    /// [`MAX_THRESHOLDS`] thresholds: in the one-register layout while its groups are shorter
-    /// than [`WIDE_MIN_GROUP`], else in the two-register one. Only for a `T` that
-    /// [`FastTable::available`] accepts.
+    /// [`MAX_THRESHOLDS`] thresholds: in the one-register layout up to [`NARROW_MAX`]
+    /// thresholds, else in the two-register one. Only for a `T` that [`FastTable::available`]
+    /// accepts.
     pub(super) fn new<T: KernelFloat>(t: &PwlTable<T>) -> Option<FastTable> {
-        let k = t.thresholds.len();
-        let narrow_group = (k + 1).div_ceil(LANES);
-        Self::with_layout(t, k <= NARROW_MAX && narrow_group < WIDE_MIN_GROUP)
+        Self::with_layout(t, t.thresholds.len() <= NARROW_MAX)
     }
 
     /// The vector table in the one-register layout (`narrow`, for at most [`NARROW_MAX`]
-    /// thresholds) or the two-register one.
+    /// thresholds: groups of one) or the two-register one.
     fn with_layout<T: KernelFloat>(t: &PwlTable<T>, narrow: bool) -> Option<FastTable> {
         debug_assert!(Self::available::<T>());
         let k = t.thresholds.len();
@@ -299,7 +300,8 @@ pub(super) unsafe fn backward_runs<T>(
 macro_rules! by_group {
     ($t:expr, $f:ident, $args:tt) => {{
         if $t.narrow {
-            by_group!(@g 4, $t, $f, $args, 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+            // Groups of one (at most NARROW_MAX thresholds).
+            by_group!(@g 4, $t, $f, $args, 1)
         } else {
             by_group!(@g 5, $t, $f, $args, 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
         }
@@ -307,7 +309,7 @@ macro_rules! by_group {
     (@g $steps:literal, $t:expr, $f:ident, $args:tt, $($g:literal)*) => {{
         match $t.group {
             $($g => $f::<$steps, $g> $args,)*
-            _ => unreachable!("at most 16 thresholds per group"),
+            _ => unreachable!("at most 16 thresholds per group, one in the narrow layout"),
         }
     }};
 }
