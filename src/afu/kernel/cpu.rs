@@ -385,7 +385,8 @@ pub(super) fn for_each_run(layout: Layout, item: Item, mut f: impl FnMut(usize, 
 /// The contiguous runs of an item, `(flat offset, length)`, collected (for kernels that set up
 /// per item rather than per run).
 pub(super) fn item_runs(layout: Layout, item: Item) -> Vec<(usize, usize)> {
-    let mut runs = Vec::new();
+    // At most one partial run at each end, whole planes between.
+    let mut runs = Vec::with_capacity((item.end - item.start) / layout.inner.max(1) + 2);
     for_each_run(layout, item, |off, len| runs.push((off, len)));
     runs
 }

@@ -214,12 +214,33 @@ impl Accumulator {
                 }
             }
             Accumulator::Histogram { stride, bins } => {
-                for j in 0..intervals {
+                // Four intervals' sums at a time, held in registers while the copies are added
+                // (copy 0 + copy 1 + … in that order), then stored once: interval by interval
+                // into `sums`, each copy's addition was a load, add and store waiting for the
+                // previous one's.
+                let flat = bins.as_flattened();
+                let bin = |copy: usize, j: usize| 2 * (copy * stride + j);
+                let four = intervals / 4 * 4;
+                for j in (0..four).step_by(4) {
+                    let mut acc = [0.0f64; 8];
                     for copy in 0..COPIES {
-                        let [s0, s1] = bins[copy * stride + j];
-                        sums.s0[j] += s0;
-                        sums.s1[j] += s1;
+                        let src: &[f64; 8] =
+                            flat[bin(copy, j)..][..8].try_into().expect("eight entries");
+                        for (a, &b) in acc.iter_mut().zip(src) {
+                            *a += b;
+                        }
                     }
+                    for k in 0..4 {
+                        (sums.s0[j + k], sums.s1[j + k]) = (acc[2 * k], acc[2 * k + 1]);
+                    }
+                }
+                for j in four..intervals {
+                    let (mut s0, mut s1) = (0.0, 0.0);
+                    for copy in 0..COPIES {
+                        s0 += flat[bin(copy, j)];
+                        s1 += flat[bin(copy, j) + 1];
+                    }
+                    (sums.s0[j], sums.s1[j]) = (s0, s1);
                 }
             }
         }
