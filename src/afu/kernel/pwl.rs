@@ -99,6 +99,8 @@ impl<T: KernelFloat> PwlTable<T> {
             return None;
         }
         let n = w0.len();
+        // Most thresholds 16 at a time where the CPU can (the rest by bisection).
+        let fast = fast_thresholds(w0, b0);
         // (threshold as an ordered integer, unit), and G on interval 0 (x below every
         // threshold).
         let mut order: Vec<(i64, usize)> = Vec::with_capacity(n);
@@ -109,7 +111,11 @@ impl<T: KernelFloat> PwlTable<T> {
             }
             let kinked = alpha != 1.0 && w0[i] != T::ZERO;
             if kinked {
-                order.push((threshold(w0[i], b0[i])?.to_ordered(), i));
+                let t = match fast.get(i).copied().flatten() {
+                    Some(t) => t,
+                    None => threshold(w0[i], b0[i])?,
+                };
+                order.push((t.to_ordered(), i));
             }
             let s = slope_below_thresholds(w0[i], b0[i], kinked, alpha);
             aj += w1[i].to_f64() * s * w0[i].to_f64();
@@ -200,6 +206,25 @@ impl<T: KernelFloat> PwlTable<T> {
         }
         out.b1[0] = T::from_f64(t0);
     }
+}
+
+/// The thresholds the vector kernels find directly (see `pwl_avx512::thresholds`), one per
+/// unit (`None`: bisect), or nothing where they do not serve `T` on this CPU.
+fn fast_thresholds<T: KernelFloat>(w0: &[T], b0: &[T]) -> Vec<Option<T>> {
+    #[cfg(target_arch = "x86_64")]
+    if super::pwl_avx512::FastTable::available::<T>() {
+        let mut out = vec![None; w0.len()];
+        // SAFETY: T is f32 (`available`), so the slices are f32 slices, and the CPU has the
+        // features the kernel needs.
+        unsafe {
+            let f32s = |v: &[T]| std::slice::from_raw_parts(v.as_ptr().cast::<f32>(), v.len());
+            let out32 =
+                std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<Option<f32>>(), out.len());
+            super::pwl_avx512::thresholds(f32s(w0), f32s(b0), out32);
+        }
+        return out;
+    }
+    Vec::new()
 }
 
 /// Sorts `(ordered threshold, unit)` pairs by threshold, then by unit (a deterministic order
@@ -598,6 +623,70 @@ mod tests {
         assert!(threshold(0.0f32, 1.0).is_none());
         assert!(threshold(f32::NAN, 1.0).is_none());
         assert!(threshold(1.0f32, f32::INFINITY).is_none());
+    }
+
+    /// The vector kernels' direct thresholds are the bisection's, bit for bit, wherever they
+    /// give one (and they give one for ordinary parameters), on parameters of every scale and
+    /// the awkward ones (zero, signed zeros, subnormals, infinities, NaN, roots past the
+    /// largest float), at odd counts (partial vectors).
+    #[test]
+    fn direct_thresholds_are_the_bisections() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let special = [
+            0.0f32,
+            -0.0,
+            1e-45,
+            -1e-45,
+            1e-38,
+            f32::MAX,
+            -f32::MAX,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            1.0,
+            -1.0,
+        ];
+        for n in [1usize, 15, 16, 17, 200, 1001] {
+            let mut draw = |k: usize| -> f32 {
+                if k % 7 == 3 {
+                    special[rng.random_range(0..special.len())]
+                } else {
+                    (rng.random_range(-3.0f64..3.0) * 10f64.powi(rng.random_range(-20..20))) as f32
+                }
+            };
+            let w0: Vec<f32> = (0..n).map(&mut draw).collect();
+            let b0: Vec<f32> = (0..n).map(|k| draw(k + 1)).collect();
+            let fast = fast_thresholds(&w0, &b0);
+            if fast.is_empty() {
+                return; // no AVX-512 here: nothing to compare
+            }
+            let mut direct = 0;
+            for i in 0..n {
+                if let Some(t) = fast[i] {
+                    direct += 1;
+                    let bisected = threshold(w0[i], b0[i]).map(f32::to_bits);
+                    assert_eq!(
+                        Some(t.to_bits()),
+                        bisected,
+                        "w0 = {:e}, b0 = {:e}",
+                        w0[i],
+                        b0[i]
+                    );
+                }
+            }
+            // Most units are ordinary ones (6 in 7 are drawn without specials).
+            assert!(direct * 2 >= n, "{direct} of {n} found directly");
+        }
+        // Ordinary units: all direct.
+        let w0: Vec<f32> = (0..64).map(|i| ((i as f32) * 0.37 + 0.1).sin()).collect();
+        let b0: Vec<f32> = (0..64).map(|i| ((i as f32) * 0.71).cos()).collect();
+        let fast = fast_thresholds(&w0, &b0);
+        if !fast.is_empty() {
+            for i in 0..64 {
+                assert_eq!(fast[i], threshold(w0[i], b0[i]), "unit {i}");
+            }
+            assert!(fast.iter().all(Option::is_some));
+        }
     }
 
     #[test]

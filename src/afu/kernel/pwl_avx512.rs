@@ -166,6 +166,84 @@ impl FastTable {
     }
 }
 
+/// The exact thresholds (see [`super::pwl::threshold`]) of 16 units at a time, where one of
+/// the two floats at or just below the real-number root `−b0/w0` (rounded to `f32`) is the
+/// threshold: `θ` is the one at which the rounded `w0·θ + b0 > 0` decides the unit's side
+/// one way and the next float up the other way, and since that decision is monotone in `x`,
+/// any such pair is the one the bisection finds. Lanes where neither candidate shows the
+/// change (far roots, overflows, `w0 = 0`, non-finite parameters) are left `None` for the
+/// caller's bisection. Each lane computes `fl(fl(w0·x) + b0)` (no fused multiply-add), as the
+/// reference and the bisection do.
+///
+/// # Safety
+/// The CPU must have AVX-512 F, VL, BW and DQ; `w0`, `b0` and `out` have the same length.
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
+pub(super) unsafe fn thresholds(w0: &[f32], b0: &[f32], out: &mut [Option<f32>]) {
+    debug_assert!(w0.len() == b0.len() && w0.len() == out.len());
+    // Ordered integers (as in `KernelFloat::to_ordered`) and back: the same map, an involution
+    // (negative floats' magnitude bits flipped).
+    let flip = |v: __m512i| {
+        let neg = _mm512_cmplt_epi32_mask(v, _mm512_setzero_si512());
+        _mm512_mask_xor_epi32(v, neg, v, _mm512_set1_epi32(i32::MAX))
+    };
+    // SAFETY: lanes past the end are masked off in every load and store.
+    unsafe {
+        let mut i = 0;
+        while i < w0.len() {
+            let m = first_lanes((w0.len() - i).min(LANES));
+            let w = _mm512_maskz_loadu_ps(m, w0.as_ptr().add(i));
+            let b = _mm512_maskz_loadu_ps(m, b0.as_ptr().add(i));
+            // −b0/w0 in f64, rounded to f32 (as the bisection's first guess).
+            let half = |v: __m512, hi: bool| {
+                let v = _mm512_castps_pd(v);
+                let q = if hi {
+                    _mm512_extractf64x4_pd::<1>(v)
+                } else {
+                    _mm512_castpd512_pd256(v)
+                };
+                _mm512_cvtps_pd(_mm256_castpd_ps(q))
+            };
+            let root = |hi: bool| {
+                _mm512_cvtpd_ps(_mm512_div_pd(
+                    _mm512_sub_pd(_mm512_setzero_pd(), half(b, hi)),
+                    half(w, hi),
+                ))
+            };
+            let guess = _mm512_insertf32x8::<1>(_mm512_castps256_ps512(root(false)), root(true));
+            let g = flip(_mm512_castps_si512(guess));
+            let rising = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(w, _mm512_setzero_ps());
+            // The unit's side at the candidate `g + d` (ordered), as the bisection decides it.
+            let upper = |d: i32| {
+                let x = _mm512_castsi512_ps(flip(_mm512_add_epi32(g, _mm512_set1_epi32(d))));
+                let u = _mm512_add_ps(_mm512_mul_ps(w, x), b);
+                let on = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(u, _mm512_setzero_ps());
+                // upper = (u > 0) == rising
+                !(on ^ rising)
+            };
+            let (below, at, above) = (upper(-1), upper(0), upper(1));
+            // Candidates must be finite floats, as must the float above them.
+            let finite = |d: i32| {
+                let x = _mm512_castsi512_ps(flip(_mm512_add_epi32(g, _mm512_set1_epi32(d))));
+                _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(x), _mm512_set1_ps(f32::INFINITY))
+            };
+            let usable = m
+                & finite(-1)
+                & finite(1)
+                & _mm512_cmp_ps_mask::<_CMP_NEQ_OQ>(w, _mm512_setzero_ps())
+                & _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(w), _mm512_set1_ps(f32::INFINITY))
+                & _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(b), _mm512_set1_ps(f32::INFINITY));
+            let lower = usable & !below & at;
+            let here = usable & !at & above;
+            let theta = _mm512_mask_mov_epi32(g, lower, _mm512_sub_epi32(g, _mm512_set1_epi32(1)));
+            let theta: [f32; LANES] = std::mem::transmute(flip(theta));
+            for (l, o) in out[i..].iter_mut().take(LANES).enumerate() {
+                *o = ((lower | here) >> l & 1 == 1).then_some(theta[l]);
+            }
+            i += LANES;
+        }
+    }
+}
+
 /// A work item's backward statistics, kept across its runs.
 pub(super) enum Accumulator {
     /// `K ≤ 8`: `[Σ gy·[x>θ_p], Σ gy·x·[x>θ_p]]` for each threshold `p`, then the totals
