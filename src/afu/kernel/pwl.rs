@@ -289,7 +289,7 @@ impl IntervalSums {
 
 /// The tables of every channel, with their AVX-512 forms where the CPU and `T` allow. With
 /// several channels, each one's is built on first use, by the work item that needs it: the
-/// building (~3 µs per channel of 128 units) is then spread over the threads with the
+/// building (~2 µs per channel of 128 units) is then spread over the threads with the
 /// kernels' own work, where a parallel loop of its own mostly ran on the calling thread while
 /// the others woke up.
 pub(super) struct Tables<T> {
