@@ -249,8 +249,7 @@ pub(super) enum Accumulator {
     /// `K ≤ 8`: `[Σ gy·[x>θ_p], Σ gy·x·[x>θ_p]]` for each threshold `p`, then the totals
     /// `[Σ gy, Σ gy·x]`, each as 16 `f64` lanes.
     Suffix { k: usize, lanes: Vec<[f64; LANES]> },
-    /// `[Σ gy, Σ gy·x]` per interval, [`COPIES`] copies of `16·g` (one-register layout) or
-    /// `32·g` intervals.
+    /// `[Σ gy, Σ gy·x]` per interval, [`COPIES`] copies of the `K + 1` intervals (`stride`).
     Histogram { stride: usize, bins: Vec<[f64; 2]> },
 }
 
@@ -263,9 +262,9 @@ impl Accumulator {
                 lanes: vec![[0.0; LANES]; 2 * k + 2],
             }
         } else {
-            // Room for every interval c·g + r of the layout's groups (c < 16 or 32, r < g).
-            let groups = if t.narrow { LANES } else { WIDTH };
-            let stride = groups * t.group;
+            // Room for every interval: an element's is the number of thresholds below it, at
+            // most K (the padding entries are +∞, never below).
+            let stride = k + 1;
             Accumulator::Histogram {
                 stride,
                 bins: vec![[0.0; 2]; COPIES * stride],
@@ -957,7 +956,8 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
     let (op, pp) = (offsets.as_mut_ptr(), pairs.as_mut_ptr());
     // SAFETY: element accesses are within the runs (masked loads and stores for partial
     // vectors); buffer accesses are within the half `h < 2` of 2·CHUNK entries; an interval is
-    // at most c·g + g − 1 < groups·g = stride, so bin accesses stay in `bins`.
+    // the number of thresholds below the element, at most K < K + 1 = stride (the padding is
+    // +∞), so bin accesses stay in `bins`.
     unsafe {
         let a0 = Table32::load(&t.slopes[0]);
         let b0 = Table32::load(&t.intercepts[0]);
