@@ -212,26 +212,26 @@ pub(super) unsafe fn thresholds(w0: &[f32], b0: &[f32], out: &mut [Option<f32>])
             let guess = _mm512_insertf32x8::<1>(_mm512_castps256_ps512(root(false)), root(true));
             let g = flip(_mm512_castps_si512(guess));
             let rising = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(w, _mm512_setzero_ps());
-            // The unit's side at the candidate `g + d` (ordered), as the bisection decides it.
-            let upper = |d: i32| {
-                let x = _mm512_castsi512_ps(flip(_mm512_add_epi32(g, _mm512_set1_epi32(d))));
+            // The floats one below, at and one above the guess (ordered neighbours).
+            let [x_below, x_at, x_above] = [-1, 0, 1]
+                .map(|d| _mm512_castsi512_ps(flip(_mm512_add_epi32(g, _mm512_set1_epi32(d)))));
+            // The unit's side at `x` as the bisection decides it: (fl(fl(w0·x) + b0) > 0) ==
+            // rising.
+            let upper = |x: __m512| {
                 let u = _mm512_add_ps(_mm512_mul_ps(w, x), b);
-                let on = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(u, _mm512_setzero_ps());
-                // upper = (u > 0) == rising
-                !(on ^ rising)
+                !(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(u, _mm512_setzero_ps()) ^ rising)
             };
-            let (below, at, above) = (upper(-1), upper(0), upper(1));
-            // Candidates must be finite floats, as must the float above them.
-            let finite = |d: i32| {
-                let x = _mm512_castsi512_ps(flip(_mm512_add_epi32(g, _mm512_set1_epi32(d))));
-                _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(x), _mm512_set1_ps(f32::INFINITY))
+            let (below, at, above) = (upper(x_below), upper(x_at), upper(x_above));
+            let finite = |v: __m512| {
+                _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(v), _mm512_set1_ps(f32::INFINITY))
             };
+            // Finite parameters, w0 ≠ 0, and finite candidates (the guess and both neighbours).
             let usable = m
-                & finite(-1)
-                & finite(1)
+                & finite(w)
+                & finite(b)
                 & _mm512_cmp_ps_mask::<_CMP_NEQ_OQ>(w, _mm512_setzero_ps())
-                & _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(w), _mm512_set1_ps(f32::INFINITY))
-                & _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(b), _mm512_set1_ps(f32::INFINITY));
+                & finite(x_below)
+                & finite(x_above);
             let lower = usable & !below & at;
             let here = usable & !at & above;
             let theta = _mm512_mask_mov_epi32(g, lower, _mm512_sub_epi32(g, _mm512_set1_epi32(1)));
@@ -769,7 +769,8 @@ unsafe fn flush(v: __m512, into: &mut [f64; LANES]) {
 /// sorted, so the masks are nested and the last one set names the interval: one masked move per
 /// threshold, no count and no permute). Each slot's accumulators are named variables, so they
 /// stay in registers; the `f32` lane sums are added into `f64` once per block of
-/// [`BLOCK_VECTORS`] vectors. Full vectors run without masks; only a run's last partial vector is masked.
+/// [`BLOCK_VECTORS`] vectors. Full vectors run without masks; only a run's last partial vector
+/// is masked.
 macro_rules! suffix_kernel {
     ($name:ident, $slots:literal; $(($s0:ident, $s1:ident, $p:literal)),*) => {
         /// # Safety
