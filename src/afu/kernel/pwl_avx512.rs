@@ -18,7 +18,8 @@
 //! two-register permute costs what a one-register one does (two per cycle, 5 cycles'
 //! latency); the two-register layout's picks are held after their compares by [`after`].
 //! Each element also prefetches its counterpart in the work item's next run (per-channel
-//! runs are short and far apart).
+//! runs are short and far apart), or, in the item's last run, the element 4 KB on
+//! ([`prefetch_distance`]).
 //!
 //! **Parameter statistics.** Backward needs `Σ gy` and `Σ gy·x` per interval:
 //! - `K ≤ 8`: per threshold, masked sums over the elements above it (compare + two masked
@@ -602,7 +603,7 @@ fn first_lanes(n: usize) -> __mmask16 {
 
 /// Calls `f(offset, lanes)` for each vector of each run: full vectors (`lanes = None`), then
 /// the run's partial last vector (`Some(mask)`).
-/// Each full vector's counterpart in the next run is prefetched from `ahead`'s buffers.
+/// Ahead of each full vector (see [`prefetch_distance`]), `ahead`'s buffers are prefetched.
 ///
 /// # Safety
 /// SSE must be enabled in the caller (every x86-64 CPU).
@@ -614,14 +615,12 @@ unsafe fn for_each_vector<const P: usize>(
 ) {
     for (r, &(off, len)) in runs.iter().enumerate() {
         let end = off + len;
-        let next = next_run_distance(runs, r);
+        let d = prefetch_distance(runs, r);
         let mut i = off;
         while i + LANES <= end {
-            if let Some(d) = next {
-                for p in ahead {
-                    // SAFETY: caller's contract.
-                    unsafe { prefetch(p.wrapping_add(i + d)) };
-                }
+            for p in ahead {
+                // SAFETY: caller's contract.
+                unsafe { prefetch(p.wrapping_add(i + d)) };
             }
             f(i, None);
             i += LANES;
@@ -632,15 +631,21 @@ unsafe fn for_each_vector<const P: usize>(
     }
 }
 
-/// How far ahead of run `r`'s elements the next run of the same work item starts (runs are in
-/// increasing order), or `None` for the last run. The kernels prefetch the next run's elements,
-/// one cache line per vector, while they work on the current one: per-channel runs are short
-/// (one image plane) and far apart, and the hardware prefetcher, which follows a stream, would
-/// start each of them cold.
+/// How far ahead of an element of run `r` the kernels prefetch, one cache line per vector:
+/// to the same position in the next run of the work item (runs are in increasing order), or
+/// [`STREAM_AHEAD`] elements on in the item's last run. Per-channel runs are short (one image
+/// plane) and far apart, so the hardware prefetcher, which follows a stream, would start each
+/// of them cold; and along one long run it did not keep ahead of the kernels when other
+/// tenants of the machine loaded the memory system (64×32×26×26, N = 128 shared, 2 threads:
+/// backward 0.48–0.50 → 0.41–0.44 ms in such a spell).
 #[inline(always)]
-fn next_run_distance(runs: &Runs, r: usize) -> Option<usize> {
-    runs.get(r + 1).map(|next| next.0 - runs[r].0)
+fn prefetch_distance(runs: &Runs, r: usize) -> usize {
+    runs.get(r + 1)
+        .map_or(STREAM_AHEAD, |next| next.0 - runs[r].0)
 }
+
+/// Elements ahead (4 KB) that the kernels prefetch along a work item's last run.
+const STREAM_AHEAD: usize = 1024;
 
 /// Prefetches the cache line holding `p` into all cache levels. `p` may be any address: a
 /// prefetch never faults.
@@ -719,13 +724,11 @@ unsafe fn forward_interleaved<const STEPS: u32, const G: usize, const UF: usize>
         let b0 = Table32::load(&t.intercepts[0]);
         for (r, &(off, len)) in runs.iter().enumerate() {
             let end = off + len;
-            let next = next_run_distance(runs, r);
+            let d = prefetch_distance(runs, r);
             let mut i = off;
             while i + UF * LANES <= end {
-                if let Some(d) = next {
-                    for u in 0..UF {
-                        prefetch(xp.wrapping_add(i + d + u * LANES));
-                    }
+                for u in 0..UF {
+                    prefetch(xp.wrapping_add(i + d + u * LANES));
                 }
                 let x: [__m512; UF] =
                     std::array::from_fn(|u| _mm512_loadu_ps(xp.add(i + u * LANES)));
@@ -802,17 +805,15 @@ macro_rules! suffix_kernel {
                 let mut added = 0;
                 for (r, &(off, len)) in runs.iter().enumerate() {
                     let end = off + len;
-                    let next = next_run_distance(runs, r);
+                    let d = prefetch_distance(runs, r);
                     let mut i = off;
                     while i < end {
                         // Up to the end of the run or of the block, whichever comes first.
                         let stop = end.min(i + (BLOCK_VECTORS - added) * LANES);
                         added += (stop - i).div_ceil(LANES);
                         let mut step = |i: usize, mask: Option<__mmask16>| {
-                            if let Some(d) = next {
-                                prefetch(xp.wrapping_add(i + d));
-                                prefetch(gp.wrapping_add(i + d));
-                            }
+                            prefetch(xp.wrapping_add(i + d));
+                            prefetch(gp.wrapping_add(i + d));
                             let x = load(xp.add(i), mask);
                             let gy = load(gp.add(i), mask);
                             let gyx = _mm512_mul_ps(gy, x);
@@ -1041,30 +1042,26 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
         let mut filled = 0;
         for (r, &(off, run_len)) in runs.iter().enumerate() {
             let end = off + run_len;
-            let next = runs.get(r + 1).map(|&(o, l)| (o - off, o + l - 1));
-            if let Some((_, last)) = next {
+            let d = prefetch_distance(runs, r);
+            if let Some(&(o, l)) = runs.get(r + 1) {
                 // The next run's last line (its partial vector's: the per-vector prefetches
                 // below cover the full ones).
-                prefetch(xp.wrapping_add(last));
-                prefetch(gp.wrapping_add(last));
+                prefetch(xp.wrapping_add(o + l - 1));
+                prefetch(gp.wrapping_add(o + l - 1));
             }
             let mut i = off;
             while i < end {
                 if filled == 0 && i + CHUNK <= end {
-                    if let Some((d, _)) = next {
-                        for u in 0..U {
-                            prefetch(xp.wrapping_add(i + u * LANES + d));
-                            prefetch(gp.wrapping_add(i + u * LANES + d));
-                        }
+                    for u in 0..U {
+                        prefetch(xp.wrapping_add(i + u * LANES + d));
+                        prefetch(gp.wrapping_add(i + u * LANES + d));
                     }
                     chunk!(|u: usize| (i + u * LANES, None));
                     i += CHUNK;
                     continue;
                 }
-                if let Some((d, _)) = next {
-                    prefetch(xp.wrapping_add(i + d));
-                    prefetch(gp.wrapping_add(i + d));
-                }
+                prefetch(xp.wrapping_add(i + d));
+                prefetch(gp.wrapping_add(i + d));
                 let m = (end - i < LANES).then(|| first_lanes(end - i));
                 spanning[filled] = (i, m);
                 filled += 1;
