@@ -544,12 +544,18 @@ fn item_sums<T: KernelFloat>(
     let table = &built.table;
     #[cfg(target_arch = "x86_64")]
     if let Some(fast) = &built.fast {
-        let mut acc = super::pwl_avx512::Accumulator::new(fast);
+        thread_local! {
+            /// This thread's histogram buffer, handed from one work item to the next.
+            static SPARE: std::cell::Cell<Vec<[f64; 2]>> = const { std::cell::Cell::new(Vec::new()) };
+        }
+        let mut acc = super::pwl_avx512::Accumulator::new(fast, SPARE.take());
         let runs = super::cpu::item_runs(layout, item);
         // SAFETY: runs of different items are disjoint and within `x` and `out`; `fast`
         // exists only when T is f32 and the CPU has AVX-512.
         unsafe { super::pwl_avx512::backward_runs(fast, x, out.0, &runs, &mut acc) };
-        return acc.into_sums(table.a.len());
+        let (sums, spare) = acc.into_sums(table.a.len());
+        SPARE.set(spare);
+        return sums;
     }
     let mut sums = IntervalSums::new(table.a.len());
     for_each_run(layout, item, |off, len| {

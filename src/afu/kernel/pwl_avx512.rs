@@ -255,7 +255,11 @@ pub(super) enum Accumulator {
 }
 
 impl Accumulator {
-    pub(super) fn new(t: &FastTable) -> Self {
+    /// Zeroed statistics for `t`; a histogram's bins go into `spare` (a buffer that
+    /// [`Accumulator::into_sums`] handed back: the previous work item's, still in this core's
+    /// caches, where a new allocation's zeroing missed them when other tenants loaded the
+    /// memory system).
+    pub(super) fn new(t: &FastTable, mut spare: Vec<[f64; 2]>) -> Self {
         let k = t.thresholds.len();
         if k <= SUFFIX_MAX {
             Accumulator::Suffix {
@@ -266,16 +270,20 @@ impl Accumulator {
             // Room for every interval: an element's is the number of thresholds below it, at
             // most K (the padding entries are +∞, never below).
             let stride = k + 1;
+            spare.clear();
+            spare.resize(COPIES * stride, [0.0; 2]);
             Accumulator::Histogram {
                 stride,
-                bins: vec![[0.0; 2]; COPIES * stride],
+                bins: spare,
             }
         }
     }
 
-    /// The per-interval sums (`intervals = K + 1`), added in a fixed order.
-    pub(super) fn into_sums(self, intervals: usize) -> IntervalSums {
+    /// The per-interval sums (`intervals = K + 1`), added in a fixed order, and the histogram's
+    /// buffer for the next [`Accumulator::new`] (empty for per-threshold sums).
+    pub(super) fn into_sums(self, intervals: usize) -> (IntervalSums, Vec<[f64; 2]>) {
         let mut sums = IntervalSums::new(intervals);
+        let mut spare = Vec::new();
         match self {
             Accumulator::Suffix { k, lanes } => {
                 let total = |v: &[f64; LANES]| v.iter().sum::<f64>();
@@ -320,9 +328,10 @@ impl Accumulator {
                     }
                     (sums.s0[j], sums.s1[j]) = (s0, s1);
                 }
+                spare = bins;
             }
         }
-        sums
+        (sums, spare)
     }
 }
 
