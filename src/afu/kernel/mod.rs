@@ -289,7 +289,7 @@ mod tests {
                 (3, 5, vec![2, 3, 3, 1]),
                 (4, 3, vec![5, 4]),
                 // Planes of 64 and more than 16 units: the relu family takes the interval
-                // lookup, whose forward walks the planes in memory order.
+                // lookup, whose chunks span the planes' ends.
                 (2, 20, vec![2, 2, 64]),
             ] {
                 let p = Problem::random(
@@ -406,15 +406,21 @@ mod tests {
         );
     }
 
-    /// Per-channel AFUs on planes of at least 64 elements, whose forward pass walks the tensor
-    /// in memory order (one plane after the other, each with its channel's table), on one work
-    /// item and on two (520 planes of 64).
+    /// Per-channel AFUs whose work items run over many planes, with vector chunks spanning the
+    /// planes' ends (planes of 67, 64, 45 and 100 elements), in both orders of the items (fewer
+    /// than five channels: staggered rounds; more: by halves), with one piece per channel and
+    /// with several.
     #[test]
-    fn fused_per_channel_in_memory_order_matches_reference() {
+    fn fused_per_channel_on_many_planes_matches_reference() {
         assert_relu_family_matches_reference(
             91,
             &[3, 8, 40, 128],
-            &[(3, vec![5, 3, 67]), (2, vec![260, 2, 64])],
+            &[
+                (3, vec![5, 3, 67]),
+                (2, vec![260, 2, 64]),
+                (6, vec![7, 6, 45]),
+                (7, vec![3, 7, 100]),
+            ],
         );
     }
 

@@ -371,10 +371,6 @@ pub(super) fn forward<T: KernelFloat>(
     tables: &Tables<T>,
     out: SharedMut<T>,
 ) {
-    if layout.channels > 1 && layout.inner >= MEMORY_ORDER_MIN_PLANE {
-        forward_in_memory_order(x, layout, p, tables, out);
-        return;
-    }
     par_map(items.len(), |i| {
         let item = items[i];
         let runs = super::cpu::item_runs(layout, item);
@@ -408,38 +404,6 @@ unsafe fn forward_built<T: KernelFloat>(
         let ys = unsafe { out.slice(off, len) };
         forward_run(&built.table, &x[off..off + len], ys);
     }
-}
-
-/// Shortest channel plane (`inner`, the elements between two channels) from which several
-/// channels' forward pass walks the tensor in memory order, plane after plane, each with its
-/// channel's table, rather than channel by channel (the work items of the backward pass, which
-/// keep per-channel sums). Memory order streams through the tensor as a shared AFU does, where
-/// a channel's planes are far apart (86 KB on the 64×32×26×26 benchmark tensor) and each starts
-/// the hardware prefetcher cold. Smaller planes keep the channel items: a call per plane would
-/// cost more than the plane.
-const MEMORY_ORDER_MIN_PLANE: usize = 64;
-
-/// The forward pass of several channels in memory order (see [`MEMORY_ORDER_MIN_PLANE`]):
-/// work items of whole planes, about [`ITEM_ELEMENTS`](super::cpu::ITEM_ELEMENTS) elements
-/// each. Consecutive items start on different channels, so the threads build different
-/// channels' tables on first use. Nothing is summed, so the cut does not change any result.
-fn forward_in_memory_order<T: KernelFloat>(
-    x: &[T],
-    layout: Layout,
-    p: &ParamSlices<T>,
-    tables: &Tables<T>,
-    out: SharedMut<T>,
-) {
-    let planes = layout.outer * layout.channels;
-    let per_item = (super::cpu::ITEM_ELEMENTS / layout.inner).max(1);
-    par_map(planes.div_ceil(per_item), |i| {
-        for plane in i * per_item..((i + 1) * per_item).min(planes) {
-            let built = tables.channel(p, plane % layout.channels);
-            let run = [(plane * layout.inner, layout.inner)];
-            // SAFETY: the planes of different items are disjoint and within `x` and `out`.
-            unsafe { forward_built(built, x, &run, out) };
-        }
-    });
 }
 
 /// Portable forward over one run.

@@ -716,7 +716,8 @@ unsafe fn forward_f32<const STEPS: u32, const G: usize>(
     }
 }
 
-/// [`forward_f32`] with the lookups of `UF` vectors interleaved.
+/// [`forward_f32`] with the lookups of `UF` vectors interleaved, in chunks of `UF` vectors that
+/// may span runs.
 ///
 /// # Safety
 /// As [`forward_f32`].
@@ -727,32 +728,63 @@ unsafe fn forward_interleaved<const STEPS: u32, const G: usize, const UF: usize>
     yp: *mut f32,
     runs: &Runs,
 ) {
-    // SAFETY: every access is within a run (full vectors, then a masked tail).
+    // SAFETY: every access is within a run (full vectors, masked partial ones).
     unsafe {
         let a0 = Table32::load(&t.slopes[0]);
         let b0 = Table32::load(&t.intercepts[0]);
+        // Vectors set aside for a chunk that spans runs: a run's last vectors go with the
+        // next run's first ones (short runs, one image plane per channel, would otherwise end
+        // in vectors looked up one by one, each a chain of dependent steps).
+        let mut spanning = [(0usize, None::<__mmask16>); UF];
+        let mut filled = 0;
         for (r, &(off, len)) in runs.iter().enumerate() {
             let end = off + len;
             let d = prefetch_distance(runs, r);
-            let mut i = off;
-            while i + UF * LANES <= end {
-                for u in 0..UF {
-                    prefetch(xp.wrapping_add(i + d + u * LANES));
-                }
-                let x: [__m512; UF] =
-                    std::array::from_fn(|u| _mm512_loadu_ps(xp.add(i + u * LANES)));
-                let r = lookup::<STEPS, G, UF, true>(t, x, a0, b0, &mut || {});
-                for u in 0..UF {
-                    let y = _mm512_add_ps(_mm512_mul_ps(r[u].0, x[u]), r[u].1);
-                    _mm512_storeu_ps(yp.add(i + u * LANES), y);
-                }
-                i += UF * LANES;
+            if let Some(&(o, l)) = runs.get(r + 1) {
+                // The next run's last line (its partial vector's).
+                prefetch(xp.wrapping_add(o + l - 1));
             }
-            for_each_vector(&[(i, end - i)], [], |i, mask| {
-                let x = load(xp.add(i), mask);
-                let [(a, b, _)] = lookup::<STEPS, G, 1, true>(t, [x], a0, b0, &mut || {});
-                store(yp.add(i), mask, _mm512_add_ps(_mm512_mul_ps(a, x), b));
-            });
+            let mut i = off;
+            while i < end {
+                if filled == 0 && i + UF * LANES <= end {
+                    for u in 0..UF {
+                        prefetch(xp.wrapping_add(i + d + u * LANES));
+                    }
+                    let x: [__m512; UF] =
+                        std::array::from_fn(|u| _mm512_loadu_ps(xp.add(i + u * LANES)));
+                    let r = lookup::<STEPS, G, UF, true>(t, x, a0, b0, &mut || {});
+                    for u in 0..UF {
+                        let y = _mm512_add_ps(_mm512_mul_ps(r[u].0, x[u]), r[u].1);
+                        _mm512_storeu_ps(yp.add(i + u * LANES), y);
+                    }
+                    i += UF * LANES;
+                    continue;
+                }
+                prefetch(xp.wrapping_add(i + d));
+                spanning[filled] = (i, (end - i < LANES).then(|| first_lanes(end - i)));
+                filled += 1;
+                i += LANES;
+                if filled == UF {
+                    let x: [__m512; UF] =
+                        std::array::from_fn(|u| load(xp.add(spanning[u].0), spanning[u].1));
+                    let r = lookup::<STEPS, G, UF, true>(t, x, a0, b0, &mut || {});
+                    for u in 0..UF {
+                        let (i, m) = spanning[u];
+                        store(
+                            yp.add(i),
+                            m,
+                            _mm512_add_ps(_mm512_mul_ps(r[u].0, x[u]), r[u].1),
+                        );
+                    }
+                    filled = 0;
+                }
+            }
+        }
+        // The last vectors (fewer than UF) one at a time.
+        for &(i, m) in &spanning[..filled] {
+            let x = load(xp.add(i), m);
+            let [(a, b, _)] = lookup::<STEPS, G, 1, true>(t, [x], a0, b0, &mut || {});
+            store(yp.add(i), m, _mm512_add_ps(_mm512_mul_ps(a, x), b));
         }
     }
 }
