@@ -101,47 +101,33 @@ impl<T: KernelFloat> PwlTable<T> {
         let n = w0.len();
         // Most thresholds 16 at a time where the CPU can (the rest by bisection).
         let fast = fast_thresholds(w0, b0);
-        // (threshold as an ordered integer, unit), and G on interval 0 (x below every
-        // threshold).
+        // (threshold as an ordered integer, unit).
         let mut order: Vec<(i64, usize)> = Vec::with_capacity(n);
-        let (mut aj, mut bj) = (0.0f64, b1.to_f64());
         for i in 0..n {
             if !(w0[i].is_finite_k() && b0[i].is_finite_k()) {
                 return None;
             }
-            let kinked = alpha != 1.0 && w0[i] != T::ZERO;
-            if kinked {
+            if alpha != 1.0 && w0[i] != T::ZERO {
                 let t = match fast.get(i).copied().flatten() {
                     Some(t) => t,
                     None => threshold(w0[i], b0[i])?,
                 };
                 order.push((t.to_ordered(), i));
             }
-            let s = slope_below_thresholds(w0[i], b0[i], kinked, alpha);
-            aj += w1[i].to_f64() * s * w0[i].to_f64();
-            bj += w1[i].to_f64() * s * b0[i].to_f64();
         }
         sort_by_threshold_then_unit::<T>(&mut order);
-        let mut position = vec![None; n];
-        // Then one unit changes slope per threshold.
         let k = order.len();
+        let mut position = vec![None; n];
         let mut thresholds = vec![T::ZERO; k];
-        let mut a = vec![T::ZERO; k + 1];
-        let mut b = vec![T::ZERO; k + 1];
-        (a[0], b[0]) = (T::from_f64(aj), T::from_f64(bj));
         for (pos, &(t, i)) in order.iter().enumerate() {
             position[i] = Some(pos);
             thresholds[pos] = T::from_ordered(t);
-            // Crossing θ: w0 > 0 turns the unit on (α → 1), w0 < 0 turns it off (1 → α).
-            let change = if w0[i] > T::ZERO {
-                1.0 - alpha
-            } else {
-                alpha - 1.0
-            };
-            aj += w1[i].to_f64() * change * w0[i].to_f64();
-            bj += w1[i].to_f64() * change * b0[i].to_f64();
-            (a[pos + 1], b[pos + 1]) = (T::from_f64(aj), T::from_f64(bj));
         }
+        // G on interval 0 (x below every threshold), then one unit changes slope per threshold.
+        let mut a = vec![T::ZERO; k + 1];
+        let mut b = vec![T::ZERO; k + 1];
+        let below = below_thresholds(w0, b0, w1, *b1, alpha);
+        crossing_sums(&order, (w0, b0, w1), alpha, below, &mut a, &mut b);
         Some(PwlTable {
             thresholds,
             a,
@@ -205,6 +191,48 @@ impl<T: KernelFloat> PwlTable<T> {
             out.b0[i] = T::from_f64(w * sg);
         }
         out.b1[0] = T::from_f64(t0);
+    }
+}
+
+/// `G`'s slope and intercept below every threshold (`b1` included): the units' terms added in
+/// unit order. The two sums here and in [`crossing_sums`] are chains of dependent additions; in
+/// functions of their own they stay in registers (inside the loops that find and sort the
+/// thresholds, around their calls, every step went through the stack).
+#[inline(never)]
+fn below_thresholds<T: KernelFloat>(w0: &[T], b0: &[T], w1: &[T], b1: T, alpha: f64) -> (f64, f64) {
+    let (mut aj, mut bj) = (0.0f64, b1.to_f64());
+    for ((&w0, &b0), &w1) in w0.iter().zip(b0).zip(w1) {
+        let kinked = alpha != 1.0 && w0 != T::ZERO;
+        let s = slope_below_thresholds(w0, b0, kinked, alpha);
+        aj += w1.to_f64() * s * w0.to_f64();
+        bj += w1.to_f64() * s * b0.to_f64();
+    }
+    (aj, bj)
+}
+
+/// The slope and intercept on every interval (`a`, `b`: `K + 1` entries): `start` below every
+/// threshold, then the change of the unit crossing each threshold, in the sorted `order`.
+#[inline(never)]
+fn crossing_sums<T: KernelFloat>(
+    order: &[(i64, usize)],
+    (w0, b0, w1): (&[T], &[T], &[T]),
+    alpha: f64,
+    start: (f64, f64),
+    a: &mut [T],
+    b: &mut [T],
+) {
+    let (mut aj, mut bj) = start;
+    (a[0], b[0]) = (T::from_f64(aj), T::from_f64(bj));
+    for ((&(_, i), a), b) in order.iter().zip(&mut a[1..]).zip(&mut b[1..]) {
+        // Crossing θ: w0 > 0 turns the unit on (α → 1), w0 < 0 turns it off (1 → α).
+        let change = if w0[i] > T::ZERO {
+            1.0 - alpha
+        } else {
+            alpha - 1.0
+        };
+        aj += w1[i].to_f64() * change * w0[i].to_f64();
+        bj += w1[i].to_f64() * change * b0[i].to_f64();
+        (*a, *b) = (T::from_f64(aj), T::from_f64(bj));
     }
 }
 

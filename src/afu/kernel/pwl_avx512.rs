@@ -126,12 +126,12 @@ impl FastTable {
     fn with_layout<T: KernelFloat>(t: &PwlTable<T>, narrow: bool) -> Option<FastTable> {
         debug_assert!(Self::available::<T>());
         let k = t.thresholds.len();
-        if k > MAX_THRESHOLDS {
+        if k > MAX_THRESHOLDS || !T::IS_F32 {
             return None;
         }
         debug_assert!(!narrow || k <= NARROW_MAX);
-        let f32s = |v: &[T]| -> Vec<f32> { v.iter().map(|&v| v.to_f64() as f32).collect() }; // exact: T is f32
-        let (thresholds, a, b) = (f32s(&t.thresholds), f32s(&t.a), f32s(&t.b));
+        // SAFETY: T is f32 (checked above).
+        let (thresholds, a, b) = unsafe { (as_f32(&t.thresholds), as_f32(&t.a), as_f32(&t.b)) };
         let groups = if narrow { 16 } else { WIDTH };
         let group = (k + 1).div_ceil(groups).max(1);
         // Entry `kk` of every group, padded past the end with `pad`.
@@ -141,7 +141,7 @@ impl FastTable {
         // Past the last interval: its slope and intercept (never reached, as the padded
         // thresholds are +∞).
         let (a_pad, b_pad) = (a[k], b[k]);
-        let splitters = table(&thresholds, f32::INFINITY, group - 1);
+        let splitters = table(thresholds, f32::INFINITY, group - 1);
         let steps = if narrow { 4 } else { 5 };
         // Tables of steps past the layout's last are never read.
         let probes = std::array::from_fn(|t| {
@@ -158,11 +158,11 @@ impl FastTable {
             narrow,
             probes,
             inner: (0..group - 1)
-                .map(|kk| table(&thresholds, f32::INFINITY, kk))
+                .map(|kk| table(thresholds, f32::INFINITY, kk))
                 .collect(),
-            slopes: (0..group).map(|kk| table(&a, a_pad, kk)).collect(),
-            intercepts: (0..group).map(|kk| table(&b, b_pad, kk)).collect(),
-            thresholds,
+            slopes: (0..group).map(|kk| table(a, a_pad, kk)).collect(),
+            intercepts: (0..group).map(|kk| table(b, b_pad, kk)).collect(),
+            thresholds: thresholds.to_vec(),
         })
     }
 }
