@@ -143,38 +143,52 @@ impl<T: KernelFloat> PwlTable<T> {
     }
 
     /// Turns the summed per-interval statistics into the parameter gradients of channel `c`,
-    /// written to `out` (one channel's: `N` entries each, and one `b1`).
+    /// written to `out` (one channel's).
     fn finish(
         &self,
         p: &ParamSlices<T>,
         c: usize,
         alpha: f64,
         sums: &IntervalSums,
-        out: &mut ParamGrads<T>,
+        out: ChannelGrads<'_, T>,
     ) {
         let (w0, b0, w1, _) = p.channel(c);
-        let n = w0.len();
-        // prefix[j] = sum over intervals 0..j
+        // prefix[j] = sum over intervals 0..j (on the stack up to the vector kernels' most
+        // intervals: no allocation per channel).
         let k1 = self.a.len();
-        let mut p0 = vec![0.0f64; k1 + 1];
-        let mut p1 = vec![0.0f64; k1 + 1];
-        for j in 0..k1 {
-            p0[j + 1] = p0[j] + sums.s0[j];
-            p1[j + 1] = p1[j] + sums.s1[j];
+        let mut stack = [[0.0f64; 2]; STACK_INTERVALS + 1];
+        let mut heap = Vec::new();
+        let prefix: &mut [[f64; 2]] = if k1 <= STACK_INTERVALS {
+            &mut stack[..=k1]
+        } else {
+            heap.resize(k1 + 1, [0.0; 2]);
+            &mut heap
+        };
+        let (mut q0, mut q1) = (0.0f64, 0.0f64);
+        for ((pre, &s0), &s1) in prefix[1..].iter_mut().zip(&sums.s0).zip(&sums.s1) {
+            q0 += s0;
+            q1 += s1;
+            *pre = [q0, q1];
         }
-        let (t0, t1) = (p0[k1], p1[k1]);
-        for i in 0..n {
-            let (a, b, w) = (w0[i].to_f64(), b0[i].to_f64(), w1[i].to_f64());
+        let (t0, t1) = (q0, q1);
+        let units = w0.iter().zip(b0).zip(w1).zip(&self.position);
+        let outs = out
+            .w0
+            .iter_mut()
+            .zip(out.b0.iter_mut())
+            .zip(out.w1.iter_mut());
+        for ((((&a, &b), &w), position), ((gw0, gb0), gw1)) in units.zip(outs) {
+            let (a, b, w) = (a.to_f64(), b.to_f64(), w.to_f64());
             // Σ gy·s and Σ gy·s·x, s = this unit's slope at each element.
-            let (sg, sgx) = match self.position[i] {
+            let (sg, sgx) = match *position {
                 Some(pos) => {
                     // Elements with x ≤ θ: intervals 0..=pos.
-                    let (l0, l1) = (p0[pos + 1], p1[pos + 1]);
-                    let (act0, act1) = if a > 0.0 {
-                        (t0 - l0, t1 - l1)
-                    } else {
-                        (l0, l1)
-                    };
+                    let [l0, l1] = prefix[pos + 1];
+                    // Active above θ for w0 > 0 (a select, not a branch: the signs of w0
+                    // are random, a branch on them mispredicted half the time).
+                    let up = a > 0.0;
+                    let act0 = if up { t0 - l0 } else { l0 };
+                    let act1 = if up { t1 - l1 } else { l1 };
                     (
                         alpha * t0 + (1.0 - alpha) * act0,
                         alpha * t1 + (1.0 - alpha) * act1,
@@ -186,12 +200,24 @@ impl<T: KernelFloat> PwlTable<T> {
                 }
             };
             // ψ(u) = s·u = s·(w0·x + b0)
-            out.w1[i] = T::from_f64(a * sgx + b * sg);
-            out.w0[i] = T::from_f64(w * sgx);
-            out.b0[i] = T::from_f64(w * sg);
+            *gw1 = T::from_f64(a * sgx + b * sg);
+            *gw0 = T::from_f64(w * sgx);
+            *gb0 = T::from_f64(w * sg);
         }
-        out.b1[0] = T::from_f64(t0);
+        *out.b1 = T::from_f64(t0);
     }
+}
+
+/// Intervals whose prefix sums [`PwlTable::finish`] keeps on the stack: the vector kernels'
+/// most (more take a heap buffer).
+const STACK_INTERVALS: usize = 513;
+
+/// One channel's parameter gradients, written by [`PwlTable::finish`].
+struct ChannelGrads<'a, T> {
+    w0: &'a mut [T],
+    b0: &'a mut [T],
+    w1: &'a mut [T],
+    b1: &'a mut T,
 }
 
 /// `G`'s slope and intercept below every threshold (`b1` included): the units' terms added in
@@ -481,7 +507,19 @@ pub(super) fn backward<T: KernelFloat>(
     }
     let unfinished: Vec<AtomicUsize> = per_channel.into_iter().map(AtomicUsize::new).collect();
     let n = p.hidden;
-    let finished: Vec<Option<(usize, ParamGrads<T>)>> = par_map(items.len(), |i| {
+    let mut grads = ParamGrads {
+        w0: vec![T::ZERO; layout.channels * n],
+        b0: vec![T::ZERO; layout.channels * n],
+        w1: vec![T::ZERO; layout.channels * n],
+        b1: vec![T::ZERO; layout.channels],
+    };
+    let outs = [
+        SharedMut(grads.w0.as_mut_ptr()),
+        SharedMut(grads.b0.as_mut_ptr()),
+        SharedMut(grads.w1.as_mut_ptr()),
+        SharedMut(grads.b1.as_mut_ptr()),
+    ];
+    par_map(items.len(), |i| {
         let item = items[i];
         let c = item.channel;
         let built = tables.channel(p, c);
@@ -492,35 +530,30 @@ pub(super) fn backward<T: KernelFloat>(
         }
         // AcqRel: the last item sees every other item's partial sums of its channel.
         if unfinished[c].fetch_sub(1, Ordering::AcqRel) != 1 {
-            return None;
+            return;
         }
-        let mut total = IntervalSums::new(table.a.len());
-        for (other, part) in items.iter().zip(&partials) {
-            if other.channel == c {
-                total.add(part.get().expect("every item of the channel has finished"));
+        let mut parts = items
+            .iter()
+            .zip(&partials)
+            .filter(|(other, _)| other.channel == c)
+            .map(|(_, part)| part.get().expect("every item of the channel has finished"));
+        let first = parts.next().expect("the channel has this item");
+        let mut total = None::<IntervalSums>;
+        for part in parts {
+            total.get_or_insert_with(|| first.clone()).add(part);
+        }
+        // SAFETY: channel c's gradients are written by its last item alone, once; the
+        // buffers outlive the parallel loop.
+        let out = unsafe {
+            ChannelGrads {
+                w0: outs[0].slice(c * n, n),
+                b0: outs[1].slice(c * n, n),
+                w1: outs[2].slice(c * n, n),
+                b1: &mut outs[3].slice(c, 1)[0],
             }
-        }
-        let mut grads = ParamGrads {
-            w0: vec![T::ZERO; n],
-            b0: vec![T::ZERO; n],
-            w1: vec![T::ZERO; n],
-            b1: vec![T::ZERO; 1],
         };
-        table.finish(p, c, tables.alpha, &total, &mut grads);
-        Some((c, grads))
+        table.finish(p, c, tables.alpha, total.as_ref().unwrap_or(first), out);
     });
-    let mut grads = ParamGrads {
-        w0: vec![T::ZERO; layout.channels * n],
-        b0: vec![T::ZERO; layout.channels * n],
-        w1: vec![T::ZERO; layout.channels * n],
-        b1: vec![T::ZERO; layout.channels],
-    };
-    for (c, g) in finished.into_iter().flatten() {
-        grads.w0[c * n..(c + 1) * n].copy_from_slice(&g.w0);
-        grads.b0[c * n..(c + 1) * n].copy_from_slice(&g.b0);
-        grads.w1[c * n..(c + 1) * n].copy_from_slice(&g.w1);
-        grads.b1[c] = g.b1[0];
-    }
     grads
 }
 
