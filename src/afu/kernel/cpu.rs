@@ -676,8 +676,9 @@ pub(crate) fn forward_prepared<T: KernelFloat>(
     let tables = prepared.tables.as_ref();
     if tables.is_some_and(|t| t.vectorised()) {
         let mut y: Vec<T> = Vec::with_capacity(x.len());
-        // The vectorised kernels only write through this pointer, each element exactly once
-        // (the work items' runs cover every element).
+        // The vectorised kernels only write through this pointer, every element at least once
+        // (the work items' runs cover every element; a run's partial last vector rewrites a
+        // few elements before it with the values they already hold).
         let out = SharedMut(y.spare_capacity_mut().as_mut_ptr().cast());
         forward_into(x, layout, p, tables, out);
         // SAFETY: every element of the first x.len() was written just above.
