@@ -135,20 +135,17 @@ impl KernelFloat for f32 {
     fn is_finite_k(self) -> bool {
         self.is_finite()
     }
+    // Negative floats' magnitude bits flipped (an involution), without a branch on the sign:
+    // the table build orders thresholds of random signs.
+    #[inline(always)]
     fn to_ordered(self) -> i64 {
         let b = self.to_bits() as i32;
-        if b >= 0 {
-            b as i64
-        } else {
-            -((b & i32::MAX) as i64) - 1
-        }
+        (b ^ ((b >> 31) & i32::MAX)) as i64
     }
+    #[inline(always)]
     fn from_ordered(o: i64) -> Self {
-        if o >= 0 {
-            f32::from_bits(o as u32)
-        } else {
-            f32::from_bits((-(o + 1)) as u32 | 0x8000_0000)
-        }
+        let o = o as i32;
+        f32::from_bits((o ^ ((o >> 31) & i32::MAX)) as u32)
     }
 }
 
@@ -193,16 +190,14 @@ impl KernelFloat for f64 {
     fn is_finite_k(self) -> bool {
         self.is_finite()
     }
+    #[inline(always)]
     fn to_ordered(self) -> i64 {
         let b = self.to_bits() as i64;
-        if b >= 0 { b } else { -(b & i64::MAX) - 1 }
+        b ^ ((b >> 63) & i64::MAX)
     }
+    #[inline(always)]
     fn from_ordered(o: i64) -> Self {
-        if o >= 0 {
-            f64::from_bits(o as u64)
-        } else {
-            f64::from_bits((-(o + 1)) as u64 | 0x8000_0000_0000_0000)
-        }
+        f64::from_bits((o ^ ((o >> 63) & i64::MAX)) as u64)
     }
 }
 

@@ -297,13 +297,26 @@ fn sort_by_threshold_then_unit<T: KernelFloat>(order: &mut [(i64, usize)]) {
         .iter()
         .map(|&(t, i)| (u64::from(flip(t as i32)) << 32) | i as u64)
         .collect();
-    keys.sort_unstable();
+    sort_keys::<T>(&mut keys);
     for (pair, key) in order.iter_mut().zip(keys) {
         *pair = (
             i64::from(flip((key >> 32) as i32) as i32),
             key as u32 as usize,
         );
     }
+}
+
+/// Sorts `f32` keys (see [`sort_by_threshold_then_unit`]): by the vector network where the CPU
+/// has one and they are few enough, else by the standard sort (the same order: keys are
+/// distinct).
+fn sort_keys<T: KernelFloat>(keys: &mut [u64]) {
+    #[cfg(target_arch = "x86_64")]
+    if keys.len() <= super::pwl_avx512::SORT_MAX && super::pwl_avx512::FastTable::available::<T>() {
+        // SAFETY: `available` checked the CPU's features.
+        unsafe { super::pwl_avx512::sort_keys(keys) };
+        return;
+    }
+    keys.sort_unstable();
 }
 
 /// Slope (1 or `alpha`) of a unit on interval 0, below every threshold: a unit with a
@@ -654,6 +667,27 @@ mod tests {
         assert!(threshold(0.0f32, 1.0).is_none());
         assert!(threshold(f32::NAN, 1.0).is_none());
         assert!(threshold(1.0f32, f32::INFINITY).is_none());
+    }
+
+    /// The vector sort of threshold keys gives the standard sort's order, at every count up to
+    /// its limit (partial vectors, every power of two) and past it (the fallback), on keys with
+    /// equal high halves (coinciding thresholds) and extreme values.
+    #[test]
+    fn key_sort_matches_the_standard_sort() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for n in (0..=40).chain([63, 64, 65, 127, 128, 129, 255, 256, 300, 511, 512, 513, 700]) {
+            let mut keys: Vec<u64> = (0..n)
+                .map(|i| match rng.random_range(0..4) {
+                    0 => (u64::from(rng.random_range(0..4u32)) << 32) | i as u64,
+                    1 => (u64::from(u32::MAX) << 32) | i as u64,
+                    _ => (u64::from(rng.random::<u32>()) << 32) | i as u64,
+                })
+                .collect();
+            let mut expected = keys.clone();
+            expected.sort_unstable();
+            sort_keys::<f32>(&mut keys);
+            assert_eq!(keys, expected, "n={n}");
+        }
     }
 
     /// The vector kernels' direct thresholds are the bisection's, bit for bit, wherever they

@@ -247,6 +247,114 @@ pub(super) unsafe fn thresholds(w0: &[f32], b0: &[f32], out: &mut [Option<f32>])
     }
 }
 
+/// Most keys [`sort_keys`] sorts (more: the caller sorts them another way).
+pub(super) const SORT_MAX: usize = MAX_THRESHOLDS + 1;
+
+/// Sorts up to [`SORT_MAX`] keys in increasing order by a bitonic network over 8-lane
+/// vectors (padded with `u64::MAX` to a power of two): no branch on the keys. The
+/// comparison sort it replaces mispredicted on the random orders of thresholds: 0.78 µs per
+/// 128 keys within forward passes (32 channels), against 0.57 µs timed alone on the same keys
+/// over and over; this one 0.50–0.57 µs there (the keys' packing included).
+///
+/// # Safety
+/// The CPU must have AVX-512 F, VL, BW and DQ.
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
+pub(super) unsafe fn sort_keys(keys: &mut [u64]) {
+    let n = keys.len();
+    assert!(n <= SORT_MAX, "sort_keys: {n} keys");
+    if n < 2 {
+        return;
+    }
+    let padded = n.next_power_of_two().max(KEY_LANES);
+    // SAFETY: the caller's contract.
+    unsafe {
+        match padded / KEY_LANES {
+            1 => sort_network::<1>(keys),
+            2 => sort_network::<2>(keys),
+            4 => sort_network::<4>(keys),
+            8 => sort_network::<8>(keys),
+            16 => sort_network::<16>(keys),
+            32 => sort_network::<32>(keys),
+            _ => sort_network::<64>(keys),
+        }
+    }
+}
+
+/// Keys per vector of [`sort_keys`].
+const KEY_LANES: usize = 8;
+
+/// [`sort_keys`] on `REGS` vectors (`keys.len() ≤ 8·REGS`, a power of two): the loops have
+/// fixed counts, so the vectors stay in registers.
+///
+/// # Safety
+/// As [`sort_keys`].
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
+unsafe fn sort_network<const REGS: usize>(keys: &mut [u64]) {
+    let n = keys.len();
+    debug_assert!(n <= REGS * KEY_LANES);
+    let padded = REGS * KEY_LANES;
+    let pad = _mm512_set1_epi64(u64::MAX as i64);
+    let here =
+        |r: usize| ((1u32 << n.saturating_sub(r * KEY_LANES).min(KEY_LANES)) - 1) as __mmask8;
+    // SAFETY: every load and store is masked to the keys' lanes.
+    unsafe {
+        let mut v: [__m512i; REGS] = std::array::from_fn(|r| {
+            _mm512_mask_loadu_epi64(pad, here(r), keys.as_ptr().add(r * KEY_LANES).cast())
+        });
+        let lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+        // Stage (k, j): element i and its partner i ^ j, the smaller first where the block of
+        // k that holds i is ascending ((i & k) == 0).
+        let mut k = 2;
+        while k <= padded {
+            let mut j = k / 2;
+            while j > 0 {
+                if j >= KEY_LANES {
+                    let jr = j / KEY_LANES;
+                    for r in 0..REGS {
+                        let p = r ^ jr;
+                        if p > r {
+                            let (lo, hi) =
+                                (_mm512_min_epu64(v[r], v[p]), _mm512_max_epu64(v[r], v[p]));
+                            (v[r], v[p]) = if (r * KEY_LANES) & k == 0 {
+                                (lo, hi)
+                            } else {
+                                (hi, lo)
+                            };
+                        }
+                    }
+                } else {
+                    let partner = _mm512_xor_si512(lane, _mm512_set1_epi64(j as i64));
+                    // Lanes that take the larger of the pair in an ascending register (for
+                    // k < 8 the direction changes within the register).
+                    let mut takes_max: __mmask8 = 0;
+                    for l in 0..KEY_LANES {
+                        let ascending = k >= KEY_LANES || l & k == 0;
+                        if (l & j != 0) == ascending {
+                            takes_max |= 1 << l;
+                        }
+                    }
+                    for (r, reg) in v.iter_mut().enumerate() {
+                        let other = _mm512_permutexvar_epi64(partner, *reg);
+                        let (lo, hi) =
+                            (_mm512_min_epu64(*reg, other), _mm512_max_epu64(*reg, other));
+                        let m = if k >= KEY_LANES && (r * KEY_LANES) & k != 0 {
+                            !takes_max
+                        } else {
+                            takes_max
+                        };
+                        *reg = _mm512_mask_blend_epi64(m, lo, hi);
+                    }
+                }
+                j /= 2;
+            }
+            k *= 2;
+        }
+        for (r, reg) in v.iter().enumerate() {
+            _mm512_mask_storeu_epi64(keys.as_mut_ptr().add(r * KEY_LANES).cast(), here(r), *reg);
+        }
+    }
+}
+
 /// A work item's backward statistics, kept across its runs.
 pub(super) enum Accumulator {
     /// `K ≤ 8`: `[Σ gy·[x>θ_p], Σ gy·x·[x>θ_p]]` for each threshold `p`, then the totals
