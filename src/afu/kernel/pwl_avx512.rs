@@ -137,23 +137,22 @@ impl FastTable {
         let groups = if narrow { 16 } else { WIDTH };
         let group = (k + 1).div_ceil(groups).max(1);
         // Entry `kk` of every group, padded past the end with `pad`.
-        let table = |src: &[f32], pad: f32, kk: usize| -> [f32; WIDTH] {
-            std::array::from_fn(|m| src.get(m * group + kk).copied().unwrap_or(pad))
-        };
+        // SAFETY: the CPU has AVX-512 (`available`).
+        let table = |src: &[f32], pad: f32, kk: usize| unsafe { gather_row(src, pad, group, kk) };
         // Past the last interval: its slope and intercept (never reached, as the padded
         // thresholds are +∞).
         let (a_pad, b_pad) = (a[k], b[k]);
         let splitters = table(thresholds, f32::INFINITY, group - 1);
         let steps = if narrow { 4 } else { 5 };
-        // Tables of steps past the layout's last are never read.
-        let probes = std::array::from_fn(|t| {
-            let offset = (t < steps).then(|| 1usize << (steps - 1 - t));
-            std::array::from_fn(|m| {
-                offset
-                    .and_then(|o| splitters.get(m + o - 1))
-                    .copied()
-                    .unwrap_or(f32::INFINITY)
-            })
+        // Tables of steps past the layout's last are never read. Step t's table is the
+        // splitters from 2^(steps−1−t) − 1 on, padded with +∞.
+        let mut padded = [f32::INFINITY; 2 * WIDTH];
+        padded[..WIDTH].copy_from_slice(&splitters);
+        let probes = std::array::from_fn(|t| match (t < steps).then(|| 1usize << (steps - 1 - t)) {
+            Some(o) => padded[o - 1..][..WIDTH]
+                .try_into()
+                .expect("WIDTH entries"),
+            None => [f32::INFINITY; WIDTH],
         });
         Some(FastTable {
             group,
@@ -167,6 +166,35 @@ impl FastTable {
             thresholds: thresholds.to_vec(),
         })
     }
+}
+
+/// `[src[kk], src[group + kk], src[2·group + kk], …]` (32 entries; `pad` past the end of
+/// `src`): one row of a group-major table, by two gathers.
+///
+/// # Safety
+/// The CPU must have AVX-512 F, VL, BW and DQ.
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
+unsafe fn gather_row(src: &[f32], pad: f32, group: usize, kk: usize) -> [f32; WIDTH] {
+    let mut row = [pad; WIDTH];
+    let step = _mm512_set1_epi32(group as i32);
+    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let len = _mm512_set1_epi32(src.len() as i32);
+    for half in 0..2 {
+        let m = _mm512_add_epi32(lanes, _mm512_set1_epi32((half * LANES) as i32));
+        let at = _mm512_add_epi32(_mm512_mullo_epi32(m, step), _mm512_set1_epi32(kk as i32));
+        let inside = _mm512_cmplt_epi32_mask(at, len);
+        // SAFETY: only lanes with an index inside `src` are read; 32·16 + 16 fits an i32.
+        unsafe {
+            let v = _mm512_mask_i32gather_ps::<4>(
+                _mm512_set1_ps(pad),
+                inside,
+                at,
+                src.as_ptr().cast(),
+            );
+            _mm512_storeu_ps(row.as_mut_ptr().add(half * LANES), v);
+        }
+    }
+    row
 }
 
 /// The exact thresholds (see [`super::pwl::threshold`]) of 16 units at a time, where one of
