@@ -99,35 +99,17 @@ impl<T: KernelFloat> PwlTable<T> {
             return None;
         }
         let n = w0.len();
-        // Most thresholds 16 at a time where the CPU can (the rest by bisection).
-        let fast = fast_thresholds(w0, b0);
-        // (threshold as an ordered integer, unit).
-        let mut order: Vec<(i64, usize)> = Vec::with_capacity(n);
-        for i in 0..n {
-            if !(w0[i].is_finite_k() && b0[i].is_finite_k()) {
-                return None;
-            }
-            if alpha != 1.0 && w0[i] != T::ZERO {
-                let t = match fast.get(i).copied().flatten() {
-                    Some(t) => t,
-                    None => threshold(w0[i], b0[i])?,
-                };
-                order.push((t.to_ordered(), i));
-            }
-        }
-        sort_by_threshold_then_unit::<T>(&mut order);
-        let k = order.len();
+        let (units, thresholds) = sorted_thresholds(w0, b0, alpha)?;
+        let k = units.len();
         let mut position = vec![None; n];
-        let mut thresholds = vec![T::ZERO; k];
-        for (pos, &(t, i)) in order.iter().enumerate() {
+        for (pos, &i) in units.iter().enumerate() {
             position[i] = Some(pos);
-            thresholds[pos] = T::from_ordered(t);
         }
         // G on interval 0 (x below every threshold), then one unit changes slope per threshold.
         let mut a = vec![T::ZERO; k + 1];
         let mut b = vec![T::ZERO; k + 1];
         let below = below_thresholds(w0, b0, w1, *b1, alpha);
-        crossing_sums(&order, (w0, b0, w1), alpha, below, &mut a, &mut b);
+        crossing_sums(&units, (w0, b0, w1), alpha, below, &mut a, &mut b);
         Some(PwlTable {
             thresholds,
             a,
@@ -237,10 +219,10 @@ fn below_thresholds<T: KernelFloat>(w0: &[T], b0: &[T], w1: &[T], b1: T, alpha: 
 }
 
 /// The slope and intercept on every interval (`a`, `b`: `K + 1` entries): `start` below every
-/// threshold, then the change of the unit crossing each threshold, in the sorted `order`.
+/// threshold, then the change of the unit crossing each threshold, `units` in threshold order.
 #[inline(never)]
 fn crossing_sums<T: KernelFloat>(
-    order: &[(i64, usize)],
+    units: &[usize],
     (w0, b0, w1): (&[T], &[T], &[T]),
     alpha: f64,
     start: (f64, f64),
@@ -249,7 +231,7 @@ fn crossing_sums<T: KernelFloat>(
 ) {
     let (mut aj, mut bj) = start;
     (a[0], b[0]) = (T::from_f64(aj), T::from_f64(bj));
-    for ((&(_, i), a), b) in order.iter().zip(&mut a[1..]).zip(&mut b[1..]) {
+    for ((&i, a), b) in units.iter().zip(&mut a[1..]).zip(&mut b[1..]) {
         // Crossing θ: w0 > 0 turns the unit on (α → 1), w0 < 0 turns it off (1 → α).
         let change = if w0[i] > T::ZERO {
             1.0 - alpha
@@ -260,6 +242,86 @@ fn crossing_sums<T: KernelFloat>(
         bj += w1[i].to_f64() * change * b0[i].to_f64();
         (*a, *b) = (T::from_f64(aj), T::from_f64(bj));
     }
+}
+
+/// The units that have a threshold (`w0 ≠ 0`, a base with a kink), sorted by threshold and
+/// then by unit, and their thresholds; `None` when some `w0` or `b0` is not finite or some
+/// threshold cannot be found.
+fn sorted_thresholds<T: KernelFloat>(
+    w0: &[T],
+    b0: &[T],
+    alpha: f64,
+) -> Option<(Vec<usize>, Vec<T>)> {
+    #[cfg(target_arch = "x86_64")]
+    if w0.len() <= super::pwl_avx512::SORT_MAX && super::pwl_avx512::FastTable::available::<T>() {
+        // The keys of `sort_by_threshold_then_unit` built 16 units at a time, and sorted by
+        // the vector network.
+        let mut keys = Vec::new();
+        let mut rest = Vec::new();
+        // SAFETY: T is f32 (`available`), so the slices are f32 slices, and the CPU has the
+        // features the kernel needs; fewer than 2³² units.
+        let finite = unsafe {
+            let f32s = |v: &[T]| std::slice::from_raw_parts(v.as_ptr().cast::<f32>(), v.len());
+            super::pwl_avx512::threshold_keys(f32s(w0), f32s(b0), &mut keys, &mut rest)
+        };
+        if !finite {
+            return None;
+        }
+        if alpha == 1.0 {
+            return Some((Vec::new(), Vec::new()));
+        }
+        for i in rest {
+            keys.push(threshold_key(threshold(w0[i], b0[i])?.to_ordered(), i));
+        }
+        sort_keys::<T>(&mut keys);
+        let units = keys.iter().map(|&key| key as u32 as usize).collect();
+        let thresholds = keys
+            .iter()
+            .map(|&key| T::from_ordered(key_threshold(key)))
+            .collect();
+        return Some((units, thresholds));
+    }
+    sorted_thresholds_portable(w0, b0, alpha)
+}
+
+/// [`sorted_thresholds`] unit by unit, with the standard sort.
+fn sorted_thresholds_portable<T: KernelFloat>(
+    w0: &[T],
+    b0: &[T],
+    alpha: f64,
+) -> Option<(Vec<usize>, Vec<T>)> {
+    // Most thresholds 16 at a time where the CPU can (the rest by bisection).
+    let fast = fast_thresholds(w0, b0);
+    // (threshold as an ordered integer, unit).
+    let mut order: Vec<(i64, usize)> = Vec::with_capacity(w0.len());
+    for i in 0..w0.len() {
+        if !(w0[i].is_finite_k() && b0[i].is_finite_k()) {
+            return None;
+        }
+        if alpha != 1.0 && w0[i] != T::ZERO {
+            let t = match fast.get(i).copied().flatten() {
+                Some(t) => t,
+                None => threshold(w0[i], b0[i])?,
+            };
+            order.push((t.to_ordered(), i));
+        }
+    }
+    sort_by_threshold_then_unit::<T>(&mut order);
+    Some((
+        order.iter().map(|&(_, i)| i).collect(),
+        order.iter().map(|&(t, _)| T::from_ordered(t)).collect(),
+    ))
+}
+
+/// The sort key of an `f32` threshold (as an ordered integer) and its unit: the threshold's
+/// order-preserving 32 bits (sign bit flipped) above the unit's.
+fn threshold_key(t: i64, unit: usize) -> u64 {
+    (u64::from((t as i32 as u32) ^ 0x8000_0000) << 32) | unit as u64
+}
+
+/// The threshold (as an ordered integer) of a [`threshold_key`].
+fn key_threshold(key: u64) -> i64 {
+    i64::from(((key >> 32) as u32 ^ 0x8000_0000) as i32)
 }
 
 /// The thresholds the vector kernels find directly (see `pwl_avx512::thresholds`), one per
@@ -292,17 +354,10 @@ fn sort_by_threshold_then_unit<T: KernelFloat>(order: &mut [(i64, usize)]) {
         return;
     }
     // f32 ordered values lie within the i32 range; flipping the sign bit orders them unsigned.
-    let flip = |t: i32| (t as u32) ^ 0x8000_0000;
-    let mut keys: Vec<u64> = order
-        .iter()
-        .map(|&(t, i)| (u64::from(flip(t as i32)) << 32) | i as u64)
-        .collect();
+    let mut keys: Vec<u64> = order.iter().map(|&(t, i)| threshold_key(t, i)).collect();
     sort_keys::<T>(&mut keys);
     for (pair, key) in order.iter_mut().zip(keys) {
-        *pair = (
-            i64::from(flip((key >> 32) as i32) as i32),
-            key as u32 as usize,
-        );
+        *pair = (key_threshold(key), key as u32 as usize);
     }
 }
 
@@ -687,6 +742,44 @@ mod tests {
             expected.sort_unstable();
             sort_keys::<f32>(&mut keys);
             assert_eq!(keys, expected, "n={n}");
+        }
+    }
+
+    /// The vector path of the sorted thresholds (keys built 16 units at a time, the sorting
+    /// network) gives what the unit-by-unit path does, on random parameters, special values
+    /// (zeros, infinities, NaN: no table), coinciding thresholds and odd counts.
+    #[test]
+    fn sorted_thresholds_match_the_portable_path() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+        for n in [1usize, 3, 16, 17, 40, 128, 129, 300, 512, 513] {
+            for case in 0..6 {
+                let mut w0: Vec<f32> = (0..n).map(|_| rng.random_range(-2.0..2.0)).collect();
+                let mut b0: Vec<f32> = (0..n).map(|_| rng.random_range(-2.0..2.0)).collect();
+                match case {
+                    1 => w0[n / 2] = 0.0,
+                    2 => b0[n - 1] = f32::INFINITY,
+                    3 => w0[0] = f32::NAN,
+                    4 => {
+                        // Coinciding thresholds, and huge and tiny slopes.
+                        for i in (0..n).step_by(3) {
+                            (w0[i], b0[i]) = (2.0, -1.0);
+                        }
+                        w0[n - 1] = 1e-30;
+                        b0[0] = 3e30;
+                    }
+                    _ => {}
+                }
+                let bits = |r: Option<(Vec<usize>, Vec<f32>)>| {
+                    r.map(|(u, t)| (u, t.iter().map(|t| t.to_bits()).collect::<Vec<_>>()))
+                };
+                for alpha in [0.0, 0.01, 1.0] {
+                    assert_eq!(
+                        bits(sorted_thresholds(&w0, &b0, alpha)),
+                        bits(sorted_thresholds_portable(&w0, &b0, alpha)),
+                        "n={n} case={case} alpha={alpha}"
+                    );
+                }
+            }
         }
     }
 

@@ -206,80 +206,182 @@ unsafe fn gather_row(src: &[f32], pad: f32, group: usize, kk: usize) -> [f32; WI
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
 pub(super) unsafe fn thresholds(w0: &[f32], b0: &[f32], out: &mut [Option<f32>]) {
     debug_assert!(w0.len() == b0.len() && w0.len() == out.len());
-    // Ordered integers (as in `KernelFloat::to_ordered`) and back: the same map, an involution
-    // (negative floats' magnitude bits flipped).
-    let flip = |v: __m512i| {
-        let neg = _mm512_cmplt_epi32_mask(v, _mm512_setzero_si512());
-        _mm512_mask_xor_epi32(v, neg, v, _mm512_set1_epi32(i32::MAX))
-    };
-    // SAFETY: lanes past the end are masked off in every load and store.
+    // SAFETY: lanes past the end are masked off in every load; the CPU's features are the
+    // caller's contract.
     unsafe {
         let mut i = 0;
         while i < w0.len() {
             let m = first_lanes((w0.len() - i).min(LANES));
-            let w = _mm512_maskz_loadu_ps(m, w0.as_ptr().add(i));
-            let b = _mm512_maskz_loadu_ps(m, b0.as_ptr().add(i));
-            // −b0/w0 in f64, rounded to f32 (as the bisection's first guess).
-            let half = |v: __m512, hi: bool| {
-                let v = _mm512_castps_pd(v);
-                let q = if hi {
-                    _mm512_extractf64x4_pd::<1>(v)
-                } else {
-                    _mm512_castpd512_pd256(v)
-                };
-                _mm512_cvtps_pd(_mm256_castpd_ps(q))
-            };
-            let root = |hi: bool| {
-                _mm512_cvtpd_ps(_mm512_div_pd(
-                    _mm512_sub_pd(_mm512_setzero_pd(), half(b, hi)),
-                    half(w, hi),
-                ))
-            };
-            let guess = _mm512_insertf32x8::<1>(_mm512_castps256_ps512(root(false)), root(true));
-            let g = flip(_mm512_castps_si512(guess));
-            let rising = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(w, _mm512_setzero_ps());
-            // The floats up to two below and two above the guess (ordered neighbours).
-            let [x_below2, x_below, x_at, x_above, x_above2] = [-2, -1, 0, 1, 2]
-                .map(|d| _mm512_castsi512_ps(flip(_mm512_add_epi32(g, _mm512_set1_epi32(d)))));
-            // The unit's side at `x` as the bisection decides it: (fl(fl(w0·x) + b0) > 0) ==
-            // rising.
-            let upper = |x: __m512| {
-                let u = _mm512_add_ps(_mm512_mul_ps(w, x), b);
-                !(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(u, _mm512_setzero_ps()) ^ rising)
-            };
-            let [below2, below, at, above, above2] =
-                [x_below2, x_below, x_at, x_above, x_above2].map(upper);
-            let finite = |v: __m512| {
-                _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(v), _mm512_set1_ps(f32::INFINITY))
-            };
-            // Finite parameters, w0 ≠ 0, and finite candidates (the guess and its neighbours:
-            // one each side, and the second one for a change that far).
-            let usable = m
-                & finite(w)
-                & finite(b)
-                & _mm512_cmp_ps_mask::<_CMP_NEQ_OQ>(w, _mm512_setzero_ps())
-                & finite(x_below)
-                & finite(x_above);
-            // θ is the lower float of the pair where the side changes, from two floats below
-            // the guess to one above it (the rounding of w0·x + b0 moves the change off the
-            // rounded root: in random 128-unit layers 4–6 % of the units had it one float
-            // beyond a window of one, and went to the bisection; none beyond two).
-            let lower2 = usable & finite(x_below2) & !below2 & below;
-            let lower = usable & !below & at;
-            let here = usable & !at & above;
-            let upper2 = usable & finite(x_above2) & !above & above2;
-            let delta = |mask, d: i32, v| _mm512_mask_mov_epi32(v, mask, _mm512_set1_epi32(d));
-            let shift = delta(
-                lower2,
-                -2,
-                delta(lower, -1, delta(upper2, 1, _mm512_setzero_si512())),
-            );
-            let theta: [f32; LANES] = std::mem::transmute(flip(_mm512_add_epi32(g, shift)));
-            let found = lower2 | lower | here | upper2;
+            let d = direct_block(w0.as_ptr().add(i), b0.as_ptr().add(i), m);
+            let theta: [f32; LANES] = std::mem::transmute(flip_ordered(d.theta));
             for (l, o) in out[i..].iter_mut().take(LANES).enumerate() {
-                *o = (found >> l & 1 == 1).then_some(theta[l]);
+                *o = (d.found >> l & 1 == 1).then_some(theta[l]);
             }
             i += LANES;
+        }
+    }
+}
+
+/// The sort keys of the units' thresholds (see `pwl::sort_by_threshold_then_unit`: the
+/// threshold's order-preserving 32 bits above the unit's index) for every unit with a direct
+/// threshold (see [`thresholds`]), appended to `keys`; the other units with `w0 ≠ 0` (which
+/// need the bisection) appended to `rest`. `false` when some `w0` or `b0` is not finite.
+///
+/// # Safety
+/// The CPU must have AVX-512 F, VL, BW and DQ; `w0` and `b0` have the same length, below
+/// 2³².
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
+pub(super) unsafe fn threshold_keys(
+    w0: &[f32],
+    b0: &[f32],
+    keys: &mut Vec<u64>,
+    rest: &mut Vec<usize>,
+) -> bool {
+    debug_assert!(w0.len() == b0.len());
+    // Room for every unit, and for the whole last vector stored past the keys.
+    keys.reserve(w0.len() + 8);
+    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    // SAFETY: lanes past the end are masked off in every load; `keys` has room for every
+    // unit and eight more (reserved above: each store writes eight lanes at its end), and its
+    // length is set to the keys written.
+    unsafe {
+        let mut i = 0;
+        while i < w0.len() {
+            let m = first_lanes((w0.len() - i).min(LANES));
+            let d = direct_block(w0.as_ptr().add(i), b0.as_ptr().add(i), m);
+            if d.finite != m {
+                return false;
+            }
+            let high = _mm512_xor_si512(d.theta, _mm512_set1_epi32(i32::MIN));
+            let unit = _mm512_add_epi32(lanes, _mm512_set1_epi32(i as i32));
+            for half in 0..2 {
+                let pick = |v: __m512i| {
+                    let v = _mm512_castsi512_si256(if half == 0 {
+                        v
+                    } else {
+                        _mm512_shuffle_i64x2::<0b11_10_11_10>(v, v)
+                    });
+                    _mm512_cvtepu32_epi64(v)
+                };
+                let key = _mm512_or_si512(_mm512_slli_epi64::<32>(pick(high)), pick(unit));
+                let found = (d.found >> (8 * half)) as __mmask8;
+                // Compressed in a register and stored whole (the lanes past the found ones
+                // land in the reserved spare capacity): a compressing store to memory is
+                // microcoded on AMD (~25 µs more per 32 channels of 128 units).
+                let end = keys.as_mut_ptr().add(keys.len());
+                _mm512_storeu_si512(end.cast(), _mm512_maskz_compress_epi64(found, key));
+                keys.set_len(keys.len() + found.count_ones() as usize);
+            }
+            let mut missing = d.kinked & !d.found;
+            while missing != 0 {
+                rest.push(i + missing.trailing_zeros() as usize);
+                missing &= missing - 1;
+            }
+            i += LANES;
+        }
+    }
+    true
+}
+
+/// What [`direct_block`] finds for 16 units.
+struct DirectBlock {
+    /// Lanes with a direct threshold.
+    found: __mmask16,
+    /// The thresholds as ordered integers (`KernelFloat::to_ordered`), in the `found` lanes.
+    theta: __m512i,
+    /// Lanes (of the mask) with finite `w0` and `b0`.
+    finite: __mmask16,
+    /// Lanes (of the mask) with finite parameters and `w0 ≠ 0`: those that have a threshold.
+    kinked: __mmask16,
+}
+
+/// Ordered integers (as in `KernelFloat::to_ordered`) to float bits and back: the same map,
+/// an involution (negative floats' magnitude bits flipped).
+///
+/// # Safety
+/// The CPU must have AVX-512 F, VL, BW and DQ.
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
+#[inline]
+unsafe fn flip_ordered(v: __m512i) -> __m512i {
+    let neg = _mm512_cmplt_epi32_mask(v, _mm512_setzero_si512());
+    _mm512_mask_xor_epi32(v, neg, v, _mm512_set1_epi32(i32::MAX))
+}
+
+/// The direct thresholds of the (up to) 16 units at `w0`, `b0` in the lanes of `m`.
+///
+/// # Safety
+/// The CPU must have AVX-512 F, VL, BW and DQ; the lanes of `m` readable at both pointers.
+// With the target features (not only inlined into functions that have them): its closures
+// then have them too, and their intrinsics are inlined rather than called.
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
+#[inline]
+unsafe fn direct_block(w0: *const f32, b0: *const f32, m: __mmask16) -> DirectBlock {
+    let flip = |v: __m512i| unsafe { flip_ordered(v) };
+    // SAFETY: caller's contract.
+    unsafe {
+        let w = _mm512_maskz_loadu_ps(m, w0);
+        let b = _mm512_maskz_loadu_ps(m, b0);
+        // −b0/w0 in f64, rounded to f32 (as the bisection's first guess).
+        let half = |v: __m512, hi: bool| {
+            let v = _mm512_castps_pd(v);
+            let q = if hi {
+                _mm512_extractf64x4_pd::<1>(v)
+            } else {
+                _mm512_castpd512_pd256(v)
+            };
+            _mm512_cvtps_pd(_mm256_castpd_ps(q))
+        };
+        let root = |hi: bool| {
+            _mm512_cvtpd_ps(_mm512_div_pd(
+                _mm512_sub_pd(_mm512_setzero_pd(), half(b, hi)),
+                half(w, hi),
+            ))
+        };
+        let guess = _mm512_insertf32x8::<1>(_mm512_castps256_ps512(root(false)), root(true));
+        let g = flip(_mm512_castps_si512(guess));
+        let rising = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(w, _mm512_setzero_ps());
+        // The floats up to two below and two above the guess (ordered neighbours).
+        let [x_below2, x_below, x_at, x_above, x_above2] = [-2, -1, 0, 1, 2]
+            .map(|d| _mm512_castsi512_ps(flip(_mm512_add_epi32(g, _mm512_set1_epi32(d)))));
+        // The unit's side at `x` as the bisection decides it: (fl(fl(w0·x) + b0) > 0) ==
+        // rising.
+        let upper = |x: __m512| {
+            let u = _mm512_add_ps(_mm512_mul_ps(w, x), b);
+            !(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(u, _mm512_setzero_ps()) ^ rising)
+        };
+        let [below2, below, at, above, above2] =
+            [x_below2, x_below, x_at, x_above, x_above2].map(upper);
+        let finite = |v: __m512| {
+            _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(v), _mm512_set1_ps(f32::INFINITY))
+        };
+        // Finite parameters, w0 ≠ 0, and finite candidates (the guess and its neighbours:
+        // one each side, and the second one for a change that far).
+        let usable = m
+            & finite(w)
+            & finite(b)
+            & _mm512_cmp_ps_mask::<_CMP_NEQ_OQ>(w, _mm512_setzero_ps())
+            & finite(x_below)
+            & finite(x_above);
+        // θ is the lower float of the pair where the side changes, from two floats below
+        // the guess to one above it (the rounding of w0·x + b0 moves the change off the
+        // rounded root: in random 128-unit layers 4–6 % of the units had it one float
+        // beyond a window of one, and went to the bisection; none beyond two).
+        let lower2 = usable & finite(x_below2) & !below2 & below;
+        let lower = usable & !below & at;
+        let here = usable & !at & above;
+        let upper2 = usable & finite(x_above2) & !above & above2;
+        let delta = |mask, d: i32, v| _mm512_mask_mov_epi32(v, mask, _mm512_set1_epi32(d));
+        let shift = delta(
+            lower2,
+            -2,
+            delta(lower, -1, delta(upper2, 1, _mm512_setzero_si512())),
+        );
+        let finite_params = m & finite(w) & finite(b);
+        DirectBlock {
+            found: lower2 | lower | here | upper2,
+            theta: _mm512_add_epi32(g, shift),
+            finite: finite_params,
+            kinked: finite_params & _mm512_cmp_ps_mask::<_CMP_NEQ_OQ>(w, _mm512_setzero_ps()),
         }
     }
 }
