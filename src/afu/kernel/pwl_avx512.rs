@@ -422,8 +422,9 @@ pub(super) unsafe fn sort_keys(keys: &mut [u64]) {
 /// Keys per vector of [`sort_keys`].
 const KEY_LANES: usize = 8;
 
-/// [`sort_keys`] on `REGS` vectors (`keys.len() ≤ 8·REGS`, a power of two): the loops have
-/// fixed counts, so the vectors stay in registers.
+/// [`sort_keys`] on `REGS` vectors (`keys.len() ≤ 8·REGS`, a power of two). (The 28 stages
+/// of 128 keys written out, for the vectors to stay in registers, measured slower within
+/// forward passes: 0.5 against 0.38 µs, the longer code fetched cold each time.)
 ///
 /// # Safety
 /// As [`sort_keys`].
