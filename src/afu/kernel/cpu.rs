@@ -663,26 +663,48 @@ pub(crate) fn forward_prepared<T: KernelFloat>(
     p: &ParamSlices<T>,
     prepared: &Prepared<T>,
 ) -> Vec<T> {
+    let mut y: Vec<T> = Vec::with_capacity(x.len());
+    forward_prepared_into(
+        x,
+        layout,
+        p,
+        prepared,
+        &mut y.spare_capacity_mut()[..x.len()],
+    );
+    // SAFETY: `forward_prepared_into` initialised the first x.len() elements.
+    unsafe { y.set_len(x.len()) };
+    y
+}
+
+/// As [`forward_prepared`], into `out` (`x.len()` elements, initialised on return). On the
+/// vectorised interval-lookup path the output is written without being zeroed first (one pass
+/// over the memory instead of two).
+///
+/// # Panics
+/// If the slice sizes do not match `layout` and the parameters, or `prepared` was built for
+/// another channel count.
+pub(crate) fn forward_prepared_into<T: KernelFloat>(
+    x: &[T],
+    layout: Layout,
+    p: &ParamSlices<T>,
+    prepared: &Prepared<T>,
+    out: &mut [std::mem::MaybeUninit<T>],
+) {
     check_sizes(x, layout, p);
     assert_eq!(
         prepared.channels, layout.channels,
         "AFU kernel: prepared channels"
     );
+    assert_eq!(out.len(), x.len(), "AFU kernel: output size");
     let tables = prepared.tables.as_ref();
-    if tables.is_some_and(|t| t.vectorised()) {
-        let mut y: Vec<T> = Vec::with_capacity(x.len());
-        // The vectorised kernels only write through this pointer, every element at least once
-        // (the work items' runs cover every element; a run's partial last vector rewrites a
-        // few elements before it with the values they already hold).
-        let out = SharedMut(y.spare_capacity_mut().as_mut_ptr().cast());
-        forward_into(x, layout, p, tables, out);
-        // SAFETY: every element of the first x.len() was written just above.
-        unsafe { y.set_len(x.len()) };
-        return y;
+    if !tables.is_some_and(|t| t.vectorised()) {
+        // The other kernels write through `&mut [T]`: initialised memory.
+        out.fill(std::mem::MaybeUninit::new(T::ZERO));
     }
-    let mut y = vec![T::ZERO; x.len()];
-    forward_into(x, layout, p, tables, SharedMut(y.as_mut_ptr()));
-    y
+    // The vectorised kernels only write through this pointer, every element at least once
+    // (the work items' runs cover every element; a run's partial last vector rewrites a few
+    // elements before it with the values they already hold).
+    forward_into(x, layout, p, tables, SharedMut(out.as_mut_ptr().cast()));
 }
 
 /// The forward pass into `out` (`x.len()` elements), by the interval lookup when `tables` is

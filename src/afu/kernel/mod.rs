@@ -4,6 +4,7 @@
 //! - [`cpu`]: fused kernels on slices (piecewise-linear and smooth paths).
 //! - [`fused`]: the Burn custom op around [`cpu`], with its own backward pass.
 
+mod aligned;
 pub mod cpu;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub mod cube;
