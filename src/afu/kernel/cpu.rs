@@ -539,19 +539,45 @@ mod linger {
 /// Visits the contiguous runs of an item: `(flat offset, length)`.
 #[inline(always)]
 pub(super) fn for_each_run(layout: Layout, item: Item, mut f: impl FnMut(usize, usize)) {
+    if item.start >= item.end {
+        return;
+    }
+    let inner = layout.inner;
+    // One division for the first run; the others start their planes (no division per run:
+    // an item of 26×26 planes has 64 runs).
+    let (mut o, mut i) = (item.start / inner, item.start % inner);
     let mut k = item.start;
     while k < item.end {
-        let o = k / layout.inner;
-        let i = k % layout.inner;
-        let len = (layout.inner - i).min(item.end - k);
-        f((o * layout.channels + item.channel) * layout.inner + i, len);
+        let len = (inner - i).min(item.end - k);
+        f((o * layout.channels + item.channel) * inner + i, len);
         k += len;
+        o += 1;
+        i = 0;
     }
 }
 
-/// The contiguous runs of an item, `(flat offset, length)`, collected (for kernels that set up
-/// per item rather than per run).
-pub(super) fn item_runs(layout: Layout, item: Item) -> Vec<(usize, usize)> {
+/// Calls `f` with the contiguous runs of an item, `(flat offset, length)`, collected (for
+/// kernels that set up per item rather than per run) into a buffer this thread reuses from
+/// one item to the next.
+pub(super) fn with_item_runs<R>(
+    layout: Layout,
+    item: Item,
+    f: impl FnOnce(&[(usize, usize)]) -> R,
+) -> R {
+    thread_local! {
+        static RUNS: std::cell::Cell<Vec<(usize, usize)>> =
+            const { std::cell::Cell::new(Vec::new()) };
+    }
+    let mut runs = RUNS.take();
+    runs.clear();
+    for_each_run(layout, item, |off, len| runs.push((off, len)));
+    let r = f(&runs);
+    RUNS.set(runs);
+    r
+}
+
+/// The contiguous runs of an item, `(flat offset, length)`, in a vector of their own.
+fn item_runs(layout: Layout, item: Item) -> Vec<(usize, usize)> {
     // At most one partial run at each end, whole planes between.
     let mut runs = Vec::with_capacity((item.end - item.start) / layout.inner.max(1) + 2);
     for_each_run(layout, item, |off, len| runs.push((off, len)));

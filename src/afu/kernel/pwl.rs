@@ -20,6 +20,7 @@ use std::sync::OnceLock;
 
 use super::cpu::{
     Item, KernelFloat, Layout, ParamGrads, ParamSlices, SharedMut, for_each_run, par_map,
+    with_item_runs,
 };
 
 /// `G` of one AFU as `A_j·x + B_j` on each interval between its sorted thresholds.
@@ -31,9 +32,9 @@ pub(super) struct PwlTable<T> {
     pub(super) a: Vec<T>,
     /// Intercept on each interval.
     pub(super) b: Vec<T>,
-    /// For each unit, its position among the sorted thresholds (`None` for units without one:
-    /// `w0 = 0`, or a linear base).
-    position: Vec<Option<usize>>,
+    /// The units with a threshold, in the order of their thresholds (the others: `w0 = 0`, or
+    /// a linear base).
+    units: Vec<usize>,
 }
 
 /// The largest float `θ` such that `x > θ` decides unit `(w0, b0)`'s side exactly as the
@@ -98,13 +99,8 @@ impl<T: KernelFloat> PwlTable<T> {
         if !(w1.iter().all(|v| v.is_finite_k()) && b1.is_finite_k()) {
             return None;
         }
-        let n = w0.len();
         let (units, thresholds) = sorted_thresholds(w0, b0, alpha)?;
         let k = units.len();
-        let mut position = vec![None; n];
-        for (pos, &i) in units.iter().enumerate() {
-            position[i] = Some(pos);
-        }
         // G on interval 0 (x below every threshold), then one unit changes slope per threshold.
         let mut a = vec![T::ZERO; k + 1];
         let mut b = vec![T::ZERO; k + 1];
@@ -114,7 +110,7 @@ impl<T: KernelFloat> PwlTable<T> {
             thresholds,
             a,
             b,
-            position,
+            units,
         })
     }
 
@@ -132,67 +128,51 @@ impl<T: KernelFloat> PwlTable<T> {
         c: usize,
         alpha: f64,
         sums: &IntervalSums,
-        out: ChannelGrads<'_, T>,
+        mut out: ChannelGrads<'_, T>,
     ) {
         let (w0, b0, w1, _) = p.channel(c);
-        // prefix[j] = sum over intervals 0..j (on the stack up to the vector kernels' most
-        // intervals: no allocation per channel).
-        let k1 = self.a.len();
-        let mut stack = [[0.0f64; 2]; STACK_INTERVALS + 1];
-        let mut heap = Vec::new();
-        let prefix: &mut [[f64; 2]] = if k1 <= STACK_INTERVALS {
-            &mut stack[..=k1]
-        } else {
-            heap.resize(k1 + 1, [0.0; 2]);
-            &mut heap
-        };
-        let (mut q0, mut q1) = (0.0f64, 0.0f64);
-        for ((pre, &s0), &s1) in prefix[1..].iter_mut().zip(&sums.s0).zip(&sums.s1) {
-            q0 += s0;
-            q1 += s1;
-            *pre = [q0, q1];
+        let (mut t0, mut t1) = (0.0f64, 0.0f64);
+        for (&s0, &s1) in sums.s0.iter().zip(&sums.s1) {
+            t0 += s0;
+            t1 += s1;
         }
-        let (t0, t1) = (q0, q1);
-        let units = w0.iter().zip(b0).zip(w1).zip(&self.position);
-        let outs = out
-            .w0
-            .iter_mut()
-            .zip(out.b0.iter_mut())
-            .zip(out.w1.iter_mut());
-        for ((((&a, &b), &w), position), ((gw0, gb0), gw1)) in units.zip(outs) {
-            let (a, b, w) = (a.to_f64(), b.to_f64(), w.to_f64());
-            // Σ gy·s and Σ gy·s·x, s = this unit's slope at each element.
-            let (sg, sgx) = match *position {
-                Some(pos) => {
-                    // Elements with x ≤ θ: intervals 0..=pos.
-                    let [l0, l1] = prefix[pos + 1];
-                    // Active above θ for w0 > 0 (a select, not a branch: the signs of w0
-                    // are random, a branch on them mispredicted half the time).
-                    let up = a > 0.0;
-                    let act0 = if up { t0 - l0 } else { l0 };
-                    let act1 = if up { t1 - l1 } else { l1 };
-                    (
-                        alpha * t0 + (1.0 - alpha) * act0,
-                        alpha * t1 + (1.0 - alpha) * act1,
-                    )
-                }
-                None => {
-                    let s = if alpha == 1.0 || b > 0.0 { 1.0 } else { alpha };
-                    (s * t0, s * t1)
-                }
-            };
-            // ψ(u) = s·u = s·(w0·x + b0)
-            *gw1 = T::from_f64(a * sgx + b * sg);
-            *gw0 = T::from_f64(w * sgx);
-            *gb0 = T::from_f64(w * sg);
+        // ψ(u) = s·u = s·(w0·x + b0), given Σ gy·s and Σ gy·s·x (s: the unit's slope at each
+        // element).
+        let put = |out: &mut ChannelGrads<'_, T>, i: usize, sg: f64, sgx: f64| {
+            let (a, b, w) = (w0[i].to_f64(), b0[i].to_f64(), w1[i].to_f64());
+            out.w1[i] = T::from_f64(a * sgx + b * sg);
+            out.w0[i] = T::from_f64(w * sgx);
+            out.b0[i] = T::from_f64(w * sg);
+        };
+        if self.units.len() < w0.len() {
+            // Units without a threshold have one slope everywhere (those with one are
+            // overwritten below).
+            for (i, &b) in b0.iter().enumerate() {
+                let s = if alpha == 1.0 || b > T::ZERO { 1.0 } else { alpha };
+                put(&mut out, i, s * t0, s * t1);
+            }
+        }
+        // The units in threshold order: the sums over the intervals up to each one's threshold
+        // (x ≤ θ) are prefix sums, added as they are reached.
+        let (mut l0, mut l1) = (0.0f64, 0.0f64);
+        for ((&i, &s0), &s1) in self.units.iter().zip(&sums.s0).zip(&sums.s1) {
+            l0 += s0;
+            l1 += s1;
+            // Active above θ for w0 > 0 (a select, not a branch: the signs of w0 are random,
+            // a branch on them mispredicted half the time).
+            let up = w0[i] > T::ZERO;
+            let act0 = if up { t0 - l0 } else { l0 };
+            let act1 = if up { t1 - l1 } else { l1 };
+            put(
+                &mut out,
+                i,
+                alpha * t0 + (1.0 - alpha) * act0,
+                alpha * t1 + (1.0 - alpha) * act1,
+            );
         }
         *out.b1 = T::from_f64(t0);
     }
 }
-
-/// Intervals whose prefix sums [`PwlTable::finish`] keeps on the stack: the vector kernels'
-/// most (more take a heap buffer).
-const STACK_INTERVALS: usize = 513;
 
 /// One channel's parameter gradients, written by [`PwlTable::finish`].
 struct ChannelGrads<'a, T> {
@@ -254,9 +234,14 @@ fn sorted_thresholds<T: KernelFloat>(
 ) -> Option<(Vec<usize>, Vec<T>)> {
     #[cfg(target_arch = "x86_64")]
     if w0.len() <= super::pwl_avx512::SORT_MAX && super::pwl_avx512::FastTable::available::<T>() {
+        thread_local! {
+            /// This thread's buffer for the sort keys, reused from one table to the next.
+            static KEYS: std::cell::Cell<Vec<u64>> = const { std::cell::Cell::new(Vec::new()) };
+        }
         // The keys of `sort_by_threshold_then_unit` built 16 units at a time, and sorted by
         // the vector network.
-        let mut keys = Vec::new();
+        let mut keys = KEYS.take();
+        keys.clear();
         let mut rest = Vec::new();
         // SAFETY: T is f32 (`available`), so the slices are f32 slices, and the CPU has the
         // features the kernel needs; fewer than 2³² units.
@@ -264,22 +249,26 @@ fn sorted_thresholds<T: KernelFloat>(
             let f32s = |v: &[T]| std::slice::from_raw_parts(v.as_ptr().cast::<f32>(), v.len());
             super::pwl_avx512::threshold_keys(f32s(w0), f32s(b0), &mut keys, &mut rest)
         };
-        if !finite {
-            return None;
-        }
-        if alpha == 1.0 {
-            return Some((Vec::new(), Vec::new()));
-        }
-        for i in rest {
-            keys.push(threshold_key(threshold(w0[i], b0[i])?.to_ordered(), i));
-        }
-        sort_keys::<T>(&mut keys);
-        let units = keys.iter().map(|&key| key as u32 as usize).collect();
-        let thresholds = keys
-            .iter()
-            .map(|&key| T::from_ordered(key_threshold(key)))
-            .collect();
-        return Some((units, thresholds));
+        let sorted = (|| {
+            if !finite {
+                return None;
+            }
+            if alpha == 1.0 {
+                return Some((Vec::new(), Vec::new()));
+            }
+            for i in rest {
+                keys.push(threshold_key(threshold(w0[i], b0[i])?.to_ordered(), i));
+            }
+            sort_keys::<T>(&mut keys);
+            let units = keys.iter().map(|&key| key as u32 as usize).collect();
+            let thresholds = keys
+                .iter()
+                .map(|&key| T::from_ordered(key_threshold(key)))
+                .collect();
+            Some((units, thresholds))
+        })();
+        KEYS.set(keys);
+        return sorted;
     }
     sorted_thresholds_portable(w0, b0, alpha)
 }
@@ -495,9 +484,11 @@ pub(super) fn forward<T: KernelFloat>(
 ) {
     par_map(items.len(), |i| {
         let item = items[i];
-        let runs = super::cpu::item_runs(layout, item);
+        let built = tables.channel(p, item.channel);
         // SAFETY: runs of different items are disjoint and within `x` and `out`.
-        unsafe { forward_built(tables.channel(p, item.channel), x, &runs, out) };
+        with_item_runs(layout, item, |runs| unsafe {
+            forward_built(built, x, runs, out)
+        });
     });
 }
 
@@ -642,10 +633,11 @@ fn item_sums<T: KernelFloat>(
             static SPARE: std::cell::Cell<Vec<[f64; 2]>> = const { std::cell::Cell::new(Vec::new()) };
         }
         let mut acc = super::pwl_avx512::Accumulator::new(fast, SPARE.take());
-        let runs = super::cpu::item_runs(layout, item);
         // SAFETY: runs of different items are disjoint and within `x` and `out`; `fast`
         // exists only when T is f32 and the CPU has AVX-512.
-        unsafe { super::pwl_avx512::backward_runs(fast, x, out.0, &runs, &mut acc) };
+        with_item_runs(layout, item, |runs| unsafe {
+            super::pwl_avx512::backward_runs(fast, x, out.0, runs, &mut acc)
+        });
         let (sums, spare) = acc.into_sums(table.a.len());
         SPARE.set(spare);
         return sums;

@@ -87,19 +87,20 @@ pub(super) struct FastTable {
     /// The one-register layout (16 groups of one, four search steps, one-register permutes)
     /// for `K ≤` [`NARROW_MAX`]; else 32 groups and five steps.
     narrow: bool,
-    /// The sorted thresholds (unpadded).
-    thresholds: Vec<f32>,
+    /// Number of thresholds, `K`.
+    k: usize,
+    /// The sorted thresholds when `K ≤` [`SUFFIX_MAX`] (the kernels for so few read them
+    /// directly), padded with `+∞`.
+    few: [f32; SUFFIX_MAX],
     /// The coarse search's tables over the splitters `S[m] = θ[m·g + g − 1]` (the last entry
     /// of each group): `probes[t][m] = S[m + 2^(steps−1−t) − 1]` is what step `t` compares
     /// with for a lane whose index so far is `m` (no add before each permute; step 0's probe
     /// is the same for every lane).
     probes: [[f32; WIDTH]; 5],
-    /// `V_k[m] = θ[m·g + k]` for `k < g − 1`.
-    inner: Vec<[f32; WIDTH]>,
-    /// `A_k[m] = A[m·g + k]` for `k < g`.
-    slopes: Vec<[f32; WIDTH]>,
-    /// `B_k[m] = B[m·g + k]` for `k < g`.
-    intercepts: Vec<[f32; WIDTH]>,
+    /// The group-major rows, in one allocation: `V_k[m] = θ[m·g + k]` for `k < g − 1`, then
+    /// `A_k[m] = A[m·g + k]` for `k < g`, then `B_k[m] = B[m·g + k]` for `k < g` (see
+    /// [`FastTable::inner`], [`FastTable::slopes`], [`FastTable::intercepts`]).
+    rows: Vec<[f32; WIDTH]>,
 }
 
 impl FastTable {
@@ -153,17 +154,55 @@ impl FastTable {
                 Some(o) => padded[o - 1..][..WIDTH].try_into().expect("WIDTH entries"),
                 None => [f32::INFINITY; WIDTH],
             });
+        let mut rows = Vec::with_capacity(3 * group - 1);
+        rows.extend((0..group - 1).map(|kk| table(thresholds, f32::INFINITY, kk)));
+        rows.extend((0..group).map(|kk| table(a, a_pad, kk)));
+        rows.extend((0..group).map(|kk| table(b, b_pad, kk)));
+        let mut few = [f32::INFINITY; SUFFIX_MAX];
+        if k <= SUFFIX_MAX {
+            few[..k].copy_from_slice(thresholds);
+        }
         Some(FastTable {
             group,
             narrow,
+            k,
+            few,
             probes,
-            inner: (0..group - 1)
-                .map(|kk| table(thresholds, f32::INFINITY, kk))
-                .collect(),
-            slopes: (0..group).map(|kk| table(a, a_pad, kk)).collect(),
-            intercepts: (0..group).map(|kk| table(b, b_pad, kk)).collect(),
-            thresholds: thresholds.to_vec(),
+            rows,
         })
+    }
+
+    /// Row `V_kk` (`kk < g − 1`): entry `kk` of every group's thresholds.
+    ///
+    /// # Safety
+    /// `kk < g − 1`.
+    #[inline(always)]
+    unsafe fn inner(&self, kk: usize) -> &[f32; WIDTH] {
+        debug_assert!(kk + 1 < self.group);
+        // SAFETY: the caller's contract; the first g − 1 rows are the V rows.
+        unsafe { self.rows.get_unchecked(kk) }
+    }
+
+    /// Row `A_kk` (`kk < g`): the slope of entry `kk` of every group's intervals.
+    ///
+    /// # Safety
+    /// `kk < g`.
+    #[inline(always)]
+    unsafe fn slopes(&self, kk: usize) -> &[f32; WIDTH] {
+        debug_assert!(kk < self.group);
+        // SAFETY: the caller's contract; rows g − 1 .. 2g − 1 are the A rows.
+        unsafe { self.rows.get_unchecked(self.group - 1 + kk) }
+    }
+
+    /// Row `B_kk` (`kk < g`): the intercept of entry `kk` of every group's intervals.
+    ///
+    /// # Safety
+    /// `kk < g`.
+    #[inline(always)]
+    unsafe fn intercepts(&self, kk: usize) -> &[f32; WIDTH] {
+        debug_assert!(kk < self.group);
+        // SAFETY: the caller's contract; rows 2g − 1 .. 3g − 1 are the B rows.
+        unsafe { self.rows.get_unchecked(2 * self.group - 1 + kk) }
     }
 }
 
@@ -510,7 +549,7 @@ impl Accumulator {
     /// caches, where a new allocation's zeroing missed them when other tenants loaded the
     /// memory system).
     pub(super) fn new(t: &FastTable, mut spare: Vec<[f64; 2]>) -> Self {
-        let k = t.thresholds.len();
+        let k = t.k;
         if k <= SUFFIX_MAX {
             Accumulator::Suffix {
                 k,
@@ -609,7 +648,7 @@ pub(super) unsafe fn forward_runs<T>(table: &FastTable, x: &[T], yp: *mut T, run
     // SAFETY: caller's contract.
     unsafe {
         let (xp, yp) = (as_f32(x).as_ptr(), yp.cast::<f32>());
-        match table.thresholds.len() {
+        match table.k {
             0..=4 => forward_small4(table, xp, yp, runs),
             5..=8 => forward_small8(table, xp, yp, runs),
             _ => by_group!(table, forward_f32, (table, xp, yp, runs)),
@@ -819,9 +858,9 @@ unsafe fn lookup<const STEPS: u32, const G: usize, const U: usize, const HOLD: b
         let mut within = [_mm512_setzero_si512(); U];
         let mut previous = [0 as __mmask16; U];
         for k in 0..G - 1 {
-            let th = Table32::load(t.inner.get_unchecked(k));
-            let ak = Table32::load(t.slopes.get_unchecked(k + 1));
-            let bk = Table32::load(t.intercepts.get_unchecked(k + 1));
+            let th = Table32::load(t.inner(k));
+            let ak = Table32::load(t.slopes(k + 1));
+            let bk = Table32::load(t.intercepts(k + 1));
             if HOLD && STEPS > 4 && k > 0 {
                 // This step's permutes after the previous step's compares (see `after`).
                 for u in 0..U {
@@ -1054,8 +1093,8 @@ unsafe fn forward_interleaved<const STEPS: u32, const G: usize, const UF: usize>
 ) {
     // SAFETY: every access is within a run (full vectors, masked partial ones).
     unsafe {
-        let a0 = Table32::load(&t.slopes[0]);
-        let b0 = Table32::load(&t.intercepts[0]);
+        let a0 = Table32::load(t.slopes(0));
+        let b0 = Table32::load(t.intercepts(0));
         // A run's last vectors (fewer than a chunk) wait here for the next runs' last ones,
         // and go with them in a chunk (short runs, one image plane per channel, would
         // otherwise end in vectors looked up one by one, each a chain of dependent steps).
@@ -1158,13 +1197,15 @@ macro_rules! suffix_kernel {
             runs: &Runs,
             lanes: &mut [[f64; LANES]],
         ) {
-            let k = t.thresholds.len();
+            let k = t.k;
             let mut th = [f32::INFINITY; $slots];
-            th[..k].copy_from_slice(&t.thresholds);
+            th[..k].copy_from_slice(&t.few[..k]);
             // The slope above threshold p (A_{p+1}); A_0 below every threshold.
             let mut above_slope = [0.0f32; $slots];
-            above_slope[..k].copy_from_slice(&t.slopes[0][1..=k]);
-            let below_slope = t.slopes[0][0];
+            // SAFETY: row 0 exists (g ≥ 1).
+            let slopes0 = unsafe { t.slopes(0) };
+            above_slope[..k].copy_from_slice(&slopes0[1..=k]);
+            let below_slope = slopes0[0];
             // SAFETY: every element access is within a run (full vectors, then a masked
             // tail); threshold and slope reads are within their arrays.
             unsafe {
@@ -1252,14 +1293,14 @@ macro_rules! small_forward {
         /// thresholds; `yp` valid for writing `xs.len()` elements.
         #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
         unsafe fn $name(t: &FastTable, xp: *const f32, yp: *mut f32, runs: &Runs) {
-            let k = t.thresholds.len();
+            let k = t.k;
             let mut th = [f32::INFINITY; $slots];
-            th[..k].copy_from_slice(&t.thresholds);
+            th[..k].copy_from_slice(&t.few[..k]);
             // SAFETY: every access is within a run (full vectors, then a masked tail);
             // threshold reads are within `th`.
             unsafe {
-                let a0 = Table32::load(&t.slopes[0]);
-                let b0 = Table32::load(&t.intercepts[0]);
+                let a0 = Table32::load(t.slopes(0));
+                let b0 = Table32::load(t.intercepts(0));
                 let thv: [__m512; $slots] = std::array::from_fn(|p| _mm512_set1_ps(th[p]));
                 let index: [__m512i; $slots] =
                     std::array::from_fn(|p| _mm512_set1_epi32(p as i32 + 1));
@@ -1332,8 +1373,8 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
     // the number of thresholds below the element, at most K < K + 1 = stride (the padding is
     // +∞), so bin accesses stay in `bins`.
     unsafe {
-        let a0 = Table32::load(&t.slopes[0]);
-        let b0 = Table32::load(&t.intercepts[0]);
+        let a0 = Table32::load(t.slopes(0));
+        let b0 = Table32::load(t.intercepts(0));
         // The pairs are stored interleaved within 128-bit lanes, `unpacklo(gy, gy·x)` then
         // `unpackhi`: buffer position `p` of a vector holds its element `order[p]`, and the
         // intervals are permuted the same way.
