@@ -148,7 +148,11 @@ impl<T: KernelFloat> PwlTable<T> {
             // Units without a threshold have one slope everywhere (those with one are
             // overwritten below).
             for (i, &b) in b0.iter().enumerate() {
-                let s = if alpha == 1.0 || b > T::ZERO { 1.0 } else { alpha };
+                let s = if alpha == 1.0 || b > T::ZERO {
+                    1.0
+                } else {
+                    alpha
+                };
                 put(&mut out, i, s * t0, s * t1);
             }
         }
