@@ -1332,6 +1332,10 @@ suffix_kernel!(backward_suffix8, 8; (a0, b0, 0), (a1, b1, 1), (a2, b2, 2), (a3, 
 /// Elements of a chunk: the [`U`] vectors whose lookups are interleaved.
 const CHUNK: usize = U * LANES;
 
+/// A value that starts on a cache line.
+#[repr(C, align(64))]
+struct CacheLines<T>(T);
+
 /// Per chunk of [`U`] vectors: the lookups and `gx`, and each element's histogram offset and
 /// `(gy, gy·x)` (`f32` pairs) into one half of two buffers, while the chunk before it (in the
 /// other half) is added into the histogram in `f64`, 16 elements after each step of the
@@ -1365,9 +1369,12 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
     // Offsets into `bins` (in f64) fit in 16 bits: 2·COPIES·stride ≤ 2·8·512.
     const _: () = assert!(2 * COPIES * (MAX_THRESHOLDS + 1) <= 1 << 16);
     let bp = bins.as_mut_ptr().cast::<f64>();
-    let mut offsets = [0u16; 2 * CHUNK];
-    let mut pairs = [0.0f32; 4 * CHUNK];
-    let (op, pp) = (offsets.as_mut_ptr(), pairs.as_mut_ptr());
+    // On cache lines: the vector stores into them and the loads from them would otherwise
+    // each touch two lines (per-channel N = 128 backward, one thread: 0.884–0.899 ms → 0.833–
+    // 0.849 with the buffers aligned).
+    let mut offsets = CacheLines([0u16; 2 * CHUNK]);
+    let mut pairs = CacheLines([0.0f32; 4 * CHUNK]);
+    let (op, pp) = (offsets.0.as_mut_ptr(), pairs.0.as_mut_ptr());
     // SAFETY: element accesses are within the runs (masked loads and stores for partial
     // vectors); buffer accesses are within the half `h < 2` of 2·CHUNK entries; an interval is
     // the number of thresholds below the element, at most K < K + 1 = stride (the padding is
