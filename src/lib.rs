@@ -31,6 +31,7 @@ pub mod interrupt;
 pub mod models;
 pub mod ops;
 pub mod report;
+pub mod stats;
 pub mod train;
 
 /// Tunes glibc's allocator for training: by default it returns every large free block
