@@ -39,6 +39,9 @@ enum Command {
     Mnist(MnistArgs),
     /// CIFAR-10 (binary version) with the paper code's MobileNet (paper §2.2.4); a GPU job at full size.
     Cifar10(CifarArgs),
+    /// Run (or continue, with --resume) the experiment a config.toml describes: a run folder's,
+    /// or a sweep job's.
+    Run(RunArgs),
     /// What each learned AFU of a run resembles: nearest known function, V shape, saturation, ...
     Inspect(InspectArgs),
     /// Evaluate the checkpoints of an `afu mnist` run, as trained and with baked (piecewise-linear) AFUs.
@@ -79,9 +82,13 @@ struct MnistArgs {
     /// Activation placement: reference (after conv1, fc1, fc2) or paper (after conv1, conv2, fc1).
     #[arg(long, value_parser = parse_reading)]
     reading: Option<CnnReading>,
-    /// Seed of initialisation, shuffling and dropout.
+    /// Seed of initialisation, shuffling and dropout (the first seed with --seeds).
     #[arg(long)]
     seed: Option<u64>,
+    /// Runs per variant, with seeds S..S+K-1 from --seed S: summaries give mean ± std, 95 %
+    /// intervals and paired tests between variants.
+    #[arg(long)]
+    seeds: Option<usize>,
     /// Continue from the checkpoints in --out (after an interruption).
     #[arg(long)]
     resume: bool,
@@ -102,6 +109,21 @@ fn parse_reading(s: &str) -> Result<CnnReading, String> {
             "unknown reading '{s}': expected reference or paper"
         )),
     }
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// A config.toml written by any experiment (its `experiment` field says which).
+    config: PathBuf,
+    /// Output folder (default: runs/<experiment>/<timestamp>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue from the checkpoints in --out (mnist, cifar10; the others run again).
+    #[arg(long)]
+    resume: bool,
+    /// Hide the progress bar.
+    #[arg(long)]
+    no_progress: bool,
 }
 
 #[derive(Args, Debug)]
@@ -143,9 +165,13 @@ struct CifarArgs {
     /// Use only the first N test images.
     #[arg(long)]
     limit_test: Option<usize>,
-    /// Seed.
+    /// Seed (the first seed with --seeds).
     #[arg(long)]
     seed: Option<u64>,
+    /// Runs per variant, with seeds S..S+K-1 from --seed S: summaries give mean ± std, 95 %
+    /// intervals and paired tests between variants.
+    #[arg(long)]
+    seeds: Option<usize>,
     /// Continue from the checkpoints in --out.
     #[arg(long)]
     resume: bool,
@@ -489,6 +515,11 @@ fn run_xor(args: XorArgs) -> anyhow::Result<()> {
     let out = args.common.out.unwrap_or_else(xor::default_out);
     let summary = xor::run(&config, &out, !args.common.no_progress)
         .map_err(|e| classify(e, format!("afu xor (output folder {})", out.display())))?;
+    print_xor(&summary, &out);
+    Ok(())
+}
+
+fn print_xor(summary: &xor::XorSummary, out: &std::path::Path) {
     println!(
         "{:<18} {:>22} {:>22} {:>10}",
         "variant", "test accuracy", "test AUC", "s/run"
@@ -510,7 +541,6 @@ fn run_xor(args: XorArgs) -> anyhow::Result<()> {
         summary.total_seconds,
         out.display()
     );
-    Ok(())
 }
 
 fn run_xor_neuron(args: XorNeuronArgs) -> anyhow::Result<()> {
@@ -535,6 +565,11 @@ fn run_xor_neuron(args: XorNeuronArgs) -> anyhow::Result<()> {
     let out = args.common.out.unwrap_or_else(xor_neuron::default_out);
     let s = xor_neuron::run(&config, &out, !args.common.no_progress)
         .with_context(|| format!("afu xor-neuron (output folder {})", out.display()))?;
+    print_xor_neuron(&s, &out);
+    Ok(())
+}
+
+fn print_xor_neuron(s: &xor_neuron::XorNeuronSummary, out: &std::path::Path) {
     println!(
         "{:<18} {:>8} {:>9} {:>9}",
         "variant", "solved", "mean AUC", "accuracy"
@@ -546,7 +581,6 @@ fn run_xor_neuron(args: XorNeuronArgs) -> anyhow::Result<()> {
         );
     }
     println!("{:.1} s; results in {}", s.total_seconds, out.display());
-    Ok(())
 }
 
 fn run_smoothness(args: SmoothnessArgs) -> anyhow::Result<()> {
@@ -581,6 +615,11 @@ fn run_smoothness(args: SmoothnessArgs) -> anyhow::Result<()> {
         other => anyhow::Error::new(other)
             .context(format!("afu smoothness (output folder {})", out.display())),
     })?;
+    print_smoothness(&s, &out);
+    Ok(())
+}
+
+fn print_smoothness(s: &smoothness::SmoothnessSummary, out: &std::path::Path) {
     println!("AFU: {}", s.afu_source);
     println!(
         "{:<12} {:>16} {:>16} {:>16}",
@@ -599,7 +638,6 @@ fn run_smoothness(args: SmoothnessArgs) -> anyhow::Result<()> {
         );
     }
     println!("{:.1} s; results in {}", s.total_seconds, out.display());
-    Ok(())
 }
 
 fn run_mnist(args: MnistArgs) -> anyhow::Result<()> {
@@ -626,6 +664,9 @@ fn run_mnist(args: MnistArgs) -> anyhow::Result<()> {
     if let Some(s) = args.seed {
         config.seed = s;
     }
+    if let Some(k) = args.seeds {
+        config.seeds = k;
+    }
     config.afu_start = args.afu_start.into_start()?;
     if let Some(k) = args.common.kernel {
         config.kernel = k;
@@ -643,22 +684,136 @@ fn run_mnist(args: MnistArgs) -> anyhow::Result<()> {
     let out = args.common.out.unwrap_or_else(mnist::default_out);
     let s = mnist::run(&config, &out, !args.common.no_progress, args.resume)
         .map_err(|e| classify(e, format!("afu mnist (output folder {})", out.display())))?;
+    print_image_summary(&s, &out);
+    Ok(())
+}
+
+/// The results of `afu mnist` / `afu cifar10`: per variant over seeds, then the paired tests.
+fn print_image_summary(s: &afu::experiments::image::ImageSummary, out: &std::path::Path) {
     println!(
-        "{:<20} {:>10} {:>10} {:>10}",
-        "variant", "test acc", "best", "s/epoch"
+        "{:<20} {:>5} {:>18} {:>19} {:>8} {:>8} {:>9}",
+        "variant", "seeds", "test acc (mean±std)", "95 % interval", "top-3", "best", "s/epoch"
     );
     for v in &s.variants {
+        let std = v
+            .test_accuracy_std
+            .map(|d| format!("± {d:.4}"))
+            .unwrap_or_default();
+        let ci = v
+            .test_accuracy_ci95
+            .map(|[lo, hi]| format!("[{lo:.4}, {hi:.4}]"))
+            .unwrap_or_else(|| "–".into());
         println!(
-            "{:<20} {:>10.4} {:>10.4} {:>10.1}",
-            v.name, v.test_accuracy, v.best_test_accuracy, v.epoch_seconds_mean
+            "{:<20} {:>5} {:>9.4} {:<8} {:>19} {:>8.4} {:>8.4} {:>9.1}",
+            v.name,
+            v.seeds.len(),
+            v.test_accuracy_mean,
+            std,
+            ci,
+            v.top3_accuracy,
+            v.best_test_accuracy,
+            v.epoch_seconds_mean
         );
     }
+    if !s.comparisons.is_empty() {
+        println!(
+            "\n{:<42} {:>5} {:>10} {:>21} {:>8}",
+            "paired: a − b (test accuracy)", "seeds", "mean diff", "95 % interval", "p"
+        );
+        for c in &s.comparisons {
+            let ci = c
+                .result
+                .ci95
+                .map(|[lo, hi]| format!("[{lo:+.4}, {hi:+.4}]"))
+                .unwrap_or_else(|| "–".into());
+            let p = c
+                .result
+                .p_value
+                .map(|p| format!("{p:.3}"))
+                .unwrap_or_else(|| "–".into());
+            println!(
+                "{:<42} {:>5} {:>+10.4} {:>21} {:>8}",
+                format!("{} − {}", c.a, c.b),
+                c.result.n,
+                c.result.mean_difference,
+                ci,
+                p
+            );
+        }
+    }
     println!(
-        "{} train / {} test images; results in {}",
+        "{} train / {} test images; {:.1} s; results in {}",
         s.train_images,
         s.test_images,
+        s.total_seconds,
         out.display()
     );
+}
+
+/// `afu run CONFIG`: the experiment a config.toml describes.
+fn run_config(a: RunArgs) -> anyhow::Result<()> {
+    use afu::experiments::{RunConfig, cifar};
+    let text = std::fs::read_to_string(&a.config)
+        .map_err(|e| UsageError(format!("{}: {e}", a.config.display())))?;
+    let config: RunConfig = toml::from_str(&text).map_err(|e| {
+        UsageError(format!(
+            "{}: not an afu run config: {}",
+            a.config.display(),
+            e.to_string().lines().next().unwrap_or("")
+        ))
+    })?;
+    let in_file = |e: afu::experiments::common::ExperimentError| {
+        UsageError(format!("{}: {e}", a.config.display()))
+    };
+    let progress = !a.no_progress;
+    if a.resume && a.out.is_none() {
+        return Err(UsageError(
+            "--resume needs --out DIR (the folder of the run to continue)".into(),
+        )
+        .into());
+    }
+    let context = |what: &str, out: &std::path::Path| {
+        format!(
+            "afu run {} ({what}, output folder {})",
+            a.config.display(),
+            out.display()
+        )
+    };
+    match config {
+        RunConfig::Xor(c) => {
+            c.validate().map_err(in_file)?;
+            let out = a.out.clone().unwrap_or_else(xor::default_out);
+            let s = xor::run(&c, &out, progress).map_err(|e| classify(e, context("xor", &out)))?;
+            print_xor(&s, &out);
+        }
+        RunConfig::XorNeuron(c) => {
+            c.validate().map_err(in_file)?;
+            let out = a.out.clone().unwrap_or_else(xor_neuron::default_out);
+            let s = xor_neuron::run(&c, &out, progress)
+                .map_err(|e| classify(e, context("xor-neuron", &out)))?;
+            print_xor_neuron(&s, &out);
+        }
+        RunConfig::Smoothness(c) => {
+            let out = a.out.clone().unwrap_or_else(smoothness::default_out);
+            let s = smoothness::run(&c, &out, progress)
+                .map_err(|e| classify(e, context("smoothness", &out)))?;
+            print_smoothness(&s, &out);
+        }
+        RunConfig::Mnist(c) => {
+            c.validate().map_err(in_file)?;
+            let out = a.out.clone().unwrap_or_else(mnist::default_out);
+            let s = mnist::run(&c, &out, progress, a.resume)
+                .map_err(|e| classify(e, context("mnist", &out)))?;
+            print_image_summary(&s, &out);
+        }
+        RunConfig::Cifar10(c) => {
+            c.validate().map_err(in_file)?;
+            let out = a.out.clone().unwrap_or_else(cifar::default_out);
+            let s = cifar::run(&c, &out, progress, a.resume)
+                .map_err(|e| classify(e, context("cifar10", &out)))?;
+            print_image_summary(&s, &out);
+        }
+    }
     Ok(())
 }
 
@@ -736,6 +891,9 @@ fn run_cifar(args: CifarArgs) -> anyhow::Result<()> {
     if let Some(s) = args.seed {
         config.seed = s;
     }
+    if let Some(k) = args.seeds {
+        config.seeds = k;
+    }
     if let Some(m) = args.model {
         config.model = m;
     }
@@ -756,22 +914,7 @@ fn run_cifar(args: CifarArgs) -> anyhow::Result<()> {
     let out = args.common.out.unwrap_or_else(cifar::default_out);
     let s = cifar::run(&config, &out, !args.common.no_progress, args.resume)
         .map_err(|e| classify(e, format!("afu cifar10 (output folder {})", out.display())))?;
-    println!(
-        "{:<20} {:>8} {:>8} {:>8} {:>10}",
-        "variant", "top-1", "top-3", "best", "s/epoch"
-    );
-    for v in &s.variants {
-        println!(
-            "{:<20} {:>8.4} {:>8.4} {:>8.4} {:>10.1}",
-            v.name, v.test_accuracy, v.top3_accuracy, v.best_test_accuracy, v.epoch_seconds_mean
-        );
-    }
-    println!(
-        "{} train / {} test images; results in {}",
-        s.train_images,
-        s.test_images,
-        out.display()
-    );
+    print_image_summary(&s, &out);
     Ok(())
 }
 
@@ -782,15 +925,16 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
     let rows = mnist::evaluate_run(&a.run, a.data.as_deref(), a.range, a.max_error)
         .map_err(|e| classify(e, format!("afu eval {}", a.run.display())))?;
     println!(
-        "{:<20} {:>9} {:>8} {:>11} {:>9} {:>10} {:>6}",
-        "variant", "accuracy", "s", "baked acc", "baked s", "bake err", "knots"
+        "{:<20} {:>6} {:>9} {:>8} {:>11} {:>9} {:>10} {:>6}",
+        "variant", "seed", "accuracy", "s", "baked acc", "baked s", "bake err", "knots"
     );
     for r in &rows {
         let opt =
             |v: Option<f64>, p: usize| v.map(|x| format!("{x:.p$}")).unwrap_or_else(|| "–".into());
         println!(
-            "{:<20} {:>9.4} {:>8.2} {:>11} {:>9} {:>10} {:>6}",
+            "{:<20} {:>6} {:>9.4} {:>8.2} {:>11} {:>9} {:>10} {:>6}",
             r.variant,
+            r.seed,
             r.test_accuracy,
             r.seconds,
             opt(r.baked_test_accuracy, 4),
@@ -985,6 +1129,7 @@ fn main() -> ExitCode {
         Command::Smoothness(a) => run_smoothness(a),
         Command::Mnist(a) => run_mnist(a),
         Command::Cifar10(a) => run_cifar(a),
+        Command::Run(a) => run_config(a),
         Command::Inspect(a) => run_inspect(a),
         Command::Report(a) => run_report(a),
         Command::Eval(a) => run_eval(a),
@@ -997,9 +1142,9 @@ fn main() -> ExitCode {
         Err(e)
             if e.chain().any(|c| {
                 matches!(
-                    c.downcast_ref::<afu::experiments::common::ExperimentError>(),
-                    Some(afu::experiments::common::ExperimentError::Interrupted { .. })
-                )
+                        c.downcast_ref::<afu::experiments::common::ExperimentError>(),
+                        Some(afu::experiments::common::ExperimentError::Interrupted { .. })
+                    )
             }) =>
         {
             eprintln!("{e}");

@@ -448,3 +448,165 @@ fn mnist_data_parallel_over_two_devices_trains() {
     let o = afu(&["mnist", "--device", "cpu", "--devices", "cpu,cpu"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// `--seeds K` trains every variant with seeds S..S+K-1 through the one training loop: the
+/// summary gives each variant's mean ± std and 95 % interval over the seeds and a paired test
+/// between the variants; checkpoints go per seed, and `afu eval` evaluates every seed.
+#[test]
+fn mnist_seeds_give_statistics_and_paired_tests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_fixture(&data, 192, 60, false);
+    let out = tmp.path().join("run");
+    let o = afu(&[
+        "mnist",
+        "--no-progress",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--variants",
+        "relu,afu-relu-8-layer",
+        "--seed",
+        "4",
+        "--seeds",
+        "3",
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("95 % interval"), "{stdout}");
+    assert!(stdout.contains("relu − afu-relu-8-layer"), "{stdout}");
+    let s = json(&out.join("summary.json"));
+    assert_eq!(s["seeds"], serde_json::json!([4, 5, 6]));
+    assert!(s["total_seconds"].as_f64().unwrap() > 0.0);
+    let runs = s["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 6);
+    for v in s["variants"].as_array().unwrap() {
+        let name = v["name"].as_str().unwrap();
+        let accs: Vec<f64> = runs
+            .iter()
+            .filter(|r| r["variant"] == name)
+            .map(|r| r["test_accuracy"].as_f64().unwrap())
+            .collect();
+        assert_eq!(accs.len(), 3);
+        let mean = accs.iter().sum::<f64>() / 3.0;
+        assert!((v["test_accuracy_mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+        let sd = (accs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
+        assert!((v["test_accuracy_std"].as_f64().unwrap() - sd).abs() < 1e-12);
+        let ci = v["test_accuracy_ci95"].as_array().unwrap();
+        // t(0.975, 2) = 4.302653.
+        let half = 4.302_653 * sd / 3f64.sqrt();
+        assert!(
+            (ci[0].as_f64().unwrap() - (mean - half)).abs() < 1e-5,
+            "{v}"
+        );
+        assert!(
+            (ci[1].as_f64().unwrap() - (mean + half)).abs() < 1e-5,
+            "{v}"
+        );
+        assert!(v["seconds_mean"].as_f64().unwrap() > 0.0);
+    }
+    let c = &s["comparisons"][0];
+    assert_eq!(
+        (c["a"].as_str(), c["b"].as_str()),
+        (Some("relu"), Some("afu-relu-8-layer"))
+    );
+    assert_eq!(c["n"], 3);
+    assert_eq!(c["metric"], "test_accuracy");
+    let p = c["p_value"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p), "{c}");
+    // Different seeds give different runs.
+    let relu: Vec<f64> = runs
+        .iter()
+        .filter(|r| r["variant"] == "relu")
+        .map(|r| r["train_loss"].as_f64().unwrap())
+        .collect();
+    assert!(relu[0] != relu[1] && relu[1] != relu[2], "{relu:?}");
+    for seed in 4..7 {
+        assert!(
+            out.join(format!("checkpoints/relu/seed{seed}/model.safetensors"))
+                .exists()
+        );
+    }
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("Paired comparisons"), "{md}");
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 1 + 6, "{metrics}");
+    assert!(metrics.starts_with("variant,seed,epoch,"), "{metrics}");
+    // `afu eval` evaluates each seed's checkpoint.
+    let o = afu(&["eval", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let e = json(&out.join("eval.json"));
+    assert_eq!(e.as_array().unwrap().len(), 6);
+    // The report states the paired test.
+    let report = tmp.path().join("report.md");
+    let o = afu(&[
+        "report",
+        out.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = std::fs::read_to_string(&report).unwrap();
+    assert!(r.contains("paired t-test p ="), "{r}");
+    // --seeds 0 is a usage error.
+    let o = afu(&["mnist", "--data", data.to_str().unwrap(), "--seeds", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// `afu run CONFIG` repeats a run from its config.toml, and continues one with --resume.
+#[test]
+fn afu_run_repeats_a_run_from_its_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_fixture(&data, 128, 40, false);
+    let first = tmp.path().join("first");
+    let o = afu(&[
+        "mnist",
+        "--quick",
+        "--no-progress",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        first.to_str().unwrap(),
+        "--variants",
+        "relu",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let again = tmp.path().join("again");
+    let o = afu(&[
+        "run",
+        first.join("config.toml").to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+        "--no-progress",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (a, b) = (
+        json(&first.join("summary.json")),
+        json(&again.join("summary.json")),
+    );
+    assert_eq!(
+        a["runs"],
+        b["runs"]
+            .clone()
+            .as_array()
+            .map(|runs| {
+                // Same numbers; only the measured seconds differ.
+                let mut runs = runs.clone();
+                for (r, o) in runs.iter_mut().zip(a["runs"].as_array().unwrap()) {
+                    r["seconds"] = o["seconds"].clone();
+                }
+                serde_json::Value::Array(runs)
+            })
+            .unwrap()
+    );
+    // A file that is not a run config: exit 2, naming the file.
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "experiment = \"mnst\"\n").unwrap();
+    let o = afu(&["run", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.toml"));
+}

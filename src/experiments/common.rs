@@ -232,6 +232,11 @@ impl AfuStart {
     }
 }
 
+/// 1 (serde default of count settings added later, such as `seeds`).
+pub fn one() -> usize {
+    1
+}
+
 /// Checks that a count setting is at least 1.
 pub fn at_least_one(field: &'static str, value: usize) -> Result<(), ExperimentError> {
     if value == 0 {

@@ -2,6 +2,7 @@
 
 pub mod cifar;
 pub mod common;
+pub mod image;
 pub mod inspect;
 pub mod mnist;
 pub mod report;

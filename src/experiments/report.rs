@@ -218,32 +218,7 @@ pub fn run(dirs: &[PathBuf], out: &Path) -> Result<String, ExperimentError> {
                     s["train_images"],
                     s["test_images"]
                 );
-                md.push_str("| variant | final test accuracy | best | s/epoch | epochs |\n|---|---:|---:|---:|---:|\n");
-                let vs = s["variants"].as_array().cloned().unwrap_or_default();
-                for v in &vs {
-                    let _ = writeln!(
-                        md,
-                        "| {} | {:.4} | {:.4} | {:.1} | {} |",
-                        v["name"].as_str().unwrap_or("?"),
-                        f(&v["test_accuracy"]),
-                        f(&v["best_test_accuracy"]),
-                        f(&v["epoch_seconds_mean"]),
-                        v["epochs"]
-                    );
-                }
-                let relu = vs
-                    .iter()
-                    .find(|v| v["name"] == "relu")
-                    .map(|v| f(&v["test_accuracy"]));
-                if let Some(r) = relu {
-                    for v in vs
-                        .iter()
-                        .filter(|v| v["name"].as_str().unwrap_or("").starts_with("afu"))
-                    {
-                        let d = f(&v["test_accuracy"]) - r;
-                        claims.push(format!("*Learned activations do not degrade performance* (MNIST-format data, {}): {:.4} vs relu {:.4} ({:+.4}) — {}.", v["name"].as_str().unwrap_or("?"), f(&v["test_accuracy"]), r, d, verdict(d > -0.005)));
-                    }
-                }
+                image_results(&s, "MNIST-format data", &mut md, &mut claims);
                 let rows = inspect::inspect_all(dir, None, (-5.0, 5.0), None).unwrap_or_default();
                 if !rows.is_empty() {
                     md.push_str("\n| AFU | nearest known function (fit error) | shape | distance from linear |\n|---|---|---|---:|\n");
@@ -258,9 +233,16 @@ pub fn run(dirs: &[PathBuf], out: &Path) -> Result<String, ExperimentError> {
                             r.shape.distance_from_linear
                         );
                     }
+                    // The layers of one run (the first variant and seed with per-layer AFUs).
+                    let run_prefix = rows
+                        .iter()
+                        .find(|r| !r.name.ends_with("/shared"))
+                        .and_then(|r| r.name.rsplit_once('/'))
+                        .map(|(prefix, _)| format!("{prefix}/"))
+                        .unwrap_or_default();
                     let layers: Vec<&InspectRow> = rows
                         .iter()
-                        .filter(|r| !r.name.ends_with("/shared"))
+                        .filter(|r| !r.name.ends_with("/shared") && r.name.starts_with(&run_prefix))
                         .collect();
                     if layers.len() >= 2 {
                         let first = layers
@@ -294,20 +276,7 @@ pub fn run(dirs: &[PathBuf], out: &Path) -> Result<String, ExperimentError> {
                     s["train_images"],
                     s["test_images"]
                 );
-                md.push_str("| variant | top-1 | top-3 | best top-1 | s/epoch | epochs |\n|---|---:|---:|---:|---:|---:|\n");
-                let vs = s["variants"].as_array().cloned().unwrap_or_default();
-                for v in &vs {
-                    let _ = writeln!(
-                        md,
-                        "| {} | {:.4} | {:.4} | {:.4} | {:.1} | {} |",
-                        v["name"].as_str().unwrap_or("?"),
-                        f(&v["test_accuracy"]),
-                        f(&v["top3_accuracy"]),
-                        f(&v["best_test_accuracy"]),
-                        f(&v["epoch_seconds_mean"]),
-                        v["epochs"]
-                    );
-                }
+                image_results(&s, "CIFAR-10", &mut md, &mut claims);
                 let rows = inspect::inspect_all(dir, None, (-5.0, 5.0), None).unwrap_or_default();
                 if let Some(sh) = rows.iter().find(|r| r.name.ends_with("/shared")) {
                     claims.push(format!("*The AFU learned on CIFAR-10 resembles Mish* (paper Fig. 7): nearest {} (error {:.3}) — {}.", sh.equally_near.join(" ≈ "), sh.nearest_error, verdict(sh.equally_near.iter().any(|n| n == "mish"))));
@@ -331,6 +300,80 @@ pub fn run(dirs: &[PathBuf], out: &Path) -> Result<String, ExperimentError> {
     }
     common::write_text(out, &md)?;
     Ok(md)
+}
+
+/// The non-inferiority margin of "learned activations do not degrade accuracy": half a
+/// percentage point of test accuracy.
+const MARGIN: f64 = 0.005;
+
+/// The per-variant table (mean ± std and 95 % interval over seeds), the paired comparisons, and
+/// the claim that AFUs do not degrade accuracy, tested against relu over the same seeds.
+pub(crate) fn image_results(s: &Value, what: &str, md: &mut String, claims: &mut Vec<String>) {
+    let variants: Vec<crate::experiments::image::ImageVariantSummary> =
+        serde_json::from_value(s["variants"].clone()).unwrap_or_default();
+    let comparisons: Vec<crate::stats::Comparison> =
+        serde_json::from_value(s["comparisons"].clone()).unwrap_or_default();
+    if variants.is_empty() {
+        // A summary written before seeds were an axis: one run per variant.
+        md.push_str("| variant | final test accuracy | best | s/epoch | epochs |\n|---|---:|---:|---:|---:|\n");
+        for v in s["variants"].as_array().cloned().unwrap_or_default() {
+            let _ = writeln!(
+                md,
+                "| {} | {:.4} | {:.4} | {:.1} | {} |",
+                v["name"].as_str().unwrap_or("?"),
+                f(&v["test_accuracy"]),
+                f(&v["best_test_accuracy"]),
+                f(&v["epoch_seconds_mean"]),
+                v["epochs"]
+            );
+        }
+        return;
+    }
+    md.push_str(&crate::experiments::image::results_markdown(
+        &variants,
+        &comparisons,
+    ));
+    for c in &comparisons {
+        let (afu, other, sign) = if c.b == "relu" && c.a.starts_with("afu") {
+            (&c.a, &c.b, 1.0)
+        } else if c.a == "relu" && c.b.starts_with("afu") {
+            (&c.b, &c.a, -1.0)
+        } else {
+            continue;
+        };
+        let d = sign * c.result.mean_difference;
+        let mean_of = |name: &str| {
+            variants
+                .iter()
+                .find(|v| v.name == name)
+                .map_or(f64::NAN, |v| v.test_accuracy_mean)
+        };
+        let (a_acc, r_acc) = (mean_of(afu), mean_of(other));
+        let text = match c.result.ci95 {
+            Some([lo, hi]) => {
+                let (lo, hi) = if sign > 0.0 { (lo, hi) } else { (-hi, -lo) };
+                let verdict = if lo > -MARGIN {
+                    "**supported**"
+                } else if hi < -MARGIN {
+                    "**not supported**"
+                } else {
+                    "**inconclusive** (more seeds needed)"
+                };
+                format!(
+                    "{a_acc:.4} vs relu {r_acc:.4} over {} seeds: difference {d:+.4}, 95 % interval [{lo:+.4}, {hi:+.4}], paired t-test p = {:.3}; non-inferior within {MARGIN} if the interval lies above −{MARGIN} — {verdict}",
+                    c.result.n,
+                    c.result.p_value.unwrap_or(f64::NAN),
+                )
+            }
+            None => format!(
+                "{a_acc:.4} vs relu {r_acc:.4} ({d:+.4}; one seed, no test: run with --seeds 3 or more) — {}",
+                verdict(d > -MARGIN)
+            ),
+        };
+        claims.push(format!(
+            "*Learned activations do not degrade performance* ({what}, {afu}): {text}."
+        ));
+    }
 }
 
 fn shape_claims(rows: &[InspectRow], what: &str, claims: &mut Vec<String>, md: &mut String) {

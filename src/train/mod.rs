@@ -1,7 +1,10 @@
-//! Training glue: losses, metrics and small optimiser helpers.
+//! Training: the one loop of the image experiments ([`fit`]), its batches and checkpoints,
+//! losses, metrics and small optimiser helpers.
 
 pub mod adadelta;
+pub mod batches;
 pub mod checkpoint;
+pub mod fit;
 pub mod metrics;
 pub mod parallel;
 
