@@ -5,7 +5,7 @@
 pub mod cnn_step;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::Instant;
 
 use burn::tensor::{Device, Distribution, Tensor};
@@ -15,11 +15,30 @@ use serde::Serialize;
 
 use crate::afu::{AfuConfig, BaseActivation, KernelChoice};
 
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
+// Signed: counting starts after the process has allocated, so frees of earlier blocks may take
+// the count below zero; only differences from a starting point are ever read.
+static CURRENT: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(false);
 
-/// A global allocator that counts live bytes and their peak (install it in a binary with
-/// `#[global_allocator]`); costs two atomic operations per allocation.
+/// Turns allocation counting on (the benchmarks call it; other commands never pay for it beyond
+/// one relaxed load per allocation).
+pub fn count_allocations() {
+    COUNTING.store(true, Ordering::Relaxed);
+}
+
+fn add(bytes: usize) {
+    let now = CURRENT.fetch_add(bytes as isize, Ordering::Relaxed) + bytes as isize;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+fn sub(bytes: usize) {
+    CURRENT.fetch_sub(bytes as isize, Ordering::Relaxed);
+}
+
+/// A global allocator that counts live bytes and their peak once [`count_allocations`] is called
+/// (install it in a binary with `#[global_allocator]`); counting costs two atomic operations per
+/// allocation, not counting one relaxed load.
 pub struct CountingAlloc;
 
 // SAFETY: forwards every call to the system allocator unchanged; only counts sizes.
@@ -27,40 +46,39 @@ unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: same contract as the caller's.
         let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
+        if !p.is_null() && COUNTING.load(Ordering::Relaxed) {
+            add(layout.size());
         }
         p
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: same contract as the caller's.
         let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
+        if !p.is_null() && COUNTING.load(Ordering::Relaxed) {
+            add(layout.size());
         }
         p
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: same contract as the caller's.
         unsafe { System.dealloc(ptr, layout) };
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
+        if COUNTING.load(Ordering::Relaxed) {
+            sub(layout.size());
+        }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: same contract as the caller's.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-            let now = CURRENT.fetch_add(new_size, Ordering::Relaxed) + new_size;
-            PEAK.fetch_max(now, Ordering::Relaxed);
+        if !p.is_null() && COUNTING.load(Ordering::Relaxed) {
+            sub(layout.size());
+            add(new_size);
         }
         p
     }
 }
 
 /// Starts a peak measurement; returns the bytes live now.
-fn reset_peak() -> usize {
+fn reset_peak() -> isize {
     let now = CURRENT.load(Ordering::Relaxed);
     PEAK.store(now, Ordering::Relaxed);
     now
@@ -141,7 +159,7 @@ fn measure(x: &Tensor<4>, g: &Tensor<4>, f: &dyn Fn(Tensor<4>) -> Tensor<4>) -> 
     // Wait for every queued operation, so the time is the work, not its submission.
     let _ = x.device().sync();
     let secs = t.elapsed().as_secs_f64();
-    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(base);
+    let peak = (PEAK.load(Ordering::Relaxed) - base).max(0) as usize;
     drop((gx, grads));
     (secs, peak)
 }
@@ -163,6 +181,7 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
 /// allocator state it leaves behind (freed, trimmed, re-faulted pages) would otherwise be timed
 /// with the fast cases.
 pub fn run_kernels(config: &KernelBenchConfig, mut report: impl FnMut(&BenchCase)) -> BenchReport {
+    count_allocations();
     let device = Device::flex().autodiff();
     let x = Tensor::<4>::random(config.shape, Distribution::Normal(0.0, 1.0), &device);
     let g = Tensor::<4>::random(

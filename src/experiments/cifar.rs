@@ -134,12 +134,8 @@ pub fn run(
     resume: bool,
 ) -> Result<CifarSummary, ExperimentError> {
     let specs = config.validate()?;
-    let data_err = |e: crate::data::error::DataError| ExperimentError::Config {
-        field: "data",
-        message: e.to_string(),
-    };
-    let mut train = load_cifar10_dir(&config.data, Split::Train).map_err(data_err)?;
-    let mut test = load_cifar10_dir(&config.data, Split::Test).map_err(data_err)?;
+    let mut train = load_cifar10_dir(&config.data, Split::Train)?;
+    let mut test = load_cifar10_dir(&config.data, Split::Test)?;
     if let Some(n) = config.limit_train {
         train = train.take(n);
     }

@@ -9,6 +9,9 @@ use serde::Serialize;
 use crate::afu::AfuParams;
 use crate::report::plot::Grid;
 
+/// Any error, kept as the source of ours.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Error of an experiment run.
 #[derive(Debug, thiserror::Error)]
 pub enum ExperimentError {
@@ -20,13 +23,26 @@ pub enum ExperimentError {
         /// What is wrong.
         message: String,
     },
+    /// A dataset could not be read (the message names the file, the field and what was expected).
+    #[error(transparent)]
+    Data(#[from] crate::data::error::DataError),
     /// Writing an output failed.
-    #[error("cannot write {path}: {message}")]
+    #[error("cannot write {}", path.display())]
     Output {
         /// The file.
         path: PathBuf,
         /// Why.
-        message: String,
+        #[source]
+        source: BoxError,
+    },
+    /// A checkpoint could not be read back (`--resume`, `afu eval`).
+    #[error("cannot read the checkpoint {}", path.display())]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: BoxError,
     },
     /// A figure failed.
     #[error(transparent)]
@@ -63,7 +79,7 @@ pub fn default_out_dir(experiment: &str) -> PathBuf {
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ExperimentError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| ExperimentError::Output {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source: e.into(),
     })?;
     write_text(path, &text)
 }
@@ -72,7 +88,7 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ExperimentE
 pub fn write_toml(path: &Path, value: &impl Serialize) -> Result<(), ExperimentError> {
     let text = toml::to_string_pretty(value).map_err(|e| ExperimentError::Output {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source: e.into(),
     })?;
     write_text(path, &text)
 }
@@ -81,7 +97,7 @@ pub fn write_toml(path: &Path, value: &impl Serialize) -> Result<(), ExperimentE
 pub fn write_text(path: &Path, text: &str) -> Result<(), ExperimentError> {
     crate::fsutil::write_atomic(path, text.as_bytes()).map_err(|e| ExperimentError::Output {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source: e.into(),
     })
 }
 

@@ -197,12 +197,8 @@ const NORM: (f32, f32) = (0.1307, 0.3081);
 
 /// The training and test images of the run (28×28, limited as configured).
 fn load_data(config: &MnistConfig) -> Result<(ImageDataset, ImageDataset), ExperimentError> {
-    let data_err = |e: crate::data::error::DataError| ExperimentError::Config {
-        field: "data",
-        message: e.to_string(),
-    };
-    let mut train = load_mnist_dir(&config.data, Split::Train).map_err(data_err)?;
-    let mut test = load_mnist_dir(&config.data, Split::Test).map_err(data_err)?;
+    let mut train = load_mnist_dir(&config.data, Split::Train)?;
+    let mut test = load_mnist_dir(&config.data, Split::Test)?;
     if train.height != 28 || train.width != 28 || test.height != 28 || test.width != 28 {
         return Err(ExperimentError::Config {
             field: "data",
@@ -294,7 +290,7 @@ pub fn evaluate_run(
     let data_dir = data
         .map(Path::to_path_buf)
         .unwrap_or_else(|| config.data.clone());
-    let mut test = load_mnist_dir(&data_dir, Split::Test).map_err(|e| bad(e.to_string()))?;
+    let mut test = load_mnist_dir(&data_dir, Split::Test)?;
     if let Some(n) = config.limit_test {
         test = test.take(n);
     }
@@ -344,7 +340,10 @@ fn evaluate_checkpoint(
         let mut store = SafetensorsStore::from_file(&ckpt);
         model
             .load_from(&mut store)
-            .map_err(|e| bad(format!("{}: {e}", ckpt.display())))?;
+            .map_err(|e| ExperimentError::Checkpoint {
+                path: ckpt.clone(),
+                source: e.to_string().into(),
+            })?;
         let t = Instant::now();
         let acc = fit::evaluate(&model, test, config.test_batch_size, &device).top1;
         let seconds = t.elapsed().as_secs_f64();

@@ -10,7 +10,7 @@ use burn::store::{ModuleSnapshot, SafetensorsStore};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::experiments::common::{self, ExperimentError};
+use crate::experiments::common::{self, BoxError, ExperimentError};
 
 /// What is saved after every epoch besides the weights.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,22 +56,24 @@ pub fn save<M: Module, R: Serialize>(
     optim: &ModuleOptimizer,
     progress: &Progress<R>,
 ) -> Result<(), ExperimentError> {
-    let out = |path: &Path, e: String| ExperimentError::Output {
+    let out = |path: &Path, e: BoxError| ExperimentError::Output {
         path: path.to_path_buf(),
-        message: e,
+        source: e,
     };
-    std::fs::create_dir_all(dir).map_err(|e| out(dir, e.to_string()))?;
+    std::fs::create_dir_all(dir).map_err(|e| out(dir, e.into()))?;
     let model_path = dir.join("model.safetensors");
     let tmp = dir.join(".model.safetensors.tmp");
     let mut store = SafetensorsStore::from_file(&tmp);
     model
         .save_into(&mut store)
-        .map_err(|e| out(&tmp, e.to_string()))?;
-    std::fs::rename(&tmp, &model_path).map_err(|e| out(&model_path, e.to_string()))?;
+        .map_err(|e| out(&tmp, e.to_string().into()))?;
+    std::fs::rename(&tmp, &model_path).map_err(|e| out(&model_path, e.into()))?;
     let optim_path = dir.join("optimizer.bpk");
     let tmp = dir.join(".optimizer.bpk.tmp");
-    optim.save(&tmp).map_err(|e| out(&tmp, format!("{e:?}")))?;
-    std::fs::rename(&tmp, &optim_path).map_err(|e| out(&optim_path, e.to_string()))?;
+    optim
+        .save(&tmp)
+        .map_err(|e| out(&tmp, format!("{e:?}").into()))?;
+    std::fs::rename(&tmp, &optim_path).map_err(|e| out(&optim_path, e.into()))?;
     common::write_json(&dir.join("progress.json"), progress)
 }
 
@@ -81,19 +83,21 @@ pub fn load<M: Module, R: DeserializeOwned>(
     model: &mut M,
     optim: ModuleOptimizer,
 ) -> Result<(ModuleOptimizer, Progress<R>), ExperimentError> {
-    let bad = |path: &Path, e: String| ExperimentError::Config {
-        field: "resume",
-        message: format!("{}: {e}", path.display()),
+    let bad = |path: &Path, e: BoxError| ExperimentError::Checkpoint {
+        path: path.to_path_buf(),
+        source: e,
     };
     let p = dir.join("progress.json");
-    let text = std::fs::read_to_string(&p).map_err(|e| bad(&p, e.to_string()))?;
-    let progress: Progress<R> = serde_json::from_str(&text).map_err(|e| bad(&p, e.to_string()))?;
+    let text = std::fs::read_to_string(&p).map_err(|e| bad(&p, e.into()))?;
+    let progress: Progress<R> = serde_json::from_str(&text).map_err(|e| bad(&p, e.into()))?;
     let mp = dir.join("model.safetensors");
     let mut store = SafetensorsStore::from_file(&mp);
     model
         .load_from(&mut store)
-        .map_err(|e| bad(&mp, e.to_string()))?;
+        .map_err(|e| bad(&mp, e.to_string().into()))?;
     let op = dir.join("optimizer.bpk");
-    let optim = optim.load(&op).map_err(|e| bad(&op, format!("{e:?}")))?;
+    let optim = optim
+        .load(&op)
+        .map_err(|e| bad(&op, format!("{e:?}").into()))?;
     Ok((optim, progress))
 }

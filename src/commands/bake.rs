@@ -1,0 +1,64 @@
+//! `afu bake`: learned AFUs as equivalent piecewise-linear relu AFUs.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::UsageError;
+
+#[derive(Args, Debug)]
+pub struct BakeArgs {
+    /// A run folder or afu.json.
+    source: PathBuf,
+    /// Only AFUs whose name starts with this.
+    #[arg(long)]
+    afu_name: Option<String>,
+    /// Bake over [-range, range]; linear extension outside.
+    #[arg(long, default_value_t = 8.0)]
+    range: f64,
+    /// Target error, relative to the AFU's output range.
+    #[arg(long, default_value_t = 1e-3)]
+    max_error: f64,
+    /// Output AFU file.
+    #[arg(long, default_value = "baked-afu.json")]
+    out: PathBuf,
+}
+
+pub fn run(a: BakeArgs) -> anyhow::Result<()> {
+    use afu::afu::file::{AfuFile, NamedAfu};
+    if !a.source.exists() {
+        return Err(
+            UsageError::msg(format!("{}: no such file or folder", a.source.display())).into(),
+        );
+    }
+    if !(a.range > 0.0 && a.max_error > 0.0) {
+        return Err(UsageError::msg("--range and --max-error must be positive").into());
+    }
+    let file = AfuFile::load(&a.source).map_err(UsageError::of)?;
+    let chosen = file
+        .select(a.afu_name.as_deref(), &a.source)
+        .map_err(UsageError::of)?;
+    let mut out = Vec::new();
+    println!(
+        "{:<40} {:>6} {:>10} {:>12}",
+        "AFU", "knots", "max error", "error at 2×"
+    );
+    for n in chosen {
+        let b = afu::afu::bake::bake(&n.params, a.range, a.max_error, 4096);
+        println!(
+            "{:<40} {:>6} {:>10.2e} {:>12.2e}",
+            n.name, b.knots, b.max_error, b.max_error_2x
+        );
+        out.push(NamedAfu {
+            name: format!("{} (baked)", n.name),
+            params: b.params,
+        });
+    }
+    AfuFile::new(format!("bake of {}", a.source.display()), out).save(&a.out)?;
+    println!(
+        "written: {} (relu AFUs; max error over [-{r}, {r}])",
+        a.out.display(),
+        r = a.range
+    );
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! `afu bench`: timings and memory side by side from one run.
+
+use clap::{Args, Subcommand};
+
+use afu::afu::BaseActivation;
+use afu::bench::{self, KernelBenchConfig};
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Forward+backward of Burn's relu vs the plain-ops AFU vs the fused AFU on one tensor.
+    Kernels(BenchKernelArgs),
+    /// A training step of the MNIST CNN and of MobileNet-v1 with Burn's stock ops vs afu's
+    /// kernels (and the ops one by one); `--pytorch` adds PyTorch's step for comparison.
+    CnnStep(BenchCnnStepArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchCnnStepArgs {
+    /// Timed training steps per CNN case (median reported).
+    #[arg(long, default_value_t = 15)]
+    steps: usize,
+    /// Timed repetitions of each single op.
+    #[arg(long, default_value_t = 9)]
+    op_reps: usize,
+    /// MobileNet-v1 batch (0 skips MobileNet).
+    #[arg(long, default_value_t = 32)]
+    mobilenet_batch: usize,
+    /// Also run the same CNN step in PyTorch with this Python (needs `torch` installed), e.g.
+    /// `--pytorch python3`.
+    #[arg(long, value_name = "PYTHON")]
+    pytorch: Option<String>,
+    /// A smoke test: 2 steps per case, MobileNet batch 2.
+    #[arg(long)]
+    quick: bool,
+    /// Print the report as JSON on stdout instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchKernelArgs {
+    /// Timed repetitions per case (median reported); the plain-ops AFU runs at most 7 (N ≤ 32)
+    /// or 3 (N > 32, seconds per pass).
+    #[arg(long, default_value_t = 21)]
+    reps: usize,
+    /// Hidden-unit counts N to run.
+    #[arg(long, value_delimiter = ',', default_values_t = [8, 128])]
+    hidden: Vec<usize>,
+    /// Base activations to run.
+    #[arg(long, value_delimiter = ',', default_values_t = [BaseActivation::Relu, BaseActivation::Sigmoid, BaseActivation::Mish])]
+    bases: Vec<BaseActivation>,
+    /// Skip the plain-ops AFU (the slow cases: seconds each at N=128).
+    #[arg(long)]
+    fused_only: bool,
+    /// Small tensor (8×32×26×26) and N=8 only: a smoke test.
+    #[arg(long)]
+    quick: bool,
+    /// Print the report as JSON on stdout instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Kernels(a) => {
+            let mut config = KernelBenchConfig {
+                reps: a.reps.max(1),
+                hidden: a.hidden.clone(),
+                bases: a.bases.clone(),
+                plain_ops: !a.fused_only,
+                ..KernelBenchConfig::default()
+            };
+            if a.quick {
+                config.shape = [8, 32, 26, 26];
+                config.hidden = vec![8];
+            }
+            let json = a.json;
+            if !json {
+                println!(
+                    "forward+backward on {:?} ({} elements), {} threads; median of {} reps \
+                     (plain-ops: at most 7, or 3 at N > 32)",
+                    config.shape,
+                    config.shape.iter().product::<usize>(),
+                    rayon::current_num_threads(),
+                    config.reps
+                );
+                println!(
+                    "{:<40} {:>10} {:>9} {:>12} {:>9}",
+                    "case", "ms", "× relu", "peak MB", "mem × relu"
+                );
+            }
+            let report = bench::run_kernels(&config, |c| {
+                if !json {
+                    println!(
+                        "{:<40} {:>10.2} {:>9.2} {:>12.1} {:>9.2}",
+                        c.name,
+                        c.median_ms,
+                        c.ratio_to_relu,
+                        c.peak_extra_bytes as f64 / 1e6,
+                        c.memory_ratio_to_relu
+                    );
+                }
+            });
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            Ok(())
+        }
+        BenchCommand::CnnStep(a) => {
+            let mut config = bench::cnn_step::CnnStepBenchConfig {
+                steps: a.steps.max(1),
+                op_reps: a.op_reps.max(1),
+                mobilenet_batch: a.mobilenet_batch,
+                python: a.pytorch,
+                ..Default::default()
+            };
+            if a.quick {
+                config.steps = 2;
+                config.warmup = 1;
+                config.op_reps = 2;
+                config.mobilenet_batch = config.mobilenet_batch.min(2);
+                config.mobilenet_steps = 1;
+            }
+            let json = a.json;
+            if !json {
+                println!("{} threads", rayon::current_num_threads());
+            }
+            let report = bench::cnn_step::run(&config, |line| {
+                if !json {
+                    println!("{line}");
+                }
+            });
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!();
+                for (label, r) in &report.ratios {
+                    println!("{label:<56} {r:>6.2}");
+                }
+                if let Some(f) = report.foreign_load_cores {
+                    println!("CPU used by other processes during the run: {f:.2} cores");
+                }
+            }
+            Ok(())
+        }
+    }
+}
