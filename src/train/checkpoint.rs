@@ -1,8 +1,12 @@
-//! Checkpoints after every epoch: model (safetensors), optimizer state and progress, each
-//! written beside its final name and renamed into place, so an interruption at any moment leaves
-//! the previous epoch's checkpoint intact; `--resume` continues from it.
+//! Checkpoints after every epoch (and on Ctrl-C): model (safetensors), optimizer state and
+//! progress, written as one unit. The three files go into a staging folder beside the
+//! checkpoint (`<dir>.next`), which then replaces the checkpoint by two renames (`<dir>` →
+//! `<dir>.old`, `<dir>.next` → `<dir>`). A kill at any moment leaves either the previous complete
+//! checkpoint or the new one, never a model of one epoch with the progress of another: reading
+//! a checkpoint first finishes or undoes an interrupted replacement ([`recover`]) and removes
+//! what a killed save left behind. `--resume` continues from it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
@@ -49,32 +53,131 @@ impl<R> Default for Progress<R> {
     }
 }
 
-/// Writes `model.safetensors`, `optimizer.bpk` and `progress.json` into `dir`.
+/// The stages of [`save`], in order (a test can stop after any of them, as a kill would).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    /// The staging folder holds the complete new checkpoint.
+    Staged,
+    /// The previous checkpoint has been moved aside to `<dir>.old`.
+    OldMoved,
+    /// The new checkpoint is in place.
+    Replaced,
+}
+
+/// `<dir>` with `suffix` appended to its last component.
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(suffix);
+    dir.with_file_name(name)
+}
+
+/// Writes `model.safetensors`, `optimizer.bpk` and `progress.json` into `dir` as one unit.
 pub fn save<M: Module, R: Serialize>(
     dir: &Path,
     model: &M,
     optim: &ModuleOptimizer,
     progress: &Progress<R>,
 ) -> Result<(), ExperimentError> {
+    save_until(dir, model, optim, progress, Stage::Replaced, false)
+}
+
+/// [`save`], stopping after stage `last` as a kill would, or (`fail`) with an error there as a
+/// failed write would.
+fn save_until<M: Module, R: Serialize>(
+    dir: &Path,
+    model: &M,
+    optim: &ModuleOptimizer,
+    progress: &Progress<R>,
+    last: Stage,
+    fail: bool,
+) -> Result<(), ExperimentError> {
+    let stop = |stage: Stage| -> Option<Result<(), ExperimentError>> {
+        (stage == last).then(|| {
+            if fail {
+                Err(ExperimentError::Output {
+                    path: dir.to_path_buf(),
+                    source: format!("injected failure after {stage:?}").into(),
+                })
+            } else {
+                Ok(())
+            }
+        })
+    };
     let out = |path: &Path, e: BoxError| ExperimentError::Output {
         path: path.to_path_buf(),
         source: e,
     };
-    std::fs::create_dir_all(dir).map_err(|e| out(dir, e.into()))?;
-    let model_path = dir.join("model.safetensors");
-    let tmp = dir.join(".model.safetensors.tmp");
-    let mut store = SafetensorsStore::from_file(&tmp);
+    recover(dir).map_err(|e| out(dir, e.into()))?;
+    let next = sibling(dir, ".next");
+    let old = sibling(dir, ".old");
+    std::fs::create_dir_all(&next).map_err(|e| out(&next, e.into()))?;
+    let model_path = next.join("model.safetensors");
+    let mut store = SafetensorsStore::from_file(&model_path);
     model
         .save_into(&mut store)
-        .map_err(|e| out(&tmp, e.to_string().into()))?;
-    std::fs::rename(&tmp, &model_path).map_err(|e| out(&model_path, e.into()))?;
-    let optim_path = dir.join("optimizer.bpk");
-    let tmp = dir.join(".optimizer.bpk.tmp");
+        .map_err(|e| out(&model_path, e.to_string().into()))?;
+    let optim_path = next.join("optimizer.bpk");
     optim
-        .save(&tmp)
-        .map_err(|e| out(&tmp, format!("{e:?}").into()))?;
-    std::fs::rename(&tmp, &optim_path).map_err(|e| out(&optim_path, e.into()))?;
-    common::write_json(&dir.join("progress.json"), progress)
+        .save(&optim_path)
+        .map_err(|e| out(&optim_path, format!("{e:?}").into()))?;
+    for p in [&model_path, &optim_path] {
+        sync(p).map_err(|e| out(p, e.into()))?;
+    }
+    // Progress last: a staging folder with progress.json is complete.
+    common::write_json(&next.join("progress.json"), progress)?;
+    if let Some(r) = stop(Stage::Staged) {
+        return r;
+    }
+    if dir.exists() {
+        std::fs::rename(dir, &old).map_err(|e| out(dir, e.into()))?;
+    }
+    if let Some(r) = stop(Stage::OldMoved) {
+        return r;
+    }
+    std::fs::rename(&next, dir).map_err(|e| out(dir, e.into()))?;
+    // The new checkpoint is complete; what is left of the old one is garbage.
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+fn sync(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
+}
+
+/// Finishes or undoes a replacement that a kill interrupted, and removes what a killed save
+/// left behind: afterwards `dir` holds the last complete checkpoint (or nothing, if none was
+/// ever completed) and no staging folders remain.
+pub fn recover(dir: &Path) -> std::io::Result<()> {
+    let next = sibling(dir, ".next");
+    let old = sibling(dir, ".old");
+    if !dir.exists() {
+        if next.join("progress.json").is_file() {
+            // Killed between the two renames: the staged checkpoint is complete and newer.
+            std::fs::rename(&next, dir)?;
+        } else if old.exists() {
+            std::fs::rename(&old, dir)?;
+        }
+    }
+    for stale in [&next, &old] {
+        if stale.is_dir() {
+            std::fs::remove_dir_all(stale)?;
+        } else if stale.exists() {
+            std::fs::remove_file(stale)?;
+        }
+    }
+    Ok(())
+}
+
+/// True when `dir` holds a complete checkpoint (after [`recover`]ing an interrupted save).
+pub fn exists(dir: &Path) -> Result<bool, ExperimentError> {
+    recover(dir).map_err(|e| ExperimentError::Checkpoint {
+        path: dir.to_path_buf(),
+        source: e.into(),
+    })?;
+    Ok(dir.join("progress.json").is_file())
 }
 
 /// Loads a checkpoint written by [`save`] into `model` and `optim`.
@@ -87,6 +190,7 @@ pub fn load<M: Module, R: DeserializeOwned>(
         path: path.to_path_buf(),
         source: e,
     };
+    recover(dir).map_err(|e| bad(dir, e.into()))?;
     let p = dir.join("progress.json");
     let text = std::fs::read_to_string(&p).map_err(|e| bad(&p, e.into()))?;
     let progress: Progress<R> = serde_json::from_str(&text).map_err(|e| bad(&p, e.into()))?;
@@ -100,4 +204,130 @@ pub fn load<M: Module, R: DeserializeOwned>(
         .load(&op)
         .map_err(|e| bad(&op, format!("{e:?}").into()))?;
     Ok((optim, progress))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::Linear;
+    use burn::tensor::Device;
+    use rand::SeedableRng;
+
+    fn model(seed: u64) -> Linear {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        crate::models::init::linear(3, 2, &mut rng, &Device::flex())
+    }
+
+    fn weights(m: &Linear) -> Vec<f32> {
+        common::to_vec(m.weight.val())
+    }
+
+    fn progress(epochs: usize) -> Progress<usize> {
+        Progress {
+            epochs_done: epochs,
+            history: (1..=epochs).collect(),
+            ..Progress::new()
+        }
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A save killed after any of its stages leaves one complete checkpoint, the previous or the
+    /// new one, whose model and progress belong together, and nothing else once it is read.
+    #[test]
+    fn a_killed_save_leaves_one_complete_checkpoint() {
+        for (stage, expect_new) in [(Stage::Staged, false), (Stage::OldMoved, true)] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("checkpoints").join("relu");
+            let optim = crate::train::adam_torch_defaults().init();
+            let (first, second) = (model(1), model(2));
+            save(&dir, &first, &optim, &progress(1)).unwrap();
+            save_until(&dir, &second, &optim, &progress(2), stage, false).unwrap();
+            assert!(exists(&dir).unwrap(), "{stage:?}");
+            let mut loaded = model(3);
+            let (_, p): (_, Progress<usize>) = load(
+                &dir,
+                &mut loaded,
+                crate::train::adam_torch_defaults().init(),
+            )
+            .unwrap();
+            let (want_epochs, want) = if expect_new {
+                (2, &second)
+            } else {
+                (1, &first)
+            };
+            assert_eq!(p.epochs_done, want_epochs, "{stage:?}");
+            assert_eq!(p.history.len(), want_epochs);
+            assert_eq!(
+                weights(&loaded),
+                weights(want),
+                "{stage:?}: model and progress disagree"
+            );
+            assert_eq!(names(dir.parent().unwrap()), ["relu"], "{stage:?}");
+            assert_eq!(
+                names(&dir),
+                ["model.safetensors", "optimizer.bpk", "progress.json"]
+            );
+            // The next save works as usual after the interrupted one.
+            save(&dir, &second, &optim, &progress(3)).unwrap();
+            let (_, p): (_, Progress<usize>) = load(
+                &dir,
+                &mut loaded,
+                crate::train::adam_torch_defaults().init(),
+            )
+            .unwrap();
+            assert_eq!(p.epochs_done, 3);
+        }
+    }
+
+    /// A save killed before its staging folder was complete, with no earlier checkpoint: there
+    /// is no checkpoint, and the partial files are removed.
+    #[test]
+    fn a_partial_first_save_is_no_checkpoint() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("relu");
+        let next = sibling(&dir, ".next");
+        std::fs::create_dir_all(&next).unwrap();
+        std::fs::write(next.join("model.safetensors"), b"partial").unwrap();
+        assert!(!exists(&dir).unwrap());
+        assert!(!next.exists());
+    }
+
+    /// A write that fails in the middle of a save (a full disk, say) is an error naming the
+    /// checkpoint, and the previous checkpoint stays readable and consistent.
+    #[test]
+    fn a_failed_save_keeps_the_previous_checkpoint() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("relu");
+        let optim = crate::train::adam_torch_defaults().init();
+        save(&dir, &model(1), &optim, &progress(1)).unwrap();
+        for stage in [Stage::Staged, Stage::OldMoved] {
+            let e = save_until(&dir, &model(2), &optim, &progress(2), stage, true)
+                .expect_err("the injected failure");
+            assert!(e.to_string().contains("relu"), "{e}");
+            let mut loaded = model(3);
+            let (_, p): (_, Progress<usize>) = load(
+                &dir,
+                &mut loaded,
+                crate::train::adam_torch_defaults().init(),
+            )
+            .unwrap();
+            // Failing after the new checkpoint was complete may keep either one, consistently.
+            let want = if p.epochs_done == 1 {
+                model(1)
+            } else {
+                model(2)
+            };
+            assert!(stage == Stage::OldMoved || p.epochs_done == 1, "{stage:?}");
+            assert_eq!(weights(&loaded), weights(&want), "{stage:?}");
+            assert_eq!(names(tmp.path()), ["relu"], "{stage:?}");
+        }
+    }
 }

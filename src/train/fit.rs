@@ -181,7 +181,7 @@ pub fn fit<M: ImageClassifier>(
 ) -> Result<Fitted<M>, ExperimentError> {
     let name = s.variant;
     let mut state = Progress::<EpochRecord>::new();
-    if s.resume && s.checkpoint.join("progress.json").exists() {
+    if s.resume && checkpoint::exists(&s.checkpoint)? {
         let (o, p) = checkpoint::load(&s.checkpoint, &mut model, optim)?;
         optim = o;
         state = p;
