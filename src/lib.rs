@@ -32,6 +32,7 @@ pub mod models;
 pub mod ops;
 pub mod report;
 pub mod stats;
+pub mod sweep;
 pub mod train;
 
 /// Tunes glibc's allocator for training: by default it returns every large free block

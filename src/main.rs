@@ -37,6 +37,9 @@ enum Command {
     /// Run (or continue, with --resume) the experiment a config.toml describes: a run folder's,
     /// or a sweep job's.
     Run(commands::run::RunArgs),
+    /// Many runs from one file: experiments × variants × seeds × settings as independent jobs,
+    /// run here (--jobs J) or on a Slurm cluster (--emit slurm); resumable.
+    Sweep(commands::sweep::SweepArgs),
     /// What each learned AFU of a run resembles: nearest known function, V shape, saturation, ...
     Inspect(commands::inspect::InspectArgs),
     /// Evaluate the checkpoints of an `afu mnist` run, as trained and with baked (piecewise-linear) AFUs.
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         Command::Mnist(a) => commands::mnist::run(a),
         Command::Cifar10(a) => commands::cifar::run(a),
         Command::Run(a) => commands::run::run(a),
+        Command::Sweep(a) => commands::sweep::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Report(a) => commands::report::run(a),
         Command::Eval(a) => commands::eval::run(a),
@@ -93,10 +97,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e)
             if e.chain().any(|c| {
-                matches!(
-                    c.downcast_ref::<afu::experiments::common::ExperimentError>(),
-                    Some(afu::experiments::common::ExperimentError::Interrupted { .. })
-                )
+                c.is::<commands::SweepInterrupted>()
+                    || matches!(
+                        c.downcast_ref::<afu::experiments::common::ExperimentError>(),
+                        Some(afu::experiments::common::ExperimentError::Interrupted { .. })
+                    )
             }) =>
         {
             eprintln!("{e}");

@@ -11,6 +11,7 @@ pub mod mnist;
 pub mod report;
 pub mod run;
 pub mod smoothness;
+pub mod sweep;
 pub mod xor;
 pub mod xor_neuron;
 
@@ -211,6 +212,11 @@ impl AfuStartArgs {
         })
     }
 }
+
+/// A sweep stopped by Ctrl-C (exit code 130, like an interrupted run).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SweepInterrupted(pub String);
 
 /// An error in what the user asked for (exit code 2), as opposed to a failure while running. It
 /// stands for the error it wraps: same message, same sources.

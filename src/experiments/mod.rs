@@ -7,6 +7,7 @@ pub mod inspect;
 pub mod mnist;
 pub mod report;
 pub mod smoothness;
+pub mod sweep_report;
 pub mod xor;
 pub mod xor_neuron;
 

@@ -93,6 +93,10 @@ pub fn run(dirs: &[PathBuf], out: &Path) -> Result<String, ExperimentError> {
     let mut md = String::from("# afu report — learned activations, measured\n\n");
     let mut claims: Vec<String> = Vec::new();
     for dir in dirs {
+        if crate::experiments::sweep_report::is_sweep(dir) {
+            crate::experiments::sweep_report::section(dir, &mut md, &mut claims)?;
+            continue;
+        }
         let s = read_summary(dir)?;
         let fig =
             |name: &str| format!("![{name}]({})", rel(&base, &dir.join("figures").join(name)));

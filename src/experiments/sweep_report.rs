@@ -1,0 +1,179 @@
+//! The `afu report` section of a sweep folder: its job folders merged into one table per
+//! experiment and grid point, with each variant's mean ± std and 95 % interval over seeds and
+//! paired tests between variants (the statistics of a multi-seed run, over jobs).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::experiments::common::ExperimentError;
+use crate::experiments::image::{self, ImageRun};
+use crate::stats::{self, SeedValue};
+
+/// A group of jobs: (experiment, grid point as text).
+type GroupKey = (String, String);
+/// A job of a group: (variant, seed, job folder).
+type GroupJob = (String, u64, std::path::PathBuf);
+
+/// True when `dir` is a sweep folder (it holds `sweep.json`).
+pub fn is_sweep(dir: &Path) -> bool {
+    dir.join("sweep.json").is_file()
+}
+
+/// The metric that stands for a run of `experiment` in a merged table, read from its
+/// `summary.json`'s `runs[]`.
+fn metric_of(experiment: &str) -> Option<&'static str> {
+    match experiment {
+        "xor" => Some("test_accuracy"),
+        "xor-neuron" => Some("auc"),
+        "mnist" | "cifar10" => Some("test_accuracy"),
+        _ => None,
+    }
+}
+
+/// Appends the merged results of the sweep in `dir` to `md` (and claims to `claims`).
+pub fn section(
+    dir: &Path,
+    md: &mut String,
+    claims: &mut Vec<String>,
+) -> Result<(), ExperimentError> {
+    let jobs = crate::sweep::read_manifest(dir).map_err(|e| ExperimentError::Config {
+        field: "runs",
+        message: e.to_string(),
+    })?;
+    // Groups: experiment and grid point, in the order of the job list.
+    let mut groups: Vec<(GroupKey, Vec<GroupJob>)> = Vec::new();
+    for (info, job_dir) in jobs.iter() {
+        let label = info
+            .grid
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let key = (info.experiment.clone(), label);
+        let entry = (info.variant.clone(), info.seed, job_dir.clone());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(entry),
+            None => groups.push((key, vec![entry])),
+        }
+    }
+    let finished = jobs
+        .iter()
+        .filter(|(_, d)| d.join("summary.json").is_file())
+        .count();
+    let _ = writeln!(
+        md,
+        "## Sweep — `{}`\n\n{} jobs, {} finished.\n",
+        dir.display(),
+        jobs.len(),
+        finished
+    );
+    for ((experiment, label), entries) in &groups {
+        let title = if label.is_empty() {
+            experiment.clone()
+        } else {
+            format!("{experiment}, {label}")
+        };
+        let _ = writeln!(md, "### {title}\n");
+        let mut names: Vec<String> = Vec::new();
+        let mut summaries: Vec<Value> = Vec::new();
+        let mut seconds = Vec::new();
+        let mut missing = 0usize;
+        for (variant, _, job_dir) in entries {
+            if !names.contains(variant) {
+                names.push(variant.clone());
+            }
+            let path = job_dir.join("summary.json");
+            match std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            {
+                Some(v) => {
+                    if let Some(s) = v["total_seconds"].as_f64() {
+                        seconds.push(s);
+                    }
+                    summaries.push(v);
+                }
+                None => missing += 1,
+            }
+        }
+        if missing > 0 {
+            let _ = writeln!(
+                md,
+                "{missing} of {} jobs have no summary yet (not run, running or failed); the numbers below are over the finished ones.\n",
+                entries.len()
+            );
+        }
+        if !seconds.is_empty() {
+            let _ = writeln!(
+                md,
+                "Time per job: {:.1} s on average, {:.1} s in all.\n",
+                seconds.iter().sum::<f64>() / seconds.len() as f64,
+                seconds.iter().sum::<f64>()
+            );
+        }
+        let runs: Vec<&Value> = summaries
+            .iter()
+            .flat_map(|s| s["runs"].as_array().into_iter().flatten())
+            .collect();
+        match experiment.as_str() {
+            "mnist" | "cifar10" => {
+                let image_runs: Vec<ImageRun> = runs
+                    .iter()
+                    .filter_map(|r| serde_json::from_value((*r).clone()).ok())
+                    .collect();
+                let (variants, comparisons) = image::summarise_runs(&names, &image_runs);
+                let merged = serde_json::json!({
+                    "variants": variants,
+                    "comparisons": comparisons,
+                });
+                let what = format!("sweep, {title}");
+                crate::experiments::report::image_results(&merged, &what, md, claims);
+            }
+            other => {
+                let Some(metric) = metric_of(other) else {
+                    let _ = writeln!(md, "(no merged table for `{other}` jobs)\n");
+                    continue;
+                };
+                let values: Vec<SeedValue> = runs
+                    .iter()
+                    .filter_map(|r| {
+                        Some(SeedValue {
+                            variant: r["variant"].as_str()?.to_string(),
+                            seed: r["seed"].as_u64()?,
+                            value: r[metric].as_f64()?,
+                        })
+                    })
+                    .collect();
+                md.push_str(&generic_table(metric, &names, &values));
+            }
+        }
+        md.push('\n');
+    }
+    Ok(())
+}
+
+/// A table of one metric per variant over seeds, and the paired comparisons.
+fn generic_table(metric: &str, names: &[String], values: &[SeedValue]) -> String {
+    let mut md =
+        format!("| variant | seeds | {metric} (mean ± std [95 % interval]) |\n|---|---:|---|\n");
+    for v in stats::variant_stats(names, values) {
+        if v.seeds.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} |",
+            v.variant,
+            v.seeds.len(),
+            stats::format_spread(&v.spread, 4)
+        );
+    }
+    let comparisons = stats::pairwise(metric, names, values);
+    if !comparisons.is_empty() {
+        md.push_str("\nPaired comparisons over the same seeds:\n\n");
+        md.push_str(&stats::comparisons_table(&comparisons, 4));
+    }
+    md
+}
