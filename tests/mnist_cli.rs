@@ -326,7 +326,8 @@ fn xor_afu_transfers_into_mnist_and_stays_frozen() {
             }
         }
     }
-    // A missing AFU name is a clear usage error.
+    // A missing AFU name is a clear usage error (in a new folder: the first run's is taken).
+    let out2 = tmp.path().join("run2");
     let o = afu(&[
         "mnist",
         "--quick",
@@ -334,7 +335,7 @@ fn xor_afu_transfers_into_mnist_and_stays_frozen() {
         "--data",
         data.to_str().unwrap(),
         "--out",
-        out.to_str().unwrap(),
+        out2.to_str().unwrap(),
         "--afu-from",
         xor.to_str().unwrap(),
         "--afu-name",
@@ -609,4 +610,49 @@ fn afu_run_repeats_a_run_from_its_config() {
     let o = afu(&["run", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("bad.toml"));
+}
+
+/// A run folder is never overwritten: a new run into it is refused (exit 2) and leaves it as it
+/// was, `--resume` with other settings names the differences, `--force` replaces it.
+#[test]
+fn an_existing_run_is_refused_unless_resumed_or_forced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_fixture(&data, 64, 20, false);
+    let out = tmp.path().join("run");
+    let run = |extra: &[&str]| {
+        let mut v = vec![
+            "mnist",
+            "--quick",
+            "--no-progress",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--variants",
+            "relu",
+        ];
+        v.extend_from_slice(extra);
+        afu(&v)
+    };
+    assert!(run(&[]).status.success());
+    let summary = std::fs::read(out.join("summary.json")).unwrap();
+    let o = run(&["--seed", "5"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("already holds a run") && stderr.contains("--force"), "{stderr}");
+    assert_eq!(std::fs::read(out.join("summary.json")).unwrap(), summary);
+    let o = run(&["--seed", "5", "--resume"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("seed is 1 there, 5 now"), "{stderr}");
+    assert_eq!(std::fs::read(out.join("summary.json")).unwrap(), summary);
+    let o = run(&["--seed", "5", "--force"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("replacing the run"));
+    let s = json(&out.join("summary.json"));
+    assert_eq!(s["seeds"], serde_json::json!([5]));
+    // `afu xor` into an mnist run folder: refused too.
+    let o = afu(&["xor", "--quick", "--no-progress", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
 }

@@ -6,8 +6,10 @@ use clap::Args;
 
 use afu::experiments::cifar::{self, CifarConfig};
 
+use afu::experiments::RunConfig;
+
 use super::{
-    AfuStartArgs, CommonArgs, ModelArg, TrainingArgs, apply_training_args, classify,
+    AfuStartArgs, CommonArgs, ModelArg, TrainingArgs, apply_training_args, claim_folder, classify,
     print_image_summary,
 };
 
@@ -51,6 +53,12 @@ pub fn run(args: CifarArgs) -> anyhow::Result<()> {
         args.afu_start,
         cifar::default_out
     );
+    claim_folder(
+        &out,
+        RunConfig::Cifar10(config.clone()),
+        resume,
+        args.common.force,
+    )?;
     let s = cifar::run(&config, &out, !args.common.no_progress, resume)
         .map_err(|e| classify(e, format!("afu cifar10 (output folder {})", out.display())))?;
     print_image_summary(&s, &out);

@@ -6,9 +6,11 @@ use clap::Args;
 
 use afu::experiments::mnist::{self, MnistConfig};
 
+use afu::experiments::RunConfig;
+
 use super::{
-    AfuStartArgs, CommonArgs, ReadingArg, TrainingArgs, apply_training_args, classify,
-    print_image_summary,
+    AfuStartArgs, CommonArgs, ReadingArg, TrainingArgs, apply_training_args, claim_folder,
+    classify, print_image_summary,
 };
 
 /// `afu mnist` (defaults: relu, tanh, afu-relu-8, afu-relu-8-layer; 10 epochs).
@@ -45,6 +47,12 @@ pub fn run(args: MnistArgs) -> anyhow::Result<()> {
         args.afu_start,
         mnist::default_out
     );
+    claim_folder(
+        &out,
+        RunConfig::Mnist(config.clone()),
+        resume,
+        args.common.force,
+    )?;
     let s = mnist::run(&config, &out, !args.common.no_progress, resume)
         .map_err(|e| classify(e, format!("afu mnist (output folder {})", out.display())))?;
     print_image_summary(&s, &out);

@@ -33,6 +33,9 @@ pub struct CommonArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Replace the run already in --out (without it, afu refuses to overwrite a run).
+    #[arg(long)]
+    pub force: bool,
     /// AFU implementation: auto (fused where available), reference (plain tensor ops), fused.
     #[arg(long, value_enum)]
     pub kernel: Option<KernelArg>,
@@ -262,6 +265,30 @@ pub fn device_choice(name: &str) -> Result<afu::device::DeviceChoice, UsageError
         .map_err(|e: afu::device::DeviceError| UsageError::of(e))?;
     choice.device().map_err(UsageError::of)?;
     Ok(choice)
+}
+
+/// Checks the output folder before a run: an existing run there is refused unless `resume`
+/// (same settings) or `force` (replaced, said on stderr).
+pub fn claim_folder(
+    out: &std::path::Path,
+    config: afu::experiments::RunConfig,
+    resume: bool,
+    force: bool,
+) -> anyhow::Result<()> {
+    use afu::experiments::common::{FolderUse, claim_run_folder};
+    let mode = match (resume, force) {
+        (true, true) => {
+            return Err(UsageError::msg("--resume and --force exclude each other").into());
+        }
+        (true, false) => FolderUse::Resume,
+        (false, true) => FolderUse::Force,
+        (false, false) => FolderUse::New,
+    };
+    if force && out.join("config.toml").is_file() {
+        eprintln!("--force: replacing the run in {}", out.display());
+    }
+    claim_run_folder(out, &config, mode)
+        .map_err(|e| classify(e, format!("output folder {}", out.display())))
 }
 
 /// An error and its causes on one line, `a: b: c`. Many of our errors name their cause in their

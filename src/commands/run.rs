@@ -15,9 +15,13 @@ pub struct RunArgs {
     /// Output folder (default: runs/<experiment>/<timestamp>).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Continue from the checkpoints in --out (mnist, cifar10; the others run again).
+    /// Continue the run in --out (its settings must be these; mnist and cifar10 continue from
+    /// their checkpoints, the others run again).
     #[arg(long)]
     resume: bool,
+    /// Replace the run already in --out.
+    #[arg(long, conflicts_with = "resume")]
+    force: bool,
     /// Hide the progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -56,18 +60,21 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         RunConfig::Xor(c) => {
             c.validate().map_err(in_file)?;
             let out = a.out.clone().unwrap_or_else(xor::default_out);
+            super::claim_folder(&out, RunConfig::Xor(c.clone()), a.resume, a.force)?;
             let s = xor::run(&c, &out, progress).map_err(|e| classify(e, context("xor", &out)))?;
             super::xor::print(&s, &out);
         }
         RunConfig::XorNeuron(c) => {
             c.validate().map_err(in_file)?;
             let out = a.out.clone().unwrap_or_else(xor_neuron::default_out);
+            super::claim_folder(&out, RunConfig::XorNeuron(c.clone()), a.resume, a.force)?;
             let s = xor_neuron::run(&c, &out, progress)
                 .map_err(|e| classify(e, context("xor-neuron", &out)))?;
             super::xor_neuron::print(&s, &out);
         }
         RunConfig::Smoothness(c) => {
             let out = a.out.clone().unwrap_or_else(smoothness::default_out);
+            super::claim_folder(&out, RunConfig::Smoothness(c.clone()), a.resume, a.force)?;
             let s = smoothness::run(&c, &out, progress)
                 .map_err(|e| classify(e, context("smoothness", &out)))?;
             super::smoothness::print(&s, &out);
@@ -75,6 +82,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         RunConfig::Mnist(c) => {
             c.validate().map_err(in_file)?;
             let out = a.out.clone().unwrap_or_else(mnist::default_out);
+            super::claim_folder(&out, RunConfig::Mnist(c.clone()), a.resume, a.force)?;
             let s = mnist::run(&c, &out, progress, a.resume)
                 .map_err(|e| classify(e, context("mnist", &out)))?;
             print_image_summary(&s, &out);
@@ -82,6 +90,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         RunConfig::Cifar10(c) => {
             c.validate().map_err(in_file)?;
             let out = a.out.clone().unwrap_or_else(cifar::default_out);
+            super::claim_folder(&out, RunConfig::Cifar10(c.clone()), a.resume, a.force)?;
             let s = cifar::run(&c, &out, progress, a.resume)
                 .map_err(|e| classify(e, context("cifar10", &out)))?;
             print_image_summary(&s, &out);

@@ -50,6 +50,12 @@ pub fn run(args: SmoothnessArgs) -> anyhow::Result<()> {
         config.grid = v;
     }
     let out = args.common.out.unwrap_or_else(smoothness::default_out);
+    super::claim_folder(
+        &out,
+        afu::experiments::RunConfig::Smoothness(config.clone()),
+        false,
+        args.common.force,
+    )?;
     let s = smoothness::run(&config, &out, !args.common.no_progress).map_err(|e| match e {
         afu::experiments::common::ExperimentError::Config { .. }
         | afu::experiments::common::ExperimentError::AfuFile(_) => {

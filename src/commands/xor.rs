@@ -56,6 +56,12 @@ pub fn run(args: XorArgs) -> anyhow::Result<()> {
     }
     config.validate().map_err(UsageError::of)?;
     let out = args.common.out.unwrap_or_else(xor::default_out);
+    super::claim_folder(
+        &out,
+        afu::experiments::RunConfig::Xor(config.clone()),
+        false,
+        args.common.force,
+    )?;
     let summary = xor::run(&config, &out, !args.common.no_progress)
         .map_err(|e| classify(e, format!("afu xor (output folder {})", out.display())))?;
     print(&summary, &out);

@@ -44,6 +44,12 @@ pub fn run(args: XorNeuronArgs) -> anyhow::Result<()> {
     }
     config.validate().map_err(UsageError::of)?;
     let out = args.common.out.unwrap_or_else(xor_neuron::default_out);
+    super::claim_folder(
+        &out,
+        afu::experiments::RunConfig::XorNeuron(config.clone()),
+        false,
+        args.common.force,
+    )?;
     let s = xor_neuron::run(&config, &out, !args.common.no_progress)
         .with_context(|| format!("afu xor-neuron (output folder {})", out.display()))?;
     print(&s, &out);

@@ -331,3 +331,159 @@ pub fn parallel_devices(
         })
         .collect()
 }
+
+/// What a command may do with an output folder that already holds a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FolderUse {
+    /// Start a new run: an existing run there is an error.
+    New,
+    /// Continue the run there: its settings must be these (more epochs and another device are
+    /// allowed).
+    Resume,
+    /// Replace the run there.
+    Force,
+}
+
+/// Settings that may differ when a run is continued: more epochs, another device.
+const RESUMABLE_CHANGES: [&str; 3] = ["epochs", "device", "devices"];
+
+/// Checks `out` before a run writes into it: a folder holding a run (a `config.toml`) is never
+/// overwritten by a new run; `--resume` must name the same settings (the differences are named
+/// in the error); `--force` removes the old run first. A folder without a run is used as it is.
+pub fn claim_run_folder(
+    out: &Path,
+    config: &crate::experiments::RunConfig,
+    mode: FolderUse,
+) -> Result<(), ExperimentError> {
+    let path = out.join("config.toml");
+    if !path.is_file() {
+        return Ok(());
+    }
+    let bad = |message: String| ExperimentError::Config {
+        field: "out",
+        message,
+    };
+    match mode {
+        FolderUse::New => Err(bad(format!(
+            "{} already holds a run; continue it with --resume, replace it with --force, or choose another --out",
+            out.display()
+        ))),
+        FolderUse::Force => std::fs::remove_dir_all(out).map_err(|e| ExperimentError::Output {
+            path: out.to_path_buf(),
+            source: e.into(),
+        }),
+        FolderUse::Resume => {
+            let text = std::fs::read_to_string(&path).map_err(|e| ExperimentError::Checkpoint {
+                path: path.clone(),
+                source: e.into(),
+            })?;
+            let old: toml::Value = toml::from_str(&text).map_err(|e| {
+                bad(format!(
+                    "{}: not a run configuration ({})",
+                    path.display(),
+                    e.to_string().lines().next().unwrap_or("")
+                ))
+            })?;
+            let new = toml::Value::try_from(config).map_err(|e| ExperimentError::Output {
+                path: path.clone(),
+                source: e.into(),
+            })?;
+            let mut diffs = Vec::new();
+            setting_differences("", &old, &new, &mut diffs);
+            diffs.retain(|(key, old, new)| {
+                let allowed = RESUMABLE_CHANGES.contains(&key.as_str())
+                    && (key != "epochs"
+                        || matches!((old, new), (Some(toml::Value::Integer(a)), Some(toml::Value::Integer(b))) if b >= a));
+                !allowed
+            });
+            if diffs.is_empty() {
+                return Ok(());
+            }
+            let show = |v: &Option<toml::Value>| v.as_ref().map_or("(unset)".to_string(), |v| v.to_string());
+            Err(bad(format!(
+                "--resume: the run in {} was made with other settings: {}; resume with its settings, or start a new run",
+                out.display(),
+                diffs
+                    .iter()
+                    .map(|(k, o, n)| format!("{k} is {} there, {} now", show(o), show(n)))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )))
+        }
+    }
+}
+
+/// Every setting (dotted key) whose value differs between `old` and `new`.
+#[allow(clippy::type_complexity)]
+fn setting_differences(
+    prefix: &str,
+    old: &toml::Value,
+    new: &toml::Value,
+    out: &mut Vec<(String, Option<toml::Value>, Option<toml::Value>)>,
+) {
+    match (old, new) {
+        (toml::Value::Table(a), toml::Value::Table(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match (a.get(k), b.get(k)) {
+                    (Some(x), Some(y)) => setting_differences(&key, x, y, out),
+                    (x, y) => out.push((key, x.cloned(), y.cloned())),
+                }
+            }
+        }
+        (a, b) if a != b => out.push((prefix.to_string(), Some(a.clone()), Some(b.clone()))),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod folder_tests {
+    use super::*;
+    use crate::experiments::RunConfig;
+    use crate::experiments::mnist::MnistConfig;
+
+    #[test]
+    fn a_run_folder_is_never_overwritten_and_resume_needs_the_same_settings() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("run");
+        let config = MnistConfig::quick("data/mnist".into());
+        let run = RunConfig::Mnist(config.clone());
+        // An empty or missing folder is free.
+        claim_run_folder(&out, &run, FolderUse::New).unwrap();
+        write_toml(&out.join("config.toml"), &run).unwrap();
+        write_text(&out.join("summary.json"), "{}").unwrap();
+        let e = claim_run_folder(&out, &run, FolderUse::New).unwrap_err();
+        assert!(e.to_string().contains("--resume"), "{e}");
+        // Same settings, more epochs, another device: fine.
+        claim_run_folder(&out, &run, FolderUse::Resume).unwrap();
+        let more = RunConfig::Mnist(MnistConfig {
+            epochs: config.epochs + 2,
+            ..config.clone()
+        });
+        claim_run_folder(&out, &more, FolderUse::Resume).unwrap();
+        // Other variants, seed or data: refused, naming each difference.
+        let other = RunConfig::Mnist(MnistConfig {
+            variants: vec!["tanh".into()],
+            seed: 9,
+            epochs: 0,
+            ..config.clone()
+        });
+        let e = claim_run_folder(&out, &other, FolderUse::Resume)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("variants") && e.contains("seed is 1 there, 9 now"), "{e}");
+        assert!(e.contains("epochs"), "fewer epochs than done is a difference: {e}");
+        // Another experiment: refused.
+        let xor = RunConfig::Xor(crate::experiments::xor::XorConfig::quick());
+        let e = claim_run_folder(&out, &xor, FolderUse::Resume).unwrap_err();
+        assert!(e.to_string().contains("experiment"), "{e}");
+        // --force replaces.
+        claim_run_folder(&out, &other, FolderUse::Force).unwrap();
+        assert!(!out.exists());
+    }
+}
