@@ -14,7 +14,7 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use crate::afu::kernel::cpu::KernelFloat;
+use super::float::KernelFloat;
 
 /// Element types the convolution runs on (`f32`, `f64`).
 pub trait ConvFloat: KernelFloat + Default + std::fmt::Debug {}

@@ -14,9 +14,9 @@ use burn::tensor::{DType, TensorData};
 use super::bn_cpu::{self, BnGeometry};
 use super::conv_cpu::{self, ConvGeometry};
 use super::dropout_cpu;
+use super::flex_tensor::{FlexTensor, dims_of, values, with_owned_values};
+use super::float::KernelFloat;
 use super::pool_cpu::{self, PoolGeometry};
-use crate::afu::kernel::cpu::KernelFloat;
-use crate::afu::kernel::fused::{FlexTensor, dims_of, values, with_owned_values};
 
 /// Tensors of one convolution.
 #[derive(ExtensionType)]

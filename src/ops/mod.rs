@@ -7,11 +7,17 @@
 //! or for options the kernels do not cover (dilation, `Same` padding, pooling with padding or
 //! ceil mode), Burn's own op. [`set_enabled`]`(false)` switches every model back to Burn's ops
 //! (the benchmark does this to compare both in one run).
+//!
+//! Two leaf modules here are shared with the AFU's kernels (`crate::afu::kernel`), which
+//! import them; nothing in this folder imports the AFU's kernels: [`float`] (the element type
+//! `KernelFloat`) and [`flex_tensor`] (Flex tensors to and from slices, `on_flex`).
 
 pub mod bn_cpu;
 pub mod conv_cpu;
 pub mod dropout_cpu;
 pub mod flex;
+pub mod flex_tensor;
+pub mod float;
 pub mod pool_cpu;
 
 use burn::backend::Dispatch;
@@ -21,7 +27,7 @@ use burn::nn::{BatchNorm, Dropout, PaddingConfig2d};
 use burn::tensor::{DType, Tensor};
 
 use self::flex::{BnInputs, CnnOpsBackend, ConvArgs, ConvInputs, DropoutArgs, PoolArgs};
-use crate::afu::kernel::fused::on_flex;
+use self::flex_tensor::on_flex;
 
 thread_local! {
     static ENABLED: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };

@@ -2,10 +2,8 @@
 //!
 //! A `Vec<f32>` from the system allocator starts 16 bytes into a cache line as often as not.
 //! Every 64-byte vector load and store of the operations that then read or write that tensor in
-//! place (Burn's element-wise kernels: `y·g` right after the AFU) straddles two cache lines.
-//! Measured on the 64×32×26×26 benchmark tensor: Burn's in-place `y·g` took 0.105–0.15 ms on
-//! an output starting on a cache line, 0.12–0.17 at 16 or 48 bytes into one and 0.14–0.19 at
-//! 32, in the same process. The buffers here start on a cache line.
+//! place (Burn's element-wise kernels: `y·g` right after the AFU) straddles two cache lines,
+//! which measurably slows them (`docs/kernels.md`). The buffers here start on a cache line.
 
 use std::mem::MaybeUninit;
 
@@ -18,8 +16,8 @@ pub(crate) const ALIGN: usize = 64;
 ///
 /// It is an ordinary `Vec<u8>` allocation, `ALIGN − 1` bytes longer, whose first cache line
 /// boundary starts the buffer: the allocator sees the same kind of request as for any tensor
-/// (an allocation with a 64-byte alignment of its own went to `mmap` and took fresh pages
-/// every time: ~1,350 page faults per 5.5 MB output, which made the pass slower, not faster).
+/// (an allocation with a 64-byte alignment of its own went to `mmap` and took fresh pages,
+/// faulted in, every time, which made the pass slower, not faster).
 pub(crate) struct AlignedBuffer {
     storage: Vec<MaybeUninit<u8>>,
     offset: usize,
@@ -96,7 +94,7 @@ impl AllocationController for AlignedBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::afu::kernel::fused::FlexTensor;
+    use crate::ops::flex_tensor::FlexTensor;
     use burn::tensor::{DType, TensorData};
 
     fn filled(values: &[f32]) -> Bytes {

@@ -1,18 +1,50 @@
 //! Implementations of the AFU forward/backward pass, side by side.
 //!
 //! - [`reference`](mod@reference): plain tensor ops (the oracle, and the fallback on any backend).
-//! - [`cpu`]: fused kernels on slices (piecewise-linear and smooth paths).
-//! - [`fused`]: the Burn custom op around [`cpu`], with its own backward pass.
+//! - [`cpu`]: fused kernels on slices, the CPU entry points (piecewise-linear and direct paths).
+//! - [`fused`]: the Burn custom op around [`cpu`] (and around `cube`, the CubeCL kernels, in
+//!   builds with the `wgpu` or `cuda` feature), with its own backward pass.
+//! - [`isa`]: `AFU_KERNEL_ISA`, which makes the CPU kernels take their portable paths.
+//!
+//! The design of the CPU kernels, and the measurements behind its decisions:
+//! `docs/kernels.md`.
+//!
+//! # Module graph
+//!
+//! Who imports whom (`a → b`: `a` uses `b`); every arrow points down the list, so no module
+//! imports one that imports it back. `ops::float` (the element type `KernelFloat`) and
+//! `ops::flex_tensor` (Flex tensors to and from slices) live in `crate::ops`, which imports
+//! nothing of this folder.
+//!
+//! - `mod` (this file: `afu_forward`) → `fused`, `reference`
+//! - `fused` (Burn custom op) → `cpu`, `aligned`, `layout`, `cube`, `ops::float`,
+//!   `ops::flex_tensor`
+//! - `cube` (CubeCL kernels), `reference` (plain ops), `aligned` (output buffers) → nothing here
+//! - `cpu` (entry points: `forward`, `backward`, `Prepared`) → `pwl`, `smooth`, `isa`,
+//!   `layout`, `work`, `shared`, `ops::float`
+//! - `pwl` (piecewise-linear dispatch, `pwl/mod.rs`) → `pwl::table`, `pwl::portable`,
+//!   `pwl::avx512`, `isa`, `layout`, `work`, `pool`, `shared`, `ops::float`
+//!   - `pwl::portable` (lookup on any CPU) → `pwl::table`, `ops::float`
+//!   - `pwl::avx512` (lookup, thresholds and key sort on AVX-512) → `pwl::table`, `ops::float`
+//!   - `pwl::table` (one channel's thresholds, slopes, gradients) → `layout`, `ops::float`
+//! - `smooth` (direct kernels) → `isa`, `layout`, `work`, `pool`, `shared`, `ops::float`
+//! - `work` (work items and their runs) → `layout`
+//! - `layout` (`Layout`, `ParamSlices`, `ParamGrads`) → `ops::float`
+//! - `pool` (`par_map`, linger), `shared` (`SharedMut`), `isa` → nothing here
 
 mod aligned;
 pub mod cpu;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub mod cube;
 pub mod fused;
+pub mod isa;
+mod layout;
+mod pool;
 mod pwl;
-#[cfg(target_arch = "x86_64")]
-mod pwl_avx512;
 pub mod reference;
+mod shared;
+mod smooth;
+mod work;
 
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -364,6 +396,44 @@ mod tests {
         assert_matches_reference(&odd_shapes(), 1000, &|p| {
             tensor_grads(p, KernelChoice::Fused, DType::F32)
         });
+    }
+
+    /// The CPU kernels on each path, chosen explicitly whatever `AFU_KERNEL_ISA` says (so a
+    /// machine with AVX-512 tests the portable path too), against the plain-ops reference in
+    /// f32 on odd sizes: forward ≤ 1e-5, gradients ≤ 1e-4 (scaled).
+    #[test]
+    fn cpu_kernels_on_both_isa_paths_match_reference_f32() {
+        for isa in [isa::Isa::Portable, isa::Isa::Native] {
+            assert_matches_reference(&odd_shapes(), 1000, &|p| cpu_grads_f32(p, isa));
+        }
+    }
+
+    /// `(y, [gx, gw0, gb0, gw1, gb1])` of `p` by [`cpu::grads_with_isa`] in f32.
+    fn cpu_grads_f32(p: &Problem, isa: isa::Isa) -> (Vec<f64>, [Vec<f64>; 5]) {
+        let f32s = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+        let f64s = |v: &[f32]| v.iter().map(|&a| f64::from(a)).collect::<Vec<f64>>();
+        let pr = &p.params;
+        let (w0, b0, w1, b1) = (f32s(&pr.w0), f32s(&pr.b0), f32s(&pr.w1), f32s(&pr.b1));
+        let params = cpu::ParamSlices {
+            base: pr.base,
+            hidden: pr.hidden,
+            w0: &w0,
+            b0: &b0,
+            w1: &w1,
+            b1: &b1,
+        };
+        let layout = cpu::Layout::of(&p.dims, pr.channels);
+        let (y, gx, g) = cpu::grads_with_isa(&f32s(&p.x), &f32s(&p.gy), layout, &params, isa);
+        (
+            f64s(&y),
+            [
+                f64s(&gx),
+                f64s(&g.w0),
+                f64s(&g.b0),
+                f64s(&g.w1),
+                f64s(&g.b1),
+            ],
+        )
     }
 
     /// Relu and leaky-relu AFUs, fused against the plain-ops reference in f32, for each unit

@@ -9,15 +9,14 @@
 //! thresholds' masks are nested, so the last one set names `r`, and the interval's slope and
 //! intercept come along in the same steps (permutes of tables laid out group-major, moved
 //! under the compare masks). With `g = 1` the search alone decides the interval, and with
-//! `K ≤ 8` the forward
-//! counts the thresholds below `x` with independent compares instead (no search chain). The
-//! search is a chain of dependent steps, so the lookups of several vectors ([`U_FORWARD`] or
-//! [`U_FORWARD_WIDE`] in the forward, [`U`] in the backward) are interleaved step by step:
-//! their independent work fills each other's latency (single-thread forward at N = 128: 0.87
-//! → 0.57 ms on a 1.38 M-element tensor with 6, 0.51 ms with 7). On AVX-512 Zen 5 a
-//! two-register permute costs what a one-register one does (two per cycle, 5 cycles'
-//! latency); the two-register layout's picks are held after their compares by [`after`].
-//! Each element also prefetches its counterpart in the work item's next run (per-channel
+//! `K ≤ 8` the forward counts the thresholds below `x` with independent compares instead (no
+//! search chain). The search is a chain of dependent steps, so the lookups of several vectors
+//! ([`U_FORWARD`] or [`U_FORWARD_WIDE`] in the forward, [`U`] in the backward) are interleaved
+//! step by step: their independent work fills each other's latency. The two-register layout
+//! is the default from 16 thresholds on because a two-register permute costs what a
+//! one-register one does (on the AVX-512 cores this was tuned on), so fewer, wider search
+//! steps win; its picks are held after their compares by [`after`]. Each element also
+//! prefetches its counterpart in the work item's next run (per-channel
 //! runs are short and far apart), or, in the item's last run, the element 4 KB on
 //! ([`prefetch_distance`]); the output's lines (the forward's `y`, the backward's `gx` in
 //! place of `gy`) are prefetched for writing ([`prefetch_w`]). Runs that do not fill whole
@@ -29,30 +28,38 @@
 //!   per lane over a block of [`BLOCK_VECTORS`] vectors, then added into `f64`;
 //! - more thresholds: a histogram over intervals in `f64`, with [`COPIES`] interleaved copies
 //!   so that runs of equal intervals do not form one long dependency chain. Its update is
-//!   scalar, one read-modify-write of a bin per element (~1 per cycle on Zen 5 whatever else it
-//!   does), while the lookups are vector work: each chunk of [`U`] vectors buffers its
+//!   scalar, one read-modify-write of a bin per element, while the lookups are vector work: each chunk of [`U`] vectors buffers its
 //!   elements' bin offsets and `(gy, gy·x)` pairs, and the previous chunk's update runs in
 //!   slices between the steps of the next chunk's lookups, so that the core overlaps the two
 //!   (see [`backward_histogram`]).
 //!
+//! **Exactness.** The tables come from [`PwlTable`] (built by the portable code, or with this
+//! module's [`thresholds`], [`threshold_keys`] and [`sort_keys`], which give the same bits),
+//! and every element takes the interval a binary search of the sorted thresholds gives, so `y`
+//! and `gx` are the portable kernels' bit for bit; no fused multiply-add is formed. The
+//! statistics are summed in another order, and `gy·x` is formed in `f32`: they agree with the
+//! portable sums to rounding. Tested in `pwl/avx512_tests.rs`.
+//!
 //! Everything here is reached only through [`FastTable`]s, which exist only when the CPU has
-//! AVX-512 (F, VL, BW, DQ) and the kernel's float type is `f32`.
+//! AVX-512 (F, VL, BW, DQ) and the kernel's float type is `f32`, and through the threshold and
+//! sort functions, whose callers check the same. This module imports only [`super::table`]
+//! and the float trait; the choice between it and the portable code is made in [`super`].
+//! The measurements behind the constants and layouts: `docs/kernels.md`.
 
 use std::arch::x86_64::*;
 
-use super::cpu::KernelFloat;
-use super::pwl::{IntervalSums, PwlTable};
+use super::table::{IntervalSums, PwlTable};
+use crate::ops::float::KernelFloat;
 
 /// Elements per vector.
 const LANES: usize = 16;
 /// Vectors whose lookups are interleaved in the backward pass.
 const U: usize = 6;
 /// Vectors whose lookups are interleaved in the forward pass with the one-register layout: its
-/// lookups keep no interval, so one more fits in the registers (single thread, 1.38 M
-/// elements, measured when that layout served 20 to 200 hidden units: 3–7 % faster than 6).
+/// lookups keep no interval, so one more than [`U`] fits in the registers.
 const U_FORWARD: usize = 7;
-/// As [`U_FORWARD`] with the two-register layout, whose tables take two registers each
-/// (N = 128 on data in L2: 20.5 cycles per 16 elements with 6, 21.5 with 7, 22.5 with 5).
+/// As [`U_FORWARD`] with the two-register layout, whose tables take two registers each (the
+/// fastest of 5, 6 and 7).
 const U_FORWARD_WIDE: usize = 6;
 /// Entries of a lookup table (two registers).
 const WIDTH: usize = 32;
@@ -65,13 +72,7 @@ const SUFFIX_MAX: usize = 8;
 /// (one-register permutes) alone decides the interval. From 16 thresholds on, the two-register
 /// layout (32 groups) serves a forward and a backward pass better: its histogram backward
 /// overlaps the scalar update with the lookups step by step (see [`backward_histogram`]), and
-/// a step costs about the same in either layout, so fewer, wider steps win. Measured on AVX-512
-/// Zen 5 (one thread, data in L2, cycles per 16 elements, one-register against two-register
-/// layout, backward then forward): 12 hidden units 29.6 / 28.0 and 8.0 / 10.5; 16: 33.1 / 27.7
-/// and 10.8 / 10.3; 32: 36.6 / 29.4 and 12.7 / 15.0; 48: 39.8 / 29.4 and 14.7 / 14.9; 64: 41.7
-/// / 32.6 and 16.8 / 17.2; 80: 42.2 / 31.2 and 18.7 / 17.0; 128: 47.6 / 34.8 (forward 24.1 /
-/// 20.7). Before the update was overlapped, the backward measured even up to 80 hidden units
-/// and the one-register layout (groups of up to 5) served up to 79 thresholds.
+/// a step costs about the same in either layout, so fewer, wider steps win.
 const NARROW_MAX: usize = 15;
 /// Vectors per block of the per-threshold sums: their `f32` lane sums cover at most this many
 /// vectors before they are added into `f64`.
@@ -231,7 +232,7 @@ unsafe fn gather_row(src: &[f32], pad: f32, group: usize, kk: usize) -> [f32; WI
     row
 }
 
-/// The exact thresholds (see [`super::pwl::threshold`]) of 16 units at a time, where one of
+/// The exact thresholds (see [`super::table::threshold`]) of 16 units at a time, where one of
 /// the two floats at or just below the real-number root `−b0/w0` (rounded to `f32`) is the
 /// threshold: `θ` is the one at which the rounded `w0·θ + b0 > 0` decides the unit's side
 /// one way and the next float up the other way, and since that decision is monotone in `x`,
@@ -261,7 +262,7 @@ pub(super) unsafe fn thresholds(w0: &[f32], b0: &[f32], out: &mut [Option<f32>])
     }
 }
 
-/// The sort keys of the units' thresholds (see `pwl::sort_by_threshold_then_unit`: the
+/// The sort keys of the units' thresholds (see `table::sort_by_threshold_then_unit`: the
 /// threshold's order-preserving 32 bits above the unit's index) for every unit with a direct
 /// threshold (see [`thresholds`]), appended to `keys`; the other units with `w0 ≠ 0` (which
 /// need the bisection) appended to `rest`. `false` when some `w0` or `b0` is not finite.
@@ -306,7 +307,7 @@ pub(super) unsafe fn threshold_keys(
                 let found = (d.found >> (8 * half)) as __mmask8;
                 // Compressed in a register and stored whole (the lanes past the found ones
                 // land in the reserved spare capacity): a compressing store to memory is
-                // microcoded on AMD (~25 µs more per 32 channels of 128 units).
+                // microcoded on AMD cores.
                 let end = keys.as_mut_ptr().add(keys.len());
                 _mm512_storeu_si512(end.cast(), _mm512_maskz_compress_epi64(found, key));
                 keys.set_len(keys.len() + found.count_ones() as usize);
@@ -402,9 +403,8 @@ unsafe fn direct_block(w0: *const f32, b0: *const f32, m: __mmask16) -> DirectBl
             & finite(x_below)
             & finite(x_above);
         // θ is the lower float of the pair where the side changes, from two floats below
-        // the guess to one above it (the rounding of w0·x + b0 moves the change off the
-        // rounded root: in random 128-unit layers 4–6 % of the units had it one float
-        // beyond a window of one, and went to the bisection; none beyond two).
+        // the guess to one above it (the rounding of w0·x + b0 can move the change a float or
+        // two off the rounded root); a change outside that window is left to the bisection.
         let lower2 = usable & finite(x_below2) & !below2 & below;
         let lower = usable & !below & at;
         let here = usable & !at & above;
@@ -429,10 +429,8 @@ unsafe fn direct_block(w0: *const f32, b0: *const f32, m: __mmask16) -> DirectBl
 pub(super) const SORT_MAX: usize = MAX_THRESHOLDS + 1;
 
 /// Sorts up to [`SORT_MAX`] keys in increasing order by a bitonic network over 8-lane
-/// vectors (padded with `u64::MAX` to a power of two): no branch on the keys. The
-/// comparison sort it replaces mispredicted on the random orders of thresholds: 0.78 µs per
-/// 128 keys within forward passes (32 channels), against 0.57 µs timed alone on the same keys
-/// over and over; this one 0.50–0.57 µs there (the keys' packing included).
+/// vectors (padded with `u64::MAX` to a power of two): no branch on the keys, where a
+/// comparison sort mispredicts on the random orders of thresholds.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, VL, BW and DQ.
@@ -461,9 +459,9 @@ pub(super) unsafe fn sort_keys(keys: &mut [u64]) {
 /// Keys per vector of [`sort_keys`].
 const KEY_LANES: usize = 8;
 
-/// [`sort_keys`] on `REGS` vectors (`keys.len() ≤ 8·REGS`, a power of two). (The 28 stages
-/// of 128 keys written out, for the vectors to stay in registers, measured slower within
-/// forward passes: 0.5 against 0.38 µs, the longer code fetched cold each time.)
+/// [`sort_keys`] on `REGS` vectors (`keys.len() ≤ 8·REGS`, a power of two), as loops over the
+/// network's stages: shorter code than the stages written out (which keep the vectors in
+/// registers but are fetched cold between forward passes, and measured slower).
 ///
 /// # Safety
 /// As [`sort_keys`].
@@ -797,18 +795,17 @@ unsafe fn coarse<const STEPS: u32, const U: usize>(
 ///
 /// The two-register layout's picks need it: a two-register permute overwrites one of its
 /// tables, so it cannot merge its result under a mask as the one-register picks do, and
-/// nothing then ties a step's slope and intercept picks to that step's compare. LLVM hoisted
-/// the picks of every step of every interleaved vector to the top of the lookup, which kept
-/// dozens of registers live and spilled them (N = 128 forward: 34 cycles per 16 elements
-/// against 20.5 with the picks held after their compares).
+/// nothing then ties a step's slope and intercept picks to that step's compare. Without it
+/// LLVM hoists the picks of every step of every interleaved vector to the top of the lookup,
+/// which keeps dozens of registers live and spills them.
 ///
 /// # Safety
 /// AVX-512F must be enabled in the caller.
 #[target_feature(enable = "avx512f")]
 #[inline]
 unsafe fn after(mut v: __m512i, k: __mmask16) -> __m512i {
-    // Not `pure`: the statements then also keep their program order among themselves, which
-    // measured faster (20.9 against 21.8 cycles per 16 elements at N = 128).
+    // Not `pure`: the statements then also keep their program order among themselves (which
+    // measured faster than letting the compiler reorder them).
     // SAFETY: the template is empty: no instruction is emitted, nothing is read or written.
     unsafe {
         std::arch::asm!(
@@ -823,8 +820,8 @@ unsafe fn after(mut v: __m512i, k: __mmask16) -> __m512i {
 
 /// `(A_j, B_j)` of each lane's interval, and the interval `j` itself, for `U` vectors at once.
 /// With `HOLD`, the two-register layout's picks are held after their compares ([`after`]): the
-/// forward needs it; the backward, which picks no intercepts, measured slower with it (N = 128,
-/// 1.38 M elements, two threads: 0.564–0.590 against 0.554–0.566 ms). `between` is called
+/// forward needs it; the backward, which picks no intercepts, measured slower with it, so it
+/// passes `false`. `between` is called
 /// after each step of the search and of the scan (nine times with the two-register layout at
 /// N = 128): the backward slips a slice of its scalar histogram update in there.
 ///
@@ -933,9 +930,8 @@ unsafe fn for_each_vector<const P: usize>(
 /// to the same position in the next run of the work item (runs are in increasing order), or
 /// [`STREAM_AHEAD`] elements on in the item's last run. Per-channel runs are short (one image
 /// plane) and far apart, so the hardware prefetcher, which follows a stream, would start each
-/// of them cold; and along one long run it did not keep ahead of the kernels when other
-/// tenants of the machine loaded the memory system (64×32×26×26, N = 128 shared, 2 threads:
-/// backward 0.48–0.50 → 0.41–0.44 ms in such a spell).
+/// of them cold; and along one long run it does not keep ahead of the kernels when other
+/// tenants of the machine load the memory system.
 #[inline(always)]
 fn prefetch_distance(runs: &Runs, r: usize) -> usize {
     runs.get(r + 1)
@@ -1098,9 +1094,8 @@ unsafe fn forward_interleaved<const STEPS: u32, const G: usize, const UF: usize>
         // A run's last vectors (fewer than a chunk) wait here for the next runs' last ones,
         // and go with them in a chunk (short runs, one image plane per channel, would
         // otherwise end in vectors looked up one by one, each a chain of dependent steps).
-        // Only the tails: when a run's first vectors went with the previous run's tail, the
-        // whole run was out of step with the chunks (64×32×26×26 per-channel N = 128, one
-        // thread: forward 0.58 → 0.54 ms with these tails and `Part::Overlap`).
+        // Only the tails: when a run's first vectors go with the previous run's tail, the
+        // whole run is out of step with the chunks.
         let mut tails = [(0usize, Part::Full); UF];
         let mut filled = 0;
         for (r, &(off, len)) in runs.iter().enumerate() {
@@ -1341,16 +1336,13 @@ struct CacheLines<T>(T);
 /// other half) is added into the histogram in `f64`, 16 elements after each step of the
 /// lookups (the rest after them).
 ///
-/// The update is scalar, one read-modify-write of a bin per element: ~1 per cycle here however
-/// few other instructions it has, and the lookups are vector work; one after the other, as
-/// they were (the update after each block of 48 vectors' lookups), they add up (N = 128, one
-/// thread, data in L2, cycles per 16 elements: 26 for the lookups and `gx`, 17 for the
-/// update). Slipped between the steps of lookups whose results it does not wait for, the update
-/// overlaps them: 34.5–35.8 cycles in all, against 39.6–41.9 with the update after each block
-/// (and 41.6–45 after each chunk's lookups, unsliced: the out-of-order window then holds only
-/// the one or the other). Smaller slices between the single vectors' steps measured nearly
-/// twice as slow (the scalar code splits the vector code's schedule), larger ones slower (24
-/// elements: 36–39).
+/// The update is scalar, one read-modify-write of a bin per element, bound by that chain
+/// however few other instructions it has, and the lookups are vector work: one after the
+/// other, their costs add up. Slipped between the steps of lookups whose results it does not
+/// wait for, the update overlaps them (after each chunk's lookups, unsliced, it would not: the
+/// out-of-order window then holds only the one or the other). The slice is 16 elements per
+/// step: smaller slices, between the single vectors' steps, split the vector code's schedule,
+/// and larger ones measured slower too.
 ///
 /// Elements go [`COPIES`] at a time into separate copies, in the order they are processed
 /// (each run's whole chunks as they come, the runs' tails when a chunk of them is full: an
@@ -1370,8 +1362,7 @@ unsafe fn backward_histogram<const STEPS: u32, const G: usize>(
     const _: () = assert!(2 * COPIES * (MAX_THRESHOLDS + 1) <= 1 << 16);
     let bp = bins.as_mut_ptr().cast::<f64>();
     // On cache lines: the vector stores into them and the loads from them would otherwise
-    // each touch two lines (per-channel N = 128 backward, one thread: 0.884–0.899 ms → 0.833–
-    // 0.849 with the buffers aligned).
+    // each touch two lines.
     let mut offsets = CacheLines([0u16; 2 * CHUNK]);
     let mut pairs = CacheLines([0.0f32; 4 * CHUNK]);
     let (op, pp) = (offsets.0.as_mut_ptr(), pairs.0.as_mut_ptr());
