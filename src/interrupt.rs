@@ -25,7 +25,7 @@ pub fn install_handler() -> Result<(), ctrlc::Error> {
         }
         request();
         eprintln!(
-            "\ninterrupt: finishing the current step and writing a checkpoint (Ctrl-C again to quit now)"
+            "\ninterrupt: stopping after the current step (training runs write a checkpoint); Ctrl-C again to quit now"
         );
     })
 }

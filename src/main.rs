@@ -100,7 +100,10 @@ fn main() -> ExitCode {
                 c.is::<commands::SweepInterrupted>()
                     || matches!(
                         c.downcast_ref::<afu::experiments::common::ExperimentError>(),
-                        Some(afu::experiments::common::ExperimentError::Interrupted { .. })
+                        Some(
+                            afu::experiments::common::ExperimentError::Interrupted { .. }
+                                | afu::experiments::common::ExperimentError::Stopped { .. }
+                        )
                     )
             }) =>
         {

@@ -316,7 +316,7 @@ pub fn classify(e: afu::experiments::common::ExperimentError, context: String) -
         E::Config { .. } | E::AfuFile(_) | E::Data(_) | E::Checkpoint { .. } => {
             anyhow::Error::new(UsageError::of(e))
         }
-        E::Interrupted { .. } => anyhow::Error::new(e),
+        E::Interrupted { .. } | E::Stopped { .. } => anyhow::Error::new(e),
         other => anyhow::Error::new(other).context(context),
     }
 }

@@ -53,6 +53,12 @@ pub enum ExperimentError {
     /// A model could not be built.
     #[error(transparent)]
     Afu(#[from] crate::afu::AfuError),
+    /// Stopped by Ctrl-C in an experiment without checkpoints (its runs take seconds).
+    #[error("stopped by Ctrl-C ({what}); nothing was written for the unfinished runs")]
+    Stopped {
+        /// Where training stopped.
+        what: String,
+    },
     /// Stopped by Ctrl-C after writing a checkpoint.
     #[error(
         "interrupted: checkpoint written in {checkpoint} ({what}); continue with --resume --out {out}"

@@ -237,7 +237,12 @@ fn run_one(
     let mut optim = adam_torch_defaults().init();
     let start = Instant::now();
     let mut losses = Vec::with_capacity(config.steps);
-    for _ in 0..config.steps {
+    for step in 0..config.steps {
+        if crate::interrupt::requested() {
+            return Err(ExperimentError::Stopped {
+                what: format!("{name}, seed {seed}, step {step} of {}", config.steps),
+            });
+        }
         let loss = hinge_loss(model.forward(x.clone()), y.clone());
         losses.push(loss.clone().into_scalar::<f32>() as f64);
         let grads = GradientsParams::from_grads(loss.backward(), &model);

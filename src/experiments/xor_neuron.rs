@@ -153,6 +153,11 @@ pub fn run(
             let before = model.activations.named();
             let mut optim = adam_torch_defaults().init();
             for step in 0..config.steps {
+                if crate::interrupt::requested() {
+                    return Err(ExperimentError::Stopped {
+                        what: format!("{name}, seed {seed}, step {step} of {}", config.steps),
+                    });
+                }
                 let loss = hinge_loss(model.forward(x.clone()), y.clone());
                 csv.push_str(&format!(
                     "{name},{seed},{},{}\n",
