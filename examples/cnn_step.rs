@@ -1,16 +1,16 @@
 //! Profiling aid: repeated training steps of one model with afu's ops (`STOCK=1`: Burn's),
 //! for `perf record`. `cargo run --release --example cnn_step -- [mnist|mobilenet] [spec]`
-use afu::activation::ActivationSpec;
-use afu::models::mnist_cnn::{CnnReading, MnistCnn};
-use afu::models::mobilenet::MobileNet;
+use afu_cli::activation::ActivationSpec;
+use afu_cli::models::mnist_cnn::{CnnReading, MnistCnn};
+use afu_cli::models::mobilenet::MobileNet;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use rand::SeedableRng;
 use std::time::Instant;
 
 fn main() {
-    afu::tune_allocator();
-    afu::ops::set_enabled(std::env::var("STOCK").is_err());
+    afu_cli::tune_allocator();
+    afu_cli::ops::set_enabled(std::env::var("STOCK").is_err());
     let model = std::env::args().nth(1).unwrap_or("mnist".into());
     let spec: ActivationSpec = std::env::args()
         .nth(2)
@@ -26,7 +26,7 @@ fn main() {
     };
     let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &dev);
     let y = Tensor::<1, Int>::from_data(vec![3i64; batch].as_slice(), &dev);
-    let mut optim = afu::train::adam_torch_defaults().init();
+    let mut optim = afu_cli::train::adam_torch_defaults().init();
     let mut mnist = MnistCnn::new(&spec, CnnReading::Reference, &mut rng, &dev).unwrap();
     let mut mobile = MobileNet::new(&spec, 10, &mut rng, &dev).unwrap();
     let t = Instant::now();

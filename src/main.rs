@@ -7,10 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use afu::bench::CountingAlloc;
+use afu_cli::bench::CountingAlloc;
 
 /// Counts allocations for `afu bench kernels`' peak-memory figures; other commands leave
-/// counting off (see [`afu::bench::count_allocations`]).
+/// counting off (see [`afu_cli::bench::count_allocations`]).
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
@@ -71,9 +71,9 @@ fn main() -> ExitCode {
         cli.command,
         Command::Bench(commands::bench::BenchCommand::CnnStep(_))
     ) {
-        afu::tune_allocator();
+        afu_cli::tune_allocator();
     }
-    if let Err(e) = afu::interrupt::install_handler() {
+    if let Err(e) = afu_cli::interrupt::install_handler() {
         eprintln!(
             "warning: no Ctrl-C handler ({e}); an interrupted run keeps only its last epoch's checkpoint"
         );
@@ -99,10 +99,10 @@ fn main() -> ExitCode {
             if e.chain().any(|c| {
                 c.is::<commands::SweepInterrupted>()
                     || matches!(
-                        c.downcast_ref::<afu::experiments::common::ExperimentError>(),
+                        c.downcast_ref::<afu_cli::experiments::common::ExperimentError>(),
                         Some(
-                            afu::experiments::common::ExperimentError::Interrupted { .. }
-                                | afu::experiments::common::ExperimentError::Stopped { .. }
+                            afu_cli::experiments::common::ExperimentError::Interrupted { .. }
+                                | afu_cli::experiments::common::ExperimentError::Stopped { .. }
                         )
                     )
             }) =>

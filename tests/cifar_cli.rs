@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use afu::data::cifar::write_cifar_batch;
-use afu::data::dataset::ImageDataset;
+use afu_cli::data::cifar::write_cifar_batch;
+use afu_cli::data::dataset::ImageDataset;
 
 fn afu(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_afu"))

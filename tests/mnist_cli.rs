@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use afu::data::idx::{write_idx_images, write_idx_labels};
+use afu_cli::data::idx::{write_idx_images, write_idx_labels};
 
 fn afu(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_afu"))
@@ -640,7 +640,10 @@ fn an_existing_run_is_refused_unless_resumed_or_forced() {
     let o = run(&["--seed", "5"]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("already holds a run") && stderr.contains("--force"), "{stderr}");
+    assert!(
+        stderr.contains("already holds a run") && stderr.contains("--force"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read(out.join("summary.json")).unwrap(), summary);
     let o = run(&["--seed", "5", "--resume"]);
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -653,6 +656,12 @@ fn an_existing_run_is_refused_unless_resumed_or_forced() {
     let s = json(&out.join("summary.json"));
     assert_eq!(s["seeds"], serde_json::json!([5]));
     // `afu xor` into an mnist run folder: refused too.
-    let o = afu(&["xor", "--quick", "--no-progress", "--out", out.to_str().unwrap()]);
+    let o = afu(&[
+        "xor",
+        "--quick",
+        "--no-progress",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
 }

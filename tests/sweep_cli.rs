@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use afu::data::idx::{write_idx_images, write_idx_labels};
+use afu_cli::data::idx::{write_idx_images, write_idx_labels};
 
 const AFU: &str = env!("CARGO_BIN_EXE_afu");
 

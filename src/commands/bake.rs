@@ -25,7 +25,7 @@ pub struct BakeArgs {
 }
 
 pub fn run(a: BakeArgs) -> anyhow::Result<()> {
-    use afu::afu::file::{AfuFile, NamedAfu};
+    use afu_cli::afu::file::{AfuFile, NamedAfu};
     if !a.source.exists() {
         return Err(
             UsageError::msg(format!("{}: no such file or folder", a.source.display())).into(),
@@ -44,7 +44,7 @@ pub fn run(a: BakeArgs) -> anyhow::Result<()> {
         "AFU", "knots", "max error", "error at 2×"
     );
     for n in chosen {
-        let b = afu::afu::bake::bake(&n.params, a.range, a.max_error, 4096);
+        let b = afu_cli::afu::bake::bake(&n.params, a.range, a.max_error, 4096);
         println!(
             "{:<40} {:>6} {:>10.2e} {:>12.2e}",
             n.name, b.knots, b.max_error, b.max_error_2x

@@ -2,8 +2,8 @@
 
 use clap::{Args, Subcommand};
 
-use afu::afu::BaseActivation;
-use afu::bench::{self, KernelBenchConfig};
+use afu_cli::afu::BaseActivation;
+use afu_cli::bench::{self, KernelBenchConfig};
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {

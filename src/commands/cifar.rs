@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use afu::experiments::cifar::{self, CifarConfig};
+use afu_cli::experiments::cifar::{self, CifarConfig};
 
-use afu::experiments::RunConfig;
+use afu_cli::experiments::RunConfig;
 
 use super::{
     AfuStartArgs, CommonArgs, ModelArg, TrainingArgs, apply_training_args, claim_folder, classify,

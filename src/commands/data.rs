@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use afu::data::fetch::{self, DatasetName};
+use afu_cli::data::fetch::{self, DatasetName};
 
 use super::UsageError;
 

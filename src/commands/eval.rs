@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use afu::experiments::mnist;
+use afu_cli::experiments::mnist;
 
 use super::{UsageError, classify};
 

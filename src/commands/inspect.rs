@@ -36,17 +36,19 @@ pub fn run(a: InspectArgs) -> anyhow::Result<()> {
     }
     let out = a
         .out
-        .unwrap_or_else(|| afu::experiments::inspect::default_out(&a.source));
-    let rows =
-        afu::experiments::inspect::run(&a.source, a.afu_name.as_deref(), (-a.range, a.range), &out)
-            .map_err(|e| match e {
-                afu::experiments::common::ExperimentError::AfuFile(_) => {
-                    anyhow::Error::new(UsageError::of(e))
-                }
-                other => {
-                    anyhow::Error::new(other).context(format!("afu inspect {}", a.source.display()))
-                }
-            })?;
+        .unwrap_or_else(|| afu_cli::experiments::inspect::default_out(&a.source));
+    let rows = afu_cli::experiments::inspect::run(
+        &a.source,
+        a.afu_name.as_deref(),
+        (-a.range, a.range),
+        &out,
+    )
+    .map_err(|e| match e {
+        afu_cli::experiments::common::ExperimentError::AfuFile(_) => {
+            anyhow::Error::new(UsageError::of(e))
+        }
+        other => anyhow::Error::new(other).context(format!("afu inspect {}", a.source.display())),
+    })?;
     println!(
         "{:<34} {:<14} {:>6} {:<11} {:>7} {:>8} {:>8} {:>6} {:>7}",
         "AFU", "nearest", "error", "shape", "argmin", "slope-∞", "slope+∞", "dead", "linear"

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use afu::experiments::mnist::{self, MnistConfig};
+use afu_cli::experiments::mnist::{self, MnistConfig};
 
-use afu::experiments::RunConfig;
+use afu_cli::experiments::RunConfig;
 
 use super::{
     AfuStartArgs, CommonArgs, ReadingArg, TrainingArgs, apply_training_args, claim_folder,

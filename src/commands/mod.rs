@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use afu::afu::{BaseActivation, KernelChoice};
+use afu_cli::afu::{BaseActivation, KernelChoice};
 
 /// Options shared by every experiment.
 #[derive(Args, Debug)]
@@ -71,7 +71,7 @@ pub enum ReadingArg {
     Paper,
 }
 
-impl From<ReadingArg> for afu::models::mnist_cnn::CnnReading {
+impl From<ReadingArg> for afu_cli::models::mnist_cnn::CnnReading {
     fn from(r: ReadingArg) -> Self {
         match r {
             ReadingArg::Reference => Self::Reference,
@@ -91,7 +91,7 @@ pub enum ModelArg {
     MobilenetV2,
 }
 
-impl From<ModelArg> for afu::experiments::cifar::CifarModel {
+impl From<ModelArg> for afu_cli::experiments::cifar::CifarModel {
     fn from(m: ModelArg) -> Self {
         match m {
             ModelArg::MobilenetV1 => Self::MobilenetV1,
@@ -198,7 +198,7 @@ pub struct AfuStartArgs {
 
 impl AfuStartArgs {
     /// The settings, with `--afu-from` checked to exist.
-    pub fn into_start(self) -> Result<afu::experiments::common::AfuStart, UsageError> {
+    pub fn into_start(self) -> Result<afu_cli::experiments::common::AfuStart, UsageError> {
         if let Some(p) = &self.afu_from
             && !p.exists()
         {
@@ -207,7 +207,7 @@ impl AfuStartArgs {
                 p.display()
             )));
         }
-        Ok(afu::experiments::common::AfuStart {
+        Ok(afu_cli::experiments::common::AfuStart {
             afu_from: self.afu_from,
             afu_name: self.afu_name,
             afu_init: self.afu_init,
@@ -244,7 +244,13 @@ impl UsageError {
 pub fn device_choices(
     device: Option<String>,
     devices: &[String],
-) -> Result<Option<(afu::device::DeviceChoice, Vec<afu::device::DeviceChoice>)>, UsageError> {
+) -> Result<
+    Option<(
+        afu_cli::device::DeviceChoice,
+        Vec<afu_cli::device::DeviceChoice>,
+    )>,
+    UsageError,
+> {
     if !devices.is_empty() {
         let all: Vec<_> = devices
             .iter()
@@ -259,10 +265,10 @@ pub fn device_choices(
 }
 
 /// A `--device` value that this build can use.
-pub fn device_choice(name: &str) -> Result<afu::device::DeviceChoice, UsageError> {
-    let choice: afu::device::DeviceChoice = name
+pub fn device_choice(name: &str) -> Result<afu_cli::device::DeviceChoice, UsageError> {
+    let choice: afu_cli::device::DeviceChoice = name
         .parse()
-        .map_err(|e: afu::device::DeviceError| UsageError::of(e))?;
+        .map_err(|e: afu_cli::device::DeviceError| UsageError::of(e))?;
     choice.device().map_err(UsageError::of)?;
     Ok(choice)
 }
@@ -271,11 +277,11 @@ pub fn device_choice(name: &str) -> Result<afu::device::DeviceChoice, UsageError
 /// (same settings) or `force` (replaced, said on stderr).
 pub fn claim_folder(
     out: &std::path::Path,
-    config: afu::experiments::RunConfig,
+    config: afu_cli::experiments::RunConfig,
     resume: bool,
     force: bool,
 ) -> anyhow::Result<()> {
-    use afu::experiments::common::{FolderUse, claim_run_folder};
+    use afu_cli::experiments::common::{FolderUse, claim_run_folder};
     let mode = match (resume, force) {
         (true, true) => {
             return Err(UsageError::msg("--resume and --force exclude each other").into());
@@ -310,8 +316,11 @@ pub fn render_error(e: &anyhow::Error) -> String {
 
 /// Errors in what the user supplied (settings, AFU files) are usage errors (exit code 2); the
 /// rest get `context` and exit code 1.
-pub fn classify(e: afu::experiments::common::ExperimentError, context: String) -> anyhow::Error {
-    use afu::experiments::common::ExperimentError as E;
+pub fn classify(
+    e: afu_cli::experiments::common::ExperimentError,
+    context: String,
+) -> anyhow::Error {
+    use afu_cli::experiments::common::ExperimentError as E;
     match e {
         E::Config { .. } | E::AfuFile(_) | E::Data(_) | E::Checkpoint { .. } => {
             anyhow::Error::new(UsageError::of(e))
@@ -322,7 +331,7 @@ pub fn classify(e: afu::experiments::common::ExperimentError, context: String) -
 }
 
 /// The results of `afu mnist` / `afu cifar10`: per variant over seeds, then the paired tests.
-pub fn print_image_summary(s: &afu::experiments::image::ImageSummary, out: &std::path::Path) {
+pub fn print_image_summary(s: &afu_cli::experiments::image::ImageSummary, out: &std::path::Path) {
     println!(
         "{:<20} {:>5} {:>18} {:>19} {:>8} {:>8} {:>9}",
         "variant", "seeds", "test acc (mean±std)", "95 % interval", "top-3", "best", "s/epoch"
@@ -390,7 +399,7 @@ mod tests {
     #[test]
     fn render_error_keeps_every_cause_once() {
         let io = std::io::Error::other("No space left on device");
-        let inner = afu::experiments::common::ExperimentError::Output {
+        let inner = afu_cli::experiments::common::ExperimentError::Output {
             path: "run/summary.json".into(),
             source: io.into(),
         };
@@ -400,13 +409,13 @@ mod tests {
             "afu mnist (output folder run): cannot write run/summary.json: No space left on device"
         );
         // A message that already ends with its cause's text does not repeat it.
-        let data = afu::data::error::DataError::Csv {
+        let data = afu_cli::data::error::DataError::Csv {
             path: "x.csv".into(),
             line: 3,
             message: "bad label".into(),
         };
         let e = anyhow::Error::new(UsageError::of(
-            afu::experiments::common::ExperimentError::from(data),
+            afu_cli::experiments::common::ExperimentError::from(data),
         ));
         assert_eq!(render_error(&e), "x.csv:3: bad label");
     }

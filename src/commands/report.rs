@@ -22,7 +22,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<()> {
             return Err(UsageError::msg(format!("{}: not a run folder", r.display())).into());
         }
     }
-    afu::experiments::report::run(&a.runs, &a.out)
+    afu_cli::experiments::report::run(&a.runs, &a.out)
         .map_err(|e| classify(e, format!("afu report into {}", a.out.display())))?;
     println!("report written: {}", a.out.display());
     Ok(())

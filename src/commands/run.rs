@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use afu::experiments::{mnist, smoothness, xor, xor_neuron};
+use afu_cli::experiments::{mnist, smoothness, xor, xor_neuron};
 
 use super::{UsageError, classify, print_image_summary};
 
@@ -29,7 +29,7 @@ pub struct RunArgs {
 
 /// `afu run CONFIG`: the experiment a config.toml describes.
 pub fn run(a: RunArgs) -> anyhow::Result<()> {
-    use afu::experiments::{RunConfig, cifar};
+    use afu_cli::experiments::{RunConfig, cifar};
     let text = std::fs::read_to_string(&a.config)
         .map_err(|e| UsageError::msg(format!("{}: {e}", a.config.display())))?;
     let config: RunConfig = toml::from_str(&text).map_err(|e| {
@@ -39,7 +39,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
             e.to_string().lines().next().unwrap_or("")
         ))
     })?;
-    let in_file = |e: afu::experiments::common::ExperimentError| {
+    let in_file = |e: afu_cli::experiments::common::ExperimentError| {
         UsageError::msg(format!("{}: {e}", a.config.display()))
     };
     let progress = !a.no_progress;

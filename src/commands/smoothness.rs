@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use afu::experiments::smoothness::{self, SmoothnessConfig};
+use afu_cli::experiments::smoothness::{self, SmoothnessConfig};
 
 use super::{CommonArgs, UsageError};
 
@@ -52,13 +52,13 @@ pub fn run(args: SmoothnessArgs) -> anyhow::Result<()> {
     let out = args.common.out.unwrap_or_else(smoothness::default_out);
     super::claim_folder(
         &out,
-        afu::experiments::RunConfig::Smoothness(config.clone()),
+        afu_cli::experiments::RunConfig::Smoothness(config.clone()),
         false,
         args.common.force,
     )?;
     let s = smoothness::run(&config, &out, !args.common.no_progress).map_err(|e| match e {
-        afu::experiments::common::ExperimentError::Config { .. }
-        | afu::experiments::common::ExperimentError::AfuFile(_) => {
+        afu_cli::experiments::common::ExperimentError::Config { .. }
+        | afu_cli::experiments::common::ExperimentError::AfuFile(_) => {
             anyhow::Error::new(UsageError::of(e))
         }
         other => anyhow::Error::new(other)

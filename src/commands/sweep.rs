@@ -36,7 +36,7 @@ pub struct SweepArgs {
 
 /// `afu sweep FILE`: prepare the jobs, then run them here or write a Slurm script.
 pub fn run(a: SweepArgs) -> anyhow::Result<()> {
-    use afu::sweep;
+    use afu_cli::sweep;
     let usage = |e: sweep::SweepError| -> anyhow::Error {
         if e.is_usage() {
             UsageError::of(e).into()
@@ -89,7 +89,7 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
             )
             .map_err(usage)?;
             let report = out.join("report.md");
-            match afu::experiments::report::run(std::slice::from_ref(&out), &report) {
+            match afu_cli::experiments::report::run(std::slice::from_ref(&out), &report) {
                 Ok(_) => println!("report: {}", report.display()),
                 Err(e) => eprintln!("warning: no report ({e})"),
             }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use clap::Args;
 
-use afu::experiments::xor::{self, XorConfig};
+use afu_cli::experiments::xor::{self, XorConfig};
 
 use super::{AfuStartArgs, CommonArgs, UsageError, classify};
 
@@ -58,7 +58,7 @@ pub fn run(args: XorArgs) -> anyhow::Result<()> {
     let out = args.common.out.unwrap_or_else(xor::default_out);
     super::claim_folder(
         &out,
-        afu::experiments::RunConfig::Xor(config.clone()),
+        afu_cli::experiments::RunConfig::Xor(config.clone()),
         false,
         args.common.force,
     )?;

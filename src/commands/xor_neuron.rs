@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 use clap::Args;
 
-use afu::experiments::xor_neuron::{self, XorNeuronConfig};
+use afu_cli::experiments::xor_neuron::{self, XorNeuronConfig};
 
 use super::{CommonArgs, UsageError};
 
@@ -46,7 +46,7 @@ pub fn run(args: XorNeuronArgs) -> anyhow::Result<()> {
     let out = args.common.out.unwrap_or_else(xor_neuron::default_out);
     super::claim_folder(
         &out,
-        afu::experiments::RunConfig::XorNeuron(config.clone()),
+        afu_cli::experiments::RunConfig::XorNeuron(config.clone()),
         false,
         args.common.force,
     )?;

@@ -405,7 +405,9 @@ pub fn claim_run_folder(
             if diffs.is_empty() {
                 return Ok(());
             }
-            let show = |v: &Option<toml::Value>| v.as_ref().map_or("(unset)".to_string(), |v| v.to_string());
+            let show = |v: &Option<toml::Value>| {
+                v.as_ref().map_or("(unset)".to_string(), |v| v.to_string())
+            };
             Err(bad(format!(
                 "--resume: the run in {} was made with other settings: {}; resume with its settings, or start a new run",
                 out.display(),
@@ -482,8 +484,14 @@ mod folder_tests {
         let e = claim_run_folder(&out, &other, FolderUse::Resume)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("variants") && e.contains("seed is 1 there, 9 now"), "{e}");
-        assert!(e.contains("epochs"), "fewer epochs than done is a difference: {e}");
+        assert!(
+            e.contains("variants") && e.contains("seed is 1 there, 9 now"),
+            "{e}"
+        );
+        assert!(
+            e.contains("epochs"),
+            "fewer epochs than done is a difference: {e}"
+        );
         // Another experiment: refused.
         let xor = RunConfig::Xor(crate::experiments::xor::XorConfig::quick());
         let e = claim_run_folder(&out, &xor, FolderUse::Resume).unwrap_err();

@@ -13,7 +13,7 @@ use burn::tensor::activation::log_softmax;
 use crate::activation::Activations;
 
 /// An image classifier whose activations can be read and replaced: what the training loop
-/// ([`crate::train::fit`]) needs of a model.
+/// (`afu_cli::train::fit`) needs of a model.
 pub trait ImageClassifier: Module + Sized {
     /// Class logits (or log-probabilities) `[batch, classes]` of images `[batch, C, H, W]`.
     fn logits(&self, x: Tensor<4>) -> Tensor<2>;

@@ -190,7 +190,10 @@ mod tests {
     use crate::models::init::conv2d_from;
 
     fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        crate::experiments::common::to_vec(t)
+        t.into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default()
     }
 
     fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f32) {
