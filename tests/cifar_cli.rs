@@ -115,8 +115,10 @@ fn cifar10_quick_runs_on_real_format_files() {
     let config = std::fs::read_to_string(out2.join("config.toml")).unwrap();
     assert!(config.contains("model = \"mobilenet-v2\""), "{config}");
 
-    // A missing batch is named, with how to get the data.
+    // A missing batch is named, with how to get the data (in a new folder: the first run's
+    // is taken).
     std::fs::remove_file(data.join("data_batch_3.bin")).unwrap();
+    let out3 = tmp.path().join("run-missing");
     let o = afu(&[
         "cifar10",
         "--quick",
@@ -124,7 +126,7 @@ fn cifar10_quick_runs_on_real_format_files() {
         "--data",
         tmp.path().to_str().unwrap(),
         "--out",
-        out.to_str().unwrap(),
+        out3.to_str().unwrap(),
     ]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");

@@ -561,3 +561,39 @@ fn closed_stdout_ends_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// One Ctrl-C stops `afu xor` within a step (exit 130, saying where), not after the whole run.
+#[test]
+fn ctrl_c_stops_xor_within_a_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let child = Command::new(env!("CARGO_BIN_EXE_afu"))
+        .args([
+            "xor",
+            "--no-progress",
+            "--variants",
+            "afu-relu-8",
+            "--seeds",
+            "1",
+        ])
+        .args(["--steps", "1000000", "--out", out.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !out.join("config.toml").exists() && start.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let sent = std::time::Instant::now();
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("stopped by Ctrl-C") && stderr.contains("step"),
+        "{stderr}"
+    );
+    assert!(sent.elapsed().as_secs() < 10, "took {:?}", sent.elapsed());
+}
