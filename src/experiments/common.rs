@@ -355,7 +355,7 @@ const RESUMABLE_CHANGES: [&str; 3] = ["epochs", "device", "devices"];
 
 /// Checks `out` before a run writes into it: a folder holding a run (a `config.toml`) is never
 /// overwritten by a new run; `--resume` must name the same settings (the differences are named
-/// in the error); `--force` removes the old run first. A folder without a run is used as it is.
+/// in the error); `--force` removes the old run's files first. A folder without a run is used as it is.
 pub fn claim_run_folder(
     out: &Path,
     config: &crate::experiments::RunConfig,
@@ -374,10 +374,7 @@ pub fn claim_run_folder(
             "{} already holds a run; continue it with --resume, replace it with --force, or choose another --out",
             out.display()
         ))),
-        FolderUse::Force => std::fs::remove_dir_all(out).map_err(|e| ExperimentError::Output {
-            path: out.to_path_buf(),
-            source: e.into(),
-        }),
+        FolderUse::Force => remove_run(out),
         FolderUse::Resume => {
             let text = std::fs::read_to_string(&path).map_err(|e| ExperimentError::Checkpoint {
                 path: path.clone(),
@@ -419,6 +416,43 @@ pub fn claim_run_folder(
             )))
         }
     }
+}
+
+/// What a run writes into its folder: all that `--force` removes. Anything else there (the
+/// folder may be one the user keeps other files in) stays, and so does the folder then.
+const RUN_ENTRIES: [&str; 11] = [
+    "config.toml",
+    "summary.json",
+    "summary.md",
+    "metrics.csv",
+    "afu.json",
+    "histograms.json",
+    "eval.json",
+    "inspect.json",
+    "log.txt",
+    "figures",
+    "checkpoints",
+];
+
+/// Removes the run in `out` (its own files only), and `out` itself when nothing else is left.
+fn remove_run(out: &Path) -> Result<(), ExperimentError> {
+    for name in RUN_ENTRIES {
+        let path = out.join(name);
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else if path.exists() {
+            std::fs::remove_file(&path)
+        } else {
+            Ok(())
+        };
+        removed.map_err(|e| ExperimentError::Output {
+            path: path.clone(),
+            source: e.into(),
+        })?;
+    }
+    // Fails, harmlessly, when the folder holds files of the user's.
+    let _ = std::fs::remove_dir(out);
+    Ok(())
 }
 
 /// Every setting (dotted key) whose value differs between `old` and `new`.
@@ -499,5 +533,12 @@ mod folder_tests {
         // --force replaces.
         claim_run_folder(&out, &other, FolderUse::Force).unwrap();
         assert!(!out.exists());
+        // ...the run only: files of the user's in the same folder stay.
+        write_toml(&out.join("config.toml"), &run).unwrap();
+        write_text(&out.join("notes.txt"), "mine").unwrap();
+        std::fs::create_dir_all(out.join("checkpoints/relu")).unwrap();
+        claim_run_folder(&out, &other, FolderUse::Force).unwrap();
+        assert!(out.join("notes.txt").is_file());
+        assert!(!out.join("config.toml").exists() && !out.join("checkpoints").exists());
     }
 }
