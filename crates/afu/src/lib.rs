@@ -26,6 +26,7 @@
 pub mod activation;
 pub mod afu;
 pub mod device;
+pub mod family;
 pub mod fsutil;
 pub mod models;
 pub mod ops;
