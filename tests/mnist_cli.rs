@@ -628,3 +628,72 @@ fn an_existing_run_is_refused_unless_resumed_or_forced() {
     ]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn curriculum_runs_per_variant_and_bad_schedules_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_fixture(&data, 192, 60, false);
+    let out = tmp.path().join("run");
+    let run = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "mnist",
+            "--no-progress",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--epochs",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        afu(&args)
+    };
+    let o = run(
+        &out,
+        &[
+            "--variants",
+            "afu-relu-4-layer,afu-relu-4-layer@linear-1",
+            "--curriculum",
+            "none",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = json(&out.join("summary.json"));
+    let names: Vec<&str> = s["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["afu-relu-4-layer", "afu-relu-4-layer@linear-1"]);
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(config.contains("curriculum = \"none\""), "{config}");
+    assert!(
+        out.join("checkpoints/afu-relu-4-layer@linear-1/model.safetensors")
+            .exists()
+    );
+
+    // A schedule longer than the run, or one that does not parse: one-line errors.
+    let o = run(
+        &tmp.path().join("long"),
+        &["--variants", "relu", "--curriculum", "cosine-3"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("curriculum") && err.contains("longer than"),
+        "{err}"
+    );
+    for bad in ["wobbly-2", "linear-0"] {
+        let o = run(
+            &tmp.path().join("bad"),
+            &["--variants", "relu", "--curriculum", bad],
+        );
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains(bad));
+    }
+    let o = run(&tmp.path().join("bad2"), &["--variants", "relu@sideways-1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("sideways"));
+}

@@ -132,6 +132,11 @@ pub struct TrainingArgs {
     /// them and the gradients added on the first (replaces --device).
     #[arg(long, value_delimiter = ',', conflicts_with = "device")]
     pub devices: Vec<String>,
+    /// Linear-to-nonlinear curriculum: every activation slot applies (1 − α)·z + α·g(z), α rising
+    /// from 0 to 1: `linear-2` (over 2 epochs; the last layers released last), `cosine-0.5`,
+    /// `linear-300steps-uniform`, `none`. A variant can carry its own: `afu-relu-8@linear-1`.
+    #[arg(long)]
+    pub curriculum: Option<afu_cli::train::curriculum::Curriculum>,
 }
 
 /// Applies [`TrainingArgs`], [`CommonArgs`] and [`AfuStartArgs`] to an image experiment's
@@ -157,6 +162,9 @@ macro_rules! apply_training_args {
         }
         if let Some(v) = t.seeds {
             $config.seeds = v;
+        }
+        if let Some(c) = t.curriculum {
+            $config.curriculum = c;
         }
         if let Some(k) = $common.kernel {
             $config.kernel = k.into();

@@ -52,6 +52,9 @@ pub struct CifarConfig {
     /// How the AFUs start.
     #[serde(default)]
     pub afu_start: common::AfuStart,
+    /// Linear-to-nonlinear curriculum of every variant without its own (`variant@schedule`).
+    #[serde(default)]
+    pub curriculum: crate::train::curriculum::Curriculum,
     /// Where to train.
     pub device: crate::device::DeviceChoice,
     /// Data parallelism: every step is split over these devices (the first is where the model
@@ -93,6 +96,7 @@ impl CifarConfig {
             augment: AugmentConfig::default(),
             kernel: KernelChoice::Auto,
             afu_start: common::AfuStart::default(),
+            curriculum: Default::default(),
             device: crate::device::DeviceChoice::Cpu,
             devices: Vec::new(),
             model: CifarModel::MobilenetV1,
@@ -119,7 +123,12 @@ impl CifarConfig {
         common::at_least_one("test_batch_size", self.test_batch_size)?;
         common::positive("lr", self.lr)?;
         common::limits(self.limit_train, self.limit_test)?;
-        common::parse_variants(&self.variants)
+        Ok(
+            common::parse_image_variants(&self.variants, self.curriculum)?
+                .into_iter()
+                .map(|(_, spec, _)| spec)
+                .collect(),
+        )
     }
 }
 
@@ -133,7 +142,7 @@ pub fn run(
     progress: bool,
     resume: bool,
 ) -> Result<CifarSummary, ExperimentError> {
-    let specs = config.validate()?;
+    config.validate()?;
     let mut train = load_cifar10_dir(&config.data, Split::Train)?;
     let mut test = load_cifar10_dir(&config.data, Split::Test)?;
     if let Some(n) = config.limit_train {
@@ -155,8 +164,7 @@ pub fn run(
             message: e.to_string(),
         })?;
     let parallel = common::parallel_devices(&config.devices)?;
-    let variants: Vec<(String, ActivationSpec)> =
-        config.variants.iter().cloned().zip(specs).collect();
+    let variants = common::parse_image_variants(&config.variants, config.curriculum)?;
     let seeds = image::seed_list(config.seed, config.seeds);
     let lr = |_epoch: usize| config.lr;
     let optimizer = || adam_torch_defaults().init();

@@ -304,6 +304,36 @@ pub fn parse_variants(
         .collect()
 }
 
+/// Parses the `variants` of an image experiment: each `<activation>[@<curriculum>]`, the
+/// curriculum defaulting to the run's `curriculum` setting.
+pub fn parse_image_variants(
+    variants: &[String],
+    curriculum: crate::train::curriculum::Curriculum,
+) -> Result<
+    Vec<(
+        String,
+        crate::activation::ActivationSpec,
+        crate::train::curriculum::Curriculum,
+    )>,
+    ExperimentError,
+> {
+    let bad = |message: String| ExperimentError::Config {
+        field: "variants",
+        message,
+    };
+    let mut out = Vec::with_capacity(variants.len());
+    for v in variants {
+        let (activation, own) =
+            crate::train::curriculum::split_variant(v).map_err(|e| bad(e.to_string()))?;
+        let spec = parse_variants(&[activation.to_string()])?.remove(0);
+        out.push((v.clone(), spec, own.unwrap_or(curriculum)));
+    }
+    if out.is_empty() {
+        return Err(bad("at least one variant is needed".into()));
+    }
+    Ok(out)
+}
+
 /// Checks optional subset limits (`Some(0)` is an error).
 pub fn limits(train: Option<usize>, test: Option<usize>) -> Result<(), ExperimentError> {
     if train == Some(0) {

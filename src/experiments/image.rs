@@ -22,6 +22,7 @@ use crate::models::ImageClassifier;
 use crate::report::plot::{self, LinePanel, Series};
 use crate::stats::{self, Comparison, SeedValue};
 use crate::train::batches::ImageBatches;
+use crate::train::curriculum::Curriculum;
 use crate::train::fit::{self, ActivationInputs, EpochRecord, FitSettings, METRICS_HEADER};
 
 /// The seeds `first .. first + count`.
@@ -42,8 +43,8 @@ pub fn checkpoint_dir(out: &Path, variant: &str, seed: u64, seeds: usize) -> Pat
 
 /// The training settings an image experiment hands to the loop.
 pub struct ImageTraining<'a> {
-    /// Variant names and their parsed specs.
-    pub variants: &'a [(String, ActivationSpec)],
+    /// Variant names, their parsed activations and curricula.
+    pub variants: &'a [(String, ActivationSpec, Curriculum)],
     /// Seeds (each variant is trained once per seed).
     pub seeds: &'a [u64],
     /// Epochs.
@@ -190,7 +191,7 @@ pub fn run<M: ImageClassifier>(
         histograms: BTreeMap::new(),
     };
     for (k, &seed) in t.seeds.iter().enumerate() {
-        for (name, spec) in t.variants {
+        for (name, spec, curriculum) in t.variants {
             let device = t.device.clone().autodiff();
             device.seed(seed);
             crate::ops::seed_dropout(seed);
@@ -218,6 +219,7 @@ pub fn run<M: ImageClassifier>(
                 resume,
                 progress,
                 parallel: t.parallel,
+                curriculum: *curriculum,
             };
             let fitted = fit::fit(
                 model,
@@ -259,7 +261,7 @@ pub fn run<M: ImageClassifier>(
     if t.record_inputs {
         common::write_json(&out.join("histograms.json"), &trained.histograms)?;
     }
-    let names: Vec<String> = t.variants.iter().map(|(n, _)| n.clone()).collect();
+    let names: Vec<String> = t.variants.iter().map(|(n, _, _)| n.clone()).collect();
     write_outputs(
         &names,
         t.seeds,

@@ -56,6 +56,9 @@ pub struct MnistConfig {
     /// How the AFUs start (transfer, known-function init, freezing).
     #[serde(default)]
     pub afu_start: common::AfuStart,
+    /// Linear-to-nonlinear curriculum of every variant without its own (`variant@schedule`).
+    #[serde(default)]
+    pub curriculum: crate::train::curriculum::Curriculum,
     /// Where to train: `cpu`, `cuda[:N]`, `wgpu[:N]`.
     #[serde(default = "default_device")]
     pub device: crate::device::DeviceChoice,
@@ -89,6 +92,7 @@ impl MnistConfig {
             limit_test: None,
             kernel: KernelChoice::Auto,
             afu_start: common::AfuStart::default(),
+            curriculum: Default::default(),
             device: default_device(),
             devices: Vec::new(),
         }
@@ -114,7 +118,12 @@ impl MnistConfig {
         common::positive("lr", self.lr)?;
         common::positive("gamma", self.gamma)?;
         common::limits(self.limit_train, self.limit_test)?;
-        common::parse_variants(&self.variants)
+        Ok(
+            common::parse_image_variants(&self.variants, self.curriculum)?
+                .into_iter()
+                .map(|(_, spec, _)| spec)
+                .collect(),
+        )
     }
 }
 
@@ -129,7 +138,7 @@ pub fn run(
     progress: bool,
     resume: bool,
 ) -> Result<MnistSummary, ExperimentError> {
-    let specs = config.validate()?;
+    config.validate()?;
     let (train, test) = load_data(config)?;
     common::write_toml(
         &out.join("config.toml"),
@@ -143,8 +152,7 @@ pub fn run(
             message: e.to_string(),
         })?;
     let parallel = common::parallel_devices(&config.devices)?;
-    let variants: Vec<(String, ActivationSpec)> =
-        config.variants.iter().cloned().zip(specs).collect();
+    let variants = common::parse_image_variants(&config.variants, config.curriculum)?;
     let seeds = image::seed_list(config.seed, config.seeds);
     let lr = |epoch: usize| config.lr * config.gamma.powi(epoch as i32);
     let optimizer = || AdadeltaConfig::default().init();

@@ -313,6 +313,7 @@ pub fn run(
                     ],
                     slots: vec![Slot::Learned(0); slots],
                     names: vec!["shared".into()],
+                    mix: Vec::new(),
                 }
             } else {
                 Activations::new(

@@ -86,8 +86,8 @@ pub fn job_cost(config: &RunConfig) -> f64 {
 /// The built-in guess of a job's seconds.
 fn builtin_seconds(job: &Job) -> f64 {
     let b = builtin(&job.config);
-    let learned = job
-        .variant
+    let activation = job.variant.split('@').next().unwrap_or_default();
+    let learned = activation
         .parse::<crate::activation::ActivationSpec>()
         .map(|s| s.is_learned())
         .unwrap_or(false);

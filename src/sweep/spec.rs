@@ -502,7 +502,10 @@ fn parse_variants(
         let Value::String(s) = v else {
             return Err(err(&field, "expected a string".into()));
         };
-        s.parse::<ActivationSpec>()
+        let (activation, _) =
+            crate::train::curriculum::split_variant(s).map_err(|e| err(&field, e.to_string()))?;
+        activation
+            .parse::<ActivationSpec>()
             .map_err(|e| err(&field, e.to_string()))?;
         if !seen.insert(s.clone()) {
             return Err(err(&field, format!("'{s}' appears twice")));

@@ -19,6 +19,7 @@ use crate::experiments::common::{self, ExperimentError};
 use crate::models::ImageClassifier;
 use crate::train::batches::ImageBatches;
 use crate::train::checkpoint::{self, Progress};
+use crate::train::curriculum::Curriculum;
 
 /// One epoch of one variant and seed (a `metrics.csv` row).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,6 +94,8 @@ pub struct FitSettings<'a> {
     pub progress: bool,
     /// Data-parallel autodiff devices (fewer than two: the model's device alone).
     pub parallel: &'a [Device],
+    /// Linear-to-nonlinear schedule of the activation slots (must end within the run).
+    pub curriculum: Curriculum,
 }
 
 /// Callbacks into the loop (the experiment's additions to a plain training run).
@@ -186,6 +189,21 @@ pub fn fit<M: ImageClassifier>(
         optim = o;
         state = p;
     }
+    let steps_per_epoch = train.len().div_ceil(s.batch_size.max(1));
+    let curriculum_steps = s.curriculum.total_steps(steps_per_epoch);
+    if curriculum_steps > steps_per_epoch * s.epochs {
+        return Err(ExperimentError::Config {
+            field: "curriculum",
+            message: format!(
+                "{name}: curriculum {} lasts {curriculum_steps} steps, longer than the run's {} \
+                 ({} epochs of {steps_per_epoch}); shorten it so the network ends with its activations",
+                s.curriculum,
+                steps_per_epoch * s.epochs,
+                s.epochs
+            ),
+        });
+    }
+    let slots = model.activations().slots.len();
     for epoch in state.epochs_done..s.epochs {
         let lr = (s.lr)(epoch);
         let order = epoch_order(train.len(), s.seed, epoch);
@@ -202,6 +220,11 @@ pub fn fit<M: ImageClassifier>(
         let earlier_seconds = std::mem::take(&mut state.partial_seconds);
         bar.inc(first_batch as u64);
         for (bi, idx) in batches.iter().enumerate().skip(first_batch) {
+            if !s.curriculum.is_none() {
+                model.activations_mut().mix =
+                    s.curriculum
+                        .alphas(slots, epoch * steps_per_epoch + bi, steps_per_epoch);
+            }
             let b = train.batch(idx, Some((s.seed, epoch)), device);
             let tapping = hook.wants_taps(epoch, s.epochs, bi);
             let hook_cell = std::cell::RefCell::new(&mut *hook);
@@ -247,6 +270,13 @@ pub fn fit<M: ImageClassifier>(
         }
         let epoch_seconds = earlier_seconds + start.elapsed().as_secs_f64();
         bar.finish_and_clear();
+        if !s.curriculum.is_none() {
+            // Evaluate (and checkpoint) the network the next step would train: after the last
+            // step of the curriculum, the activations alone.
+            model.activations_mut().mix =
+                s.curriculum
+                    .alphas(slots, (epoch + 1) * steps_per_epoch, steps_per_epoch);
+        }
         let eval = evaluate(
             &model.valid(),
             test,

@@ -4,6 +4,7 @@
 pub mod adadelta;
 pub mod batches;
 pub mod checkpoint;
+pub mod curriculum;
 pub mod fit;
 pub mod metrics;
 pub mod parallel;

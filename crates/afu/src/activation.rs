@@ -163,6 +163,10 @@ pub struct Activations {
     /// Display names of the AFUs (`shared`, `layer1`, …), parallel to `afus`.
     #[module(skip)]
     pub names: Vec<String>,
+    /// Curriculum mix: slot `i` applies `(1 − mix[i])·z + mix[i]·g(z)`. Empty (the default)
+    /// or a missing entry means 1: the activation alone, computed exactly as without mixing.
+    #[module(skip)]
+    pub mix: Vec<f32>,
 }
 
 impl Activations {
@@ -179,6 +183,7 @@ impl Activations {
                 afus: Vec::new(),
                 slots: vec![Slot::Fixed(base); widths.len()],
                 names: Vec::new(),
+                mix: Vec::new(),
             }),
             ActivationSpec::Afu {
                 hidden,
@@ -191,6 +196,7 @@ impl Activations {
                         afus: vec![config.init(rng, device)?],
                         slots: vec![Slot::Learned(0); widths.len()],
                         names: vec!["shared".into()],
+                        mix: Vec::new(),
                     }),
                     Sharing::Layer | Sharing::Channel => {
                         let mut afus = Vec::with_capacity(widths.len());
@@ -202,6 +208,7 @@ impl Activations {
                             afus,
                             slots: (0..widths.len()).map(Slot::Learned).collect(),
                             names: (1..=widths.len()).map(|i| format!("layer{i}")).collect(),
+                            mix: Vec::new(),
                         })
                     }
                 }
@@ -243,17 +250,31 @@ impl Activations {
                                 .unwrap_or_else(|| format!("group{g}"))
                         })
                         .collect(),
+                    mix: Vec::new(),
                 })
             }
             _ => Self::new(spec, widths, rng, device),
         }
     }
 
-    /// Applies slot `slot` element-wise.
+    /// Applies slot `slot` element-wise: `g(x)`, or `(1 − α)·x + α·g(x)` while a curriculum
+    /// sets the slot's mix `α` below 1 (`α = 0`: `x` itself).
     ///
     /// # Shapes
     /// - input: `[batch, channels, ...]`; output: the same
     pub fn apply<const D: usize>(&self, slot: usize, x: Tensor<D>) -> Tensor<D> {
+        match self.mix.get(slot).copied() {
+            Some(alpha) if alpha <= 0.0 => x,
+            Some(alpha) if alpha < 1.0 => {
+                let g = self.apply_unmixed(slot, x.clone());
+                x.mul_scalar(1.0 - alpha).add(g.mul_scalar(alpha))
+            }
+            _ => self.apply_unmixed(slot, x),
+        }
+    }
+
+    /// `g(x)` of slot `slot`, without curriculum.
+    fn apply_unmixed<const D: usize>(&self, slot: usize, x: Tensor<D>) -> Tensor<D> {
         match self.slots[slot] {
             Slot::Fixed(base) => base.apply(x),
             Slot::Learned(i) => self.afus[i].forward(x),

@@ -1,5 +1,7 @@
 //! Models that take their activations as an [`ActivationSpec`](crate::activation::ActivationSpec).
 
+#[cfg(test)]
+mod curriculum_tests;
 pub mod init;
 pub mod mlp;
 pub mod mnist_cnn;
@@ -32,6 +34,8 @@ pub trait ImageClassifier: Module + Sized {
     }
     /// The model's activations.
     fn activations(&self) -> &Activations;
+    /// The model's activations, to change what is not a parameter (the curriculum mix).
+    fn activations_mut(&mut self) -> &mut Activations;
     /// The model with other activations.
     fn with_activations(self, activations: Activations) -> Self;
 }
@@ -42,6 +46,9 @@ impl ImageClassifier for mobilenet::MobileNet {
     }
     fn activations(&self) -> &Activations {
         &self.activations
+    }
+    fn activations_mut(&mut self) -> &mut Activations {
+        &mut self.activations
     }
     fn with_activations(mut self, activations: Activations) -> Self {
         self.activations = activations;
@@ -55,6 +62,9 @@ impl ImageClassifier for mobilenet_v2::MobileNetV2 {
     }
     fn activations(&self) -> &Activations {
         &self.activations
+    }
+    fn activations_mut(&mut self) -> &mut Activations {
+        &mut self.activations
     }
     fn with_activations(mut self, activations: Activations) -> Self {
         self.activations = activations;
@@ -79,6 +89,9 @@ impl ImageClassifier for mnist_cnn::MnistCnn {
     }
     fn activations(&self) -> &Activations {
         &self.activations
+    }
+    fn activations_mut(&mut self) -> &mut Activations {
+        &mut self.activations
     }
     fn with_activations(mut self, activations: Activations) -> Self {
         self.activations = activations;
