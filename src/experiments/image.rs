@@ -106,7 +106,19 @@ pub struct ImageRun {
     pub epochs: usize,
     /// Training seconds (all epochs, without evaluation).
     pub seconds: f64,
+    /// Loss of the final model on the training images (the first
+    /// [`TRAIN_EVAL_IMAGES`] of them, without augmentation or dropout); absent in summaries of
+    /// earlier versions.
+    #[serde(default)]
+    pub train_eval_loss: Option<f64>,
+    /// Top-1 accuracy of the final model on the same training images.
+    #[serde(default)]
+    pub train_eval_accuracy: Option<f64>,
 }
+
+/// At most this many training images are evaluated after training (for the generalisation
+/// gap: accuracy on training images minus accuracy on test images).
+pub const TRAIN_EVAL_IMAGES: usize = 10_000;
 
 /// One variant over its seeds (`summary.json`'s `variants[]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,6 +180,8 @@ struct Trained {
     /// Curves of the first seed's AFUs, one panel per variant.
     panels: Vec<LinePanel>,
     histograms: BTreeMap<String, InputDistribution>,
+    /// The final model on the training images, per (variant, seed).
+    train_evals: Vec<((String, u64), fit::Evaluation)>,
 }
 
 /// Trains every variant for every seed (seed by seed, so an interrupted run has whole seeds of
@@ -189,6 +203,7 @@ pub fn run<M: ImageClassifier>(
         afus: Vec::new(),
         panels: Vec::new(),
         histograms: BTreeMap::new(),
+        train_evals: Vec::new(),
     };
     for (k, &seed) in t.seeds.iter().enumerate() {
         for (name, spec, curriculum) in t.variants {
@@ -230,6 +245,14 @@ pub fn run<M: ImageClassifier>(
                 &mut inputs,
                 &device,
             )?;
+            let on_train = fit::evaluate_first(
+                &fitted.model.valid(),
+                train,
+                train.len().min(TRAIN_EVAL_IMAGES),
+                t.test_batch_size,
+                &device.clone().inner(),
+            );
+            trained.train_evals.push(((name.clone(), seed), on_train));
             let acts = fitted.model.activations();
             let learned = acts.named();
             // Inputs seen by each AFU (slots sharing one AFU are pooled).
@@ -327,6 +350,8 @@ fn runs_of(history: &[EpochRecord]) -> Vec<ImageRun> {
                 train_loss: last.train_loss,
                 epochs: rows.len(),
                 seconds: rows.iter().map(|r| r.epoch_seconds).sum(),
+                train_eval_loss: None,
+                train_eval_accuracy: None,
             })
         })
         .collect()
@@ -499,7 +524,14 @@ fn write_outputs(
             trained.panels.len().min(2),
         )?;
     }
-    let runs = runs_of(history);
+    let mut runs = runs_of(history);
+    for r in &mut runs {
+        let key = (r.variant.clone(), r.seed);
+        if let Some((_, e)) = trained.train_evals.iter().find(|(k, _)| *k == key) {
+            r.train_eval_loss = Some(e.loss);
+            r.train_eval_accuracy = Some(e.top1);
+        }
+    }
     let (variants, comparisons) = summarise_runs(names, &runs);
     let mut md = p.heading.clone();
     md.push_str(&format!(

@@ -2,6 +2,8 @@
 
 pub mod cifar;
 pub mod common;
+pub mod curriculum_report;
+pub mod generalisation;
 pub mod image;
 pub mod inspect;
 pub mod mnist;

@@ -94,7 +94,7 @@ pub fn run(dirs: &[PathBuf], out: &Path) -> Result<String, ExperimentError> {
     let mut claims: Vec<String> = Vec::new();
     for dir in dirs {
         if crate::experiments::sweep_report::is_sweep(dir) {
-            crate::experiments::sweep_report::section(dir, &mut md, &mut claims)?;
+            crate::experiments::sweep_report::section(dir, &base, &mut md, &mut claims)?;
             continue;
         }
         let s = read_summary(dir)?;
@@ -378,6 +378,7 @@ pub(crate) fn image_results(s: &Value, what: &str, md: &mut String, claims: &mut
             "*Learned activations do not degrade performance* ({what}, {afu}): {text}."
         ));
     }
+    crate::experiments::curriculum_report::section(s, what, md, claims);
 }
 
 fn shape_claims(rows: &[InspectRow], what: &str, claims: &mut Vec<String>, md: &mut String) {

@@ -8,6 +8,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::experiments::common::ExperimentError;
+use crate::experiments::generalisation::{self, SizeRuns};
 use crate::experiments::image::{self, ImageRun};
 use crate::stats::{self, SeedValue};
 
@@ -33,8 +34,13 @@ fn metric_of(experiment: &str) -> Option<&'static str> {
 }
 
 /// Appends the merged results of the sweep in `dir` to `md` (and claims to `claims`).
+///
+/// Image experiments whose jobs differ in `limit_train` also get the regularisation section
+/// ([`generalisation`](crate::experiments::generalisation)), its figure written under `base`
+/// (the report's folder).
 pub fn section(
     dir: &Path,
+    base: &Path,
     md: &mut String,
     claims: &mut Vec<String>,
 ) -> Result<(), ExperimentError> {
@@ -69,6 +75,9 @@ pub fn section(
         jobs.len(),
         finished
     );
+    // Image runs by (experiment, grid without limit_train): their sizes, for the regularisation
+    // section.
+    let mut by_size: Vec<(String, Vec<String>, Vec<SizeRuns>)> = Vec::new();
     for ((experiment, label), entries) in &groups {
         let title = if label.is_empty() {
             experiment.clone()
@@ -123,10 +132,53 @@ pub fn section(
                     .iter()
                     .filter_map(|r| serde_json::from_value((*r).clone()).ok())
                     .collect();
+                let rest: Vec<&str> = label
+                    .split(", ")
+                    .filter(|p| !p.is_empty() && !p.starts_with("limit_train ="))
+                    .collect();
+                let key = if rest.is_empty() {
+                    experiment.clone()
+                } else {
+                    format!("{experiment}, {}", rest.join(", "))
+                };
+                let mut sizes: Vec<SizeRuns> = Vec::new();
+                for summary in &summaries {
+                    let Some(n) = summary["train_images"].as_u64() else {
+                        continue;
+                    };
+                    let these = summary["runs"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|r| serde_json::from_value::<ImageRun>(r.clone()).ok());
+                    match sizes.iter_mut().find(|s| s.train_images == n as usize) {
+                        Some(s) => s.runs.extend(these),
+                        None => sizes.push(SizeRuns {
+                            train_images: n as usize,
+                            runs: these.collect(),
+                        }),
+                    }
+                }
+                match by_size.iter_mut().find(|(k, _, _)| *k == key) {
+                    Some((_, n, s)) => {
+                        s.extend(sizes);
+                        for v in &names {
+                            if !n.contains(v) {
+                                n.push(v.clone());
+                            }
+                        }
+                    }
+                    None => by_size.push((key, names.clone(), sizes)),
+                }
                 let (variants, comparisons) = image::summarise_runs(&names, &image_runs);
+                let epochs: Vec<&Value> = summaries
+                    .iter()
+                    .flat_map(|s| s["epochs"].as_array().into_iter().flatten())
+                    .collect();
                 let merged = serde_json::json!({
                     "variants": variants,
                     "comparisons": comparisons,
+                    "epochs": epochs,
                 });
                 let what = format!("sweep, {title}");
                 crate::experiments::report::image_results(&merged, &what, md, claims);
@@ -150,6 +202,27 @@ pub fn section(
             }
         }
         md.push('\n');
+    }
+    let sweep_name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "sweep".into());
+    for (i, (key, names, mut sizes)) in by_size.into_iter().enumerate() {
+        let distinct: std::collections::BTreeSet<usize> =
+            sizes.iter().map(|s| s.train_images).collect();
+        if distinct.len() < 2 {
+            continue;
+        }
+        let file = format!("figures/{sweep_name}-generalisation-{}.svg", i + 1);
+        generalisation::section(
+            &key,
+            &mut sizes,
+            &names,
+            &base.join(&file),
+            &file,
+            md,
+            claims,
+        )?;
     }
     Ok(())
 }

@@ -334,9 +334,20 @@ pub fn evaluate<M: ImageClassifier>(
     batch: usize,
     device: &Device,
 ) -> Evaluation {
+    evaluate_first(model, data, data.len(), batch, device)
+}
+
+/// As [`evaluate`], on the first `count` images of `data` only.
+pub fn evaluate_first<M: ImageClassifier>(
+    model: &M,
+    data: &ImageBatches<'_>,
+    count: usize,
+    batch: usize,
+    device: &Device,
+) -> Evaluation {
     let (mut loss, mut top1, mut top3) = (0.0, 0usize, 0usize);
     let k = data.classes();
-    let order: Vec<usize> = (0..data.len()).collect();
+    let order: Vec<usize> = (0..count.min(data.len())).collect();
     for idx in order.chunks(batch.max(1)) {
         let b = data.batch(idx, None, device);
         let logp = model.log_probs(b.images);
@@ -356,7 +367,7 @@ pub fn evaluate<M: ImageClassifier>(
             top3 += usize::from(rank < 3);
         }
     }
-    let n = data.len().max(1) as f64;
+    let n = order.len().max(1) as f64;
     Evaluation {
         loss: loss / n,
         top1: top1 as f64 / n,
