@@ -64,7 +64,7 @@ pub struct MetaArgs {
     /// Initial CMA-ES step size [default: 0.3].
     #[arg(long)]
     sigma0: Option<f64>,
-    /// Inner Adam learning rate [default: 0.01].
+    /// Inner Adam learning rate [default: 0.001; --quick: 0.01].
     #[arg(long)]
     lr: Option<f64>,
     /// Training (and test) points per 2-D task [default: 200].

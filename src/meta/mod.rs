@@ -107,7 +107,8 @@ pub struct MetaConfig {
     pub meta_loss: MetaLoss,
     /// Initial CMA-ES step size σ₀.
     pub sigma0: f64,
-    /// Inner Adam learning rate (fixed).
+    /// Inner Adam learning rate (fixed; default 1e-3, the paper's XOR setting, where relu needs
+    /// about 150 steps to the target loss, so that K = 50 is an early horizon; `--quick`: 0.01).
     pub lr: f64,
     /// Hidden width of the inner `dim → width → width → 1` MLP.
     pub width: usize,
@@ -135,7 +136,7 @@ impl Default for MetaConfig {
             start: MetaStart::ReluFit,
             meta_loss: MetaLoss::Decrease,
             sigma0: 0.3,
-            lr: 0.01,
+            lr: 1e-3,
             width: 16,
             points: 200,
             target_loss: std::f64::consts::LN_2 / 2.0,
@@ -156,6 +157,7 @@ impl MetaConfig {
             full_factor: 5,
             width: 8,
             points: 48,
+            lr: 0.01,
             ..MetaConfig::default()
         }
     }

@@ -146,13 +146,14 @@ pub fn markdown(s: &MetaSummary, figures: Option<&str>) -> String {
         c.target_loss,
         s.horizon_full + 1
     );
-    md.push_str("| variant | loss after K | meta-loss at K | loss after full | steps to target (not reached) | test accuracy |\n|---|---:|---:|---:|---:|---:|\n");
+    md.push_str("| variant | initial loss | loss after K | meta-loss at K | loss after full | steps to target (not reached) | test accuracy |\n|---|---:|---:|---:|---:|---:|---:|\n");
     for v in &s.variants {
         let _ = writeln!(
             md,
-            "| {} — {} | {} | {} | {} | {} ({}) | {} |",
+            "| {} — {} | {} | {} | {} | {} | {} ({}) | {} |",
             v.name,
             v.description,
+            pm(&v.initial_loss, 4),
             pm(&v.loss_at_k, 4),
             pm(&v.meta_loss_k, 4),
             pm(&v.loss_full, 4),

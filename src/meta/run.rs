@@ -87,9 +87,10 @@ pub struct VariantEval {
     pub test_accuracy: Spread,
     /// The meta-loss at horizon K.
     pub meta_loss_k: Spread,
-    /// Per-task values, in held-out task order: `[loss_at_k, loss_full, steps_to_target,
-    /// test_accuracy, meta_loss_k]`.
-    pub per_task: Vec<[f64; 5]>,
+    /// Training loss before the first step (what the `decrease` meta-loss divides by).
+    pub initial_loss: Spread,
+    /// Per-task values, in held-out task order, as named in [`METRICS`].
+    pub per_task: Vec<[f64; 6]>,
 }
 
 /// A paired comparison `meta-learned − other` on one metric over the held-out tasks.
@@ -146,12 +147,13 @@ pub struct MetaSummary {
 }
 
 /// Metric names, in [`VariantEval::per_task`] order.
-pub const METRICS: [&str; 5] = [
+pub const METRICS: [&str; 6] = [
     "loss_at_k",
     "loss_full",
     "steps_to_target",
     "test_accuracy",
     "meta_loss_k",
+    "initial_loss",
 ];
 
 /// AFU parameters → the search vector `[w0, b0, w1, b1]`.
@@ -536,7 +538,7 @@ fn evaluate(
     let jobs: Vec<(usize, usize)> = (0..variants.len())
         .flat_map(|v| (0..held.len()).map(move |t| (v, t)))
         .collect();
-    let rows: Vec<[f64; 5]> = jobs
+    let rows: Vec<[f64; 6]> = jobs
         .par_iter()
         .map(|&(v, t)| {
             let (task, seed) = &held[t];
@@ -552,10 +554,11 @@ fn evaluate(
                 steps,
                 trace.test_accuracy,
                 config.meta_loss.of(l[0], l[k]),
+                l[0],
             ])
         })
         .collect::<Result<_, ExperimentError>>()?;
-    let per_variant: Vec<Vec<[f64; 5]>> = rows.chunks(held.len()).map(|c| c.to_vec()).collect();
+    let per_variant: Vec<Vec<[f64; 6]>> = rows.chunks(held.len()).map(|c| c.to_vec()).collect();
     let column = |v: usize, m: usize| per_variant[v].iter().map(|r| r[m]).collect::<Vec<f64>>();
     let evals: Vec<VariantEval> = variants
         .iter()
@@ -569,6 +572,7 @@ fn evaluate(
             not_reached: column(v, 2).iter().filter(|&&s| s > full as f64).count(),
             test_accuracy: spread(&column(v, 3)),
             meta_loss_k: spread(&column(v, 4)),
+            initial_loss: spread(&column(v, 5)),
             per_task: per_variant[v].clone(),
         })
         .collect();
