@@ -157,8 +157,8 @@ impl CmaEs {
             .map(|i| (0..n).map(|j| self.b[i * n + j] * bt_y[j]).sum())
             .collect();
         let cs_norm = (self.cs * (2.0 - self.cs) * self.mueff).sqrt();
-        for i in 0..n {
-            self.ps[i] = (1.0 - self.cs) * self.ps[i] + cs_norm * inv_sqrt_y[i];
+        for (p, y) in self.ps.iter_mut().zip(&inv_sqrt_y) {
+            *p = (1.0 - self.cs) * *p + cs_norm * y;
         }
         let ps_norm = self.ps.iter().map(|v| v * v).sum::<f64>().sqrt();
         let g = (self.generation + 1) as f64;
@@ -166,8 +166,8 @@ impl CmaEs {
             < 1.4 + 2.0 / (n as f64 + 1.0);
         let hsig = if hsig { 1.0 } else { 0.0 };
         let cc_norm = (self.cc * (2.0 - self.cc) * self.mueff).sqrt();
-        for i in 0..n {
-            self.pc[i] = (1.0 - self.cc) * self.pc[i] + hsig * cc_norm * yw[i];
+        for (p, y) in self.pc.iter_mut().zip(&yw) {
+            *p = (1.0 - self.cc) * *p + hsig * cc_norm * y;
         }
         let keep = 1.0 - self.c1 - self.cmu;
         let lost = (1.0 - hsig) * self.cc * (2.0 - self.cc);

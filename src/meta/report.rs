@@ -102,7 +102,7 @@ pub fn markdown(s: &MetaSummary, figures: Option<&str>) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "Meta-loss **{:?}** ({}), K = {} inner steps of full-batch Adam (lr {}) on a fresh {}-{}-{}-1 MLP per task ({} train + {} test points), {} tasks per generation; CMA-ES over the {} parameters of a shared frozen AFU (N = {}, base {:?}, start {:?}, σ₀ = {}), λ = {}, {} generations; seed {}.\n",
+        "Meta-loss **{:?}** ({}), K = {} inner steps of full-batch Adam (lr {}) on a fresh d-{}-{}-1 MLP per task ({} train + {} test points), {} tasks per generation; CMA-ES over the {} parameters of a shared frozen AFU (N = {}, base {:?}, start {:?}, σ₀ = {}), λ = {}, {} generations; seed {}.\n",
         c.meta_loss,
         match c.meta_loss {
             crate::meta::MetaLoss::Decrease => "(L_K − L_0) / L_0, lower is better",
@@ -110,7 +110,6 @@ pub fn markdown(s: &MetaSummary, figures: Option<&str>) -> String {
         },
         c.inner_steps,
         c.lr,
-        "d",
         c.width,
         c.width,
         c.points,

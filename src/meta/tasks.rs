@@ -64,63 +64,65 @@ pub fn sample_task(seed: u64, points: usize, images: Option<&ImageDataset>) -> T
     }
 }
 
+/// Draws one point of the positive (`true`) or negative class.
+type PointDraw = dyn FnMut(&mut ChaCha8Rng, bool) -> [f32; 2];
+
 fn plane_task(kind: u32, points: usize, rng: &mut ChaCha8Rng) -> Task {
     let angle: f32 = rng.random_range(0.0..std::f32::consts::TAU);
     let (sin, cos) = angle.sin_cos();
-    let (name, noise, mut draw): (&str, f32, Box<dyn FnMut(&mut ChaCha8Rng, bool) -> [f32; 2]>) =
-        match kind {
-            0 => {
-                let centre: f32 = rng.random_range(0.8..2.0);
-                let noise: f32 = rng.random_range(0.3..0.8);
-                (
-                    "xor-blobs",
-                    noise,
-                    Box::new(move |r: &mut ChaCha8Rng, positive: bool| {
-                        let s: f32 = if r.random_bool(0.5) { 1.0 } else { -1.0 };
-                        let t = if positive { s } else { -s };
-                        [
-                            s * centre + noise * normal(r),
-                            t * centre + noise * normal(r),
-                        ]
-                    }),
-                )
-            }
-            1 => {
-                let noise: f32 = rng.random_range(0.05..0.25);
-                (
-                    "moons",
-                    noise,
-                    Box::new(move |r: &mut ChaCha8Rng, positive: bool| {
-                        let a: f32 = r.random_range(0.0..std::f32::consts::PI);
-                        let p = if positive {
-                            [a.cos() - 0.5, a.sin() - 0.25]
-                        } else {
-                            [0.5 - a.cos(), 0.25 - a.sin()]
-                        };
-                        [
-                            1.5 * p[0] + noise * normal(r),
-                            1.5 * p[1] + noise * normal(r),
-                        ]
-                    }),
-                )
-            }
-            _ => {
-                let inner: f32 = rng.random_range(0.3..0.6);
-                let noise: f32 = rng.random_range(0.05..0.15);
-                (
-                    "circles",
-                    noise,
-                    Box::new(move |r: &mut ChaCha8Rng, positive: bool| {
-                        let a: f32 = r.random_range(0.0..std::f32::consts::TAU);
-                        let radius = 1.5 * if positive { inner } else { 1.0 };
-                        [
-                            radius * a.cos() + noise * normal(r),
-                            radius * a.sin() + noise * normal(r),
-                        ]
-                    }),
-                )
-            }
-        };
+    let (name, noise, mut draw): (&str, f32, Box<PointDraw>) = match kind {
+        0 => {
+            let centre: f32 = rng.random_range(0.8..2.0);
+            let noise: f32 = rng.random_range(0.3..0.8);
+            (
+                "xor-blobs",
+                noise,
+                Box::new(move |r: &mut ChaCha8Rng, positive: bool| {
+                    let s: f32 = if r.random_bool(0.5) { 1.0 } else { -1.0 };
+                    let t = if positive { s } else { -s };
+                    [
+                        s * centre + noise * normal(r),
+                        t * centre + noise * normal(r),
+                    ]
+                }),
+            )
+        }
+        1 => {
+            let noise: f32 = rng.random_range(0.05..0.25);
+            (
+                "moons",
+                noise,
+                Box::new(move |r: &mut ChaCha8Rng, positive: bool| {
+                    let a: f32 = r.random_range(0.0..std::f32::consts::PI);
+                    let p = if positive {
+                        [a.cos() - 0.5, a.sin() - 0.25]
+                    } else {
+                        [0.5 - a.cos(), 0.25 - a.sin()]
+                    };
+                    [
+                        1.5 * p[0] + noise * normal(r),
+                        1.5 * p[1] + noise * normal(r),
+                    ]
+                }),
+            )
+        }
+        _ => {
+            let inner: f32 = rng.random_range(0.3..0.6);
+            let noise: f32 = rng.random_range(0.05..0.15);
+            (
+                "circles",
+                noise,
+                Box::new(move |r: &mut ChaCha8Rng, positive: bool| {
+                    let a: f32 = r.random_range(0.0..std::f32::consts::TAU);
+                    let radius = 1.5 * if positive { inner } else { 1.0 };
+                    [
+                        radius * a.cos() + noise * normal(r),
+                        radius * a.sin() + noise * normal(r),
+                    ]
+                }),
+            )
+        }
+    };
     let mut make = |n: usize, r: &mut ChaCha8Rng| {
         let mut x = Vec::with_capacity(2 * n);
         let mut y = Vec::with_capacity(n);
