@@ -214,9 +214,61 @@ pub fn section(
         dir.display()
     );
     md.push_str(&markdown(&summary, Some(figures)));
+    let which = match summary.config.meta_loss {
+        crate::meta::MetaLoss::Decrease => "the paper's decrease (L_K − L_0)/L_0",
+        crate::meta::MetaLoss::Final => {
+            "the loss after K steps, L_K / ln 2, instead of the paper's decrease"
+        }
+    };
     claims.push(format!(
-        "*The loss change in a fixed number of steps, as a meta-loss, gives AFUs that converge faster* (paper §4): **{}** — {}.",
-        summary.verdict, summary.verdict_reason
+        "*The loss change in a fixed number of steps, as a meta-loss, gives AFUs that converge faster* (paper §4; meta-loss here: {which}, K = {}): **{}** — {}.",
+        summary.config.inner_steps, summary.verdict, summary.verdict_reason
     ));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmp(other: &str, metric: &str, diff: f64, p: f64) -> MetaComparison {
+        MetaComparison {
+            other: other.into(),
+            metric: metric.into(),
+            test: PairedTest {
+                n: 20,
+                mean_difference: diff,
+                ci95: None,
+                p_value: Some(p),
+            },
+        }
+    }
+
+    #[test]
+    fn verdict_needs_both_horizons_and_both_baselines() {
+        let all = |k: f64, steps: f64, p: f64| {
+            BASELINES
+                .iter()
+                .flat_map(|b| {
+                    [
+                        cmp(b, "loss_at_k", k, p),
+                        cmp(b, "steps_to_target", steps, p),
+                        cmp(b, "loss_full", 0.0, 0.9),
+                    ]
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(verdict(&all(-0.3, -50.0, 0.001), 20).0, "supported");
+        assert_eq!(verdict(&all(0.3, 50.0, 0.001), 20).0, "not supported");
+        assert_eq!(verdict(&all(-0.3, -50.0, 0.5), 20).0, "not supported");
+        assert_eq!(verdict(&all(-0.3, -50.0, 0.5), 4).0, "inconclusive");
+        // Faster at K only: the short-horizon case.
+        let mut c = all(-0.3, -50.0, 0.001);
+        for x in c.iter_mut().filter(|x| x.metric == "steps_to_target") {
+            x.test.p_value = Some(0.4);
+        }
+        let (v, why) = verdict(&c, 20);
+        assert_eq!(v, "inconclusive");
+        assert!(why.contains("short-horizon"), "{why}");
+    }
 }
