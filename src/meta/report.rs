@@ -74,6 +74,19 @@ pub fn verdict(c: &[MetaComparison], tasks: usize) -> (String, String) {
     if !worse.is_empty() {
         let _ = write!(why, "; significantly worse: {}", worse.join(", "));
     }
+    if let (Some(k), Some(st)) = (
+        find(c, "relu-tuned-lr", "loss_at_k"),
+        find(c, "relu-tuned-lr", "steps_to_target"),
+    ) {
+        let _ = write!(
+            why,
+            "; control, relu with a tuned learning rate: loss after K {:+.4} (p {}), steps to target {:+.1} (p {})",
+            k.mean_difference,
+            k.p_value.map_or("–".into(), |p| format!("{p:.3}")),
+            st.mean_difference,
+            st.p_value.map_or("–".into(), |p| format!("{p:.3}"))
+        );
+    }
     if at_k && !at_full {
         why.push_str(
             "; faster at the meta-training horizon only — the short-horizon bias of a K-step meta-loss (Wu et al. 2018)",

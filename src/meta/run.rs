@@ -484,6 +484,47 @@ pub fn run(
     Ok(summary)
 }
 
+/// Learning-rate multipliers tried for the tuned-lr relu control.
+pub const LR_FACTORS: [f64; 6] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0];
+
+/// The multiplier of the inner learning rate that gives relu the lowest mean loss after K
+/// steps on `tasks` tasks of the training distribution (a seed stream of their own, tag 6).
+fn tune_relu_lr(
+    config: &MetaConfig,
+    images: Option<&ImageDataset>,
+) -> Result<f64, ExperimentError> {
+    let tune: Vec<(Task, u64)> = (0..config.tasks)
+        .map(|i| {
+            let s = mix(mix(config.seed, 6), i as u64);
+            (tasks::sample_task(s, config.points, images), s)
+        })
+        .collect();
+    let jobs: Vec<(usize, usize)> = (0..LR_FACTORS.len())
+        .flat_map(|f| (0..tune.len()).map(move |t| (f, t)))
+        .collect();
+    let losses: Vec<f64> = jobs
+        .par_iter()
+        .map(|&(f, t)| {
+            let (task, seed) = &tune[t];
+            let trace = inner::train(
+                task,
+                &InnerActivation::Fixed(BaseActivation::Relu),
+                config.width,
+                config.inner_steps,
+                config.lr * LR_FACTORS[f],
+                *seed,
+            )?;
+            let l = trace.losses[config.inner_steps];
+            Ok(if l.is_finite() { l } else { f64::INFINITY })
+        })
+        .collect::<Result<_, ExperimentError>>()?;
+    let means: Vec<f64> = losses.chunks(tune.len()).map(mean).collect();
+    let best = (0..means.len())
+        .min_by(|&a, &b| means[a].total_cmp(&means[b]))
+        .unwrap_or(0);
+    Ok(LR_FACTORS[best])
+}
+
 /// The held-out evaluation: every variant on every held-out task for the full horizon.
 fn evaluate(
     config: &MetaConfig,
@@ -529,6 +570,20 @@ fn evaluate(
             },
         ),
     ];
+    // The control for "a steeper AFU is a larger step": relu with the learning rate tuned on
+    // training-distribution tasks (their own seed stream) by the loss after K steps.
+    let factor = tune_relu_lr(config, images)?;
+    let mut lrs = vec![config.lr; variants.len()];
+    let mut variants = variants;
+    variants.push((
+        "relu-tuned-lr",
+        format!(
+            "fixed relu, Adam lr × {factor} (best of {:?} on training tasks by the loss after K)",
+            LR_FACTORS
+        ),
+        InnerActivation::Fixed(BaseActivation::Relu),
+    ));
+    lrs.push(config.lr * factor);
     let held: Vec<(Task, u64)> = (0..config.held_out)
         .map(|i| {
             let s = tasks::held_out_seed(config.seed, i);
@@ -542,7 +597,7 @@ fn evaluate(
         .par_iter()
         .map(|&(v, t)| {
             let (task, seed) = &held[t];
-            let trace = inner::train(task, &variants[v].2, config.width, full, config.lr, *seed)?;
+            let trace = inner::train(task, &variants[v].2, config.width, full, lrs[v], *seed)?;
             let l = &trace.losses;
             let steps = l
                 .iter()
