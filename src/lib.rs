@@ -12,6 +12,7 @@ pub mod bench;
 pub mod data;
 pub mod experiments;
 pub mod interrupt;
+pub mod meta;
 pub mod report;
 pub mod stats;
 pub mod sweep;

@@ -34,6 +34,8 @@ enum Command {
     Mnist(commands::mnist::MnistArgs),
     /// CIFAR-10 (binary version) with the paper code's MobileNet (paper §2.2.4); a GPU job at full size.
     Cifar10(commands::cifar::CifarArgs),
+    /// Meta-learn an AFU (paper §4): CMA-ES on the loss change of small nets in K steps.
+    Meta(commands::meta::MetaArgs),
     /// Run (or continue, with --resume) the experiment a config.toml describes: a run folder's,
     /// or a sweep job's.
     Run(commands::run::RunArgs),
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
         Command::Smoothness(a) => commands::smoothness::run(a),
         Command::Mnist(a) => commands::mnist::run(a),
         Command::Cifar10(a) => commands::cifar::run(a),
+        Command::Meta(a) => commands::meta::run(a),
         Command::Run(a) => commands::run::run(a),
         Command::Sweep(a) => commands::sweep::run(a),
         Command::Inspect(a) => commands::inspect::run(a),

@@ -7,6 +7,7 @@ pub mod cifar;
 pub mod data;
 pub mod eval;
 pub mod inspect;
+pub mod meta;
 pub mod mnist;
 pub mod report;
 pub mod run;

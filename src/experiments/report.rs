@@ -287,6 +287,13 @@ pub fn run(dirs: &[PathBuf], out: &Path) -> Result<String, ExperimentError> {
                 }
                 let _ = writeln!(md, "\n{}\n\n{}\n", fig("accuracy.svg"), fig("afus.svg"));
             }
+            "meta" => crate::meta::report::section(
+                dir,
+                &s,
+                &rel(&base, &dir.join("figures")),
+                &mut md,
+                &mut claims,
+            )?,
             other => {
                 return Err(ExperimentError::Config {
                     field: "runs",
