@@ -8,9 +8,16 @@
 //! accuracy; its loss gap the test loss minus the training loss. A learned variant regularises
 //! if its gap is smaller than the baseline's (relu) over the same seeds.
 //!
-//! Verdict: **supported** when at some size the 95 % interval of the paired difference
-//! (learned − baseline) lies below 0 and at none above; **contradicted** when the reverse;
-//! **inconclusive** otherwise (every interval holds 0, or the sizes disagree).
+//! A smaller gap is only a regularisation effect when it does not come from fitting less: a
+//! network that stalls near chance has almost no gap. So a (size, variant) point *regularises*
+//! when the 95 % interval of the paired gap difference (learned − baseline) lies below 0 and the
+//! paired test-accuracy difference is not significantly negative; a smaller gap with a
+//! significantly lower test accuracy is *underfitting* and counts for neither side.
+//!
+//! Verdict: **supported** when some point regularises and at no point is the gap significantly
+//! larger; **contradicted** when some gap is significantly larger and no point regularises;
+//! **inconclusive** otherwise (every interval holds 0, only underfitting, or the sizes
+//! disagree).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -43,6 +50,52 @@ pub struct GapComparison {
     pub variant: String,
     /// Paired test of the accuracy gaps, learned − baseline.
     pub test: PairedTest,
+    /// Paired test of the test accuracies, learned − baseline.
+    pub accuracy: PairedTest,
+}
+
+/// How one point reads (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Smaller gap, test accuracy not significantly lower.
+    Regularises,
+    /// Smaller gap, but a significantly lower test accuracy: it fits less.
+    Underfits,
+    /// Significantly larger gap.
+    LargerGap,
+    /// No significant difference of the gap.
+    NoDifference,
+}
+
+impl Reading {
+    /// Words used in the report's table.
+    pub fn words(self) -> &'static str {
+        match self {
+            Reading::Regularises => "smaller gap (regularises)",
+            Reading::Underfits => "smaller gap, lower test accuracy (underfits)",
+            Reading::LargerGap => "larger gap",
+            Reading::NoDifference => "no significant difference",
+        }
+    }
+}
+
+impl GapComparison {
+    /// How this point reads.
+    pub fn reading(&self) -> Reading {
+        let below = |t: &PairedTest| t.ci95.is_some_and(|[_, hi]| hi < 0.0);
+        let above = |t: &PairedTest| t.ci95.is_some_and(|[lo, _]| lo > 0.0);
+        if below(&self.test) {
+            if below(&self.accuracy) {
+                Reading::Underfits
+            } else {
+                Reading::Regularises
+            }
+        } else if above(&self.test) {
+            Reading::LargerGap
+        } else {
+            Reading::NoDifference
+        }
+    }
 }
 
 /// What the measurements say of the paper's sentence.
@@ -71,10 +124,10 @@ impl Verdict {
 pub fn verdict(comparisons: &[GapComparison]) -> Verdict {
     let below = comparisons
         .iter()
-        .any(|c| c.test.ci95.is_some_and(|[_, hi]| hi < 0.0));
+        .any(|c| c.reading() == Reading::Regularises);
     let above = comparisons
         .iter()
-        .any(|c| c.test.ci95.is_some_and(|[lo, _]| lo > 0.0));
+        .any(|c| c.reading() == Reading::LargerGap);
     match (below, above) {
         (true, false) => Verdict::Supported,
         (false, true) => Verdict::Contradicted,
@@ -86,26 +139,35 @@ pub fn verdict(comparisons: &[GapComparison]) -> Verdict {
 pub fn compare(sizes: &[SizeRuns], names: &[String], baseline: &str) -> Vec<GapComparison> {
     let mut out = Vec::new();
     for s in sizes {
-        let gap_of = |variant: &str, seed: u64| {
+        let baseline_run = |seed: u64| {
             s.runs
                 .iter()
-                .find(|r| r.variant == variant && r.seed == seed)
-                .and_then(accuracy_gap)
+                .find(|r| r.variant == baseline && r.seed == seed)
         };
         for name in names.iter().filter(|n| n.as_str() != baseline) {
-            let (a, b): (Vec<f64>, Vec<f64>) = s
+            let pairs: Vec<[f64; 4]> = s
                 .runs
                 .iter()
                 .filter(|r| &r.variant == name)
-                .filter_map(|r| Some((accuracy_gap(r)?, gap_of(baseline, r.seed)?)))
-                .unzip();
-            if a.is_empty() {
+                .filter_map(|r| {
+                    let b = baseline_run(r.seed)?;
+                    Some([
+                        accuracy_gap(r)?,
+                        accuracy_gap(b)?,
+                        r.test_accuracy,
+                        b.test_accuracy,
+                    ])
+                })
+                .collect();
+            if pairs.is_empty() {
                 continue;
             }
+            let column = |k: usize| pairs.iter().map(|p| p[k]).collect::<Vec<f64>>();
             out.push(GapComparison {
                 train_images: s.train_images,
                 variant: name.clone(),
-                test: stats::paired_t(&a, &b),
+                test: stats::paired_t(&column(0), &column(1)),
+                accuracy: stats::paired_t(&column(2), &column(3)),
             });
         }
     }
@@ -198,40 +260,42 @@ pub fn section(
     )?;
     let _ = writeln!(
         md,
-        "\n![generalisation gap]({figure_link})\n\nPaired differences of the accuracy gap (variant − {baseline}, same seeds):\n\n\
-         | training images | variant | n | mean difference | 95 % interval | p |\n|---:|---|---:|---:|---|---:|"
+        "\n![generalisation gap]({figure_link})\n\nPaired differences (variant − {baseline}, same seeds) of the accuracy gap and of the test accuracy; a smaller gap that comes with a significantly lower test accuracy is underfitting, not regularisation:\n\n\
+         | training images | variant | n | gap difference | 95 % interval | p | test accuracy difference | 95 % interval | reading |\n|---:|---|---:|---:|---|---:|---:|---|---|"
     );
     for c in &comparisons {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {:+.4} | {} | {} |",
+            "| {} | {} | {} | {:+.4} | {} | {} | {:+.4} | {} | {} |",
             c.train_images,
             c.variant,
             c.test.n,
             c.test.mean_difference,
-            c.test
-                .ci95
-                .map_or("—".into(), |[lo, hi]| format!("[{lo:+.4}, {hi:+.4}]")),
+            interval(&c.test),
             c.test.p_value.map_or("—".into(), |p| format!("{p:.3}")),
+            c.accuracy.mean_difference,
+            interval(&c.accuracy),
+            c.reading().words(),
         );
     }
     let v = verdict(&comparisons);
+    let count = |r: Reading| comparisons.iter().filter(|c| c.reading() == r).count();
     let claim = format!(
-        "Regularisation effect of learned activations ({title}): **{}** — smaller generalisation gap than {baseline} with 95 % confidence at {} of {} (size, variant) points, larger at {}.",
+        "Regularisation effect of learned activations ({title}): **{}** — of {} (size, variant) points, {} with a smaller generalisation gap than {baseline} at no loss of test accuracy (95 % confidence), {} with a smaller gap but a lower test accuracy (underfitting), {} with a larger gap.",
         v.word(),
-        comparisons
-            .iter()
-            .filter(|c| c.test.ci95.is_some_and(|[_, hi]| hi < 0.0))
-            .count(),
         comparisons.len(),
-        comparisons
-            .iter()
-            .filter(|c| c.test.ci95.is_some_and(|[lo, _]| lo > 0.0))
-            .count(),
+        count(Reading::Regularises),
+        count(Reading::Underfits),
+        count(Reading::LargerGap),
     );
     let _ = writeln!(md, "\n{claim}\n");
     claims.push(claim);
     Ok(())
+}
+
+fn interval(t: &PairedTest) -> String {
+    t.ci95
+        .map_or("—".into(), |[lo, hi]| format!("[{lo:+.4}, {hi:+.4}]"))
 }
 
 #[cfg(test)]
@@ -279,6 +343,26 @@ mod tests {
         let c = compare(&sizes([0.25, 0.24, 0.26]), &names, "relu");
         assert_eq!(verdict(&c), Verdict::Contradicted);
         let c = compare(&sizes([0.05, 0.24, 0.14]), &names, "relu");
+        assert_eq!(verdict(&c), Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn a_smaller_gap_from_fitting_less_is_underfitting_not_regularisation() {
+        let names = ["relu".to_string(), "afu".to_string()];
+        // The learned net stalls: test accuracy 0.3 against relu's 0.80–0.82, gap ≈ 0.
+        let sizes = vec![SizeRuns {
+            train_images: 1000,
+            runs: (0..3)
+                .flat_map(|s| {
+                    [
+                        run("relu", s, 0.95, 0.80 + 0.01 * s as f64),
+                        run("afu", s, 0.30 + 0.001 * s as f64, 0.30),
+                    ]
+                })
+                .collect(),
+        }];
+        let c = compare(&sizes, &names, "relu");
+        assert_eq!(c[0].reading(), Reading::Underfits);
         assert_eq!(verdict(&c), Verdict::Inconclusive);
     }
 
