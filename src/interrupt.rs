@@ -24,7 +24,7 @@ pub fn install_handler() -> Result<(), ctrlc::Error> {
             std::process::exit(130);
         }
         request();
-        eprintln!(
+        crate::note!(
             "\ninterrupt: stopping after the current step (training runs write a checkpoint); Ctrl-C again to quit now"
         );
     })

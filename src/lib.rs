@@ -13,6 +13,7 @@ pub mod data;
 pub mod experiments;
 pub mod interrupt;
 pub mod meta;
+pub mod output;
 pub mod report;
 pub mod stats;
 pub mod sweep;

@@ -76,7 +76,7 @@ fn main() -> ExitCode {
         afu_cli::tune_allocator();
     }
     if let Err(e) = afu_cli::interrupt::install_handler() {
-        eprintln!(
+        afu_cli::note!(
             "warning: no Ctrl-C handler ({e}); an interrupted run keeps only its last epoch's checkpoint"
         );
     }
@@ -110,12 +110,12 @@ fn main() -> ExitCode {
                     )
             }) =>
         {
-            eprintln!("{e}");
+            afu_cli::note!("{e}");
             ExitCode::from(130)
         }
         Err(e) => {
             let usage = e.chain().any(|c| c.is::<commands::UsageError>());
-            eprintln!("error: {}", commands::render_error(&e));
+            afu_cli::note!("error: {}", commands::render_error(&e));
             if usage {
                 ExitCode::from(2)
             } else {

@@ -31,34 +31,40 @@ pub fn run(a: BakeArgs) -> anyhow::Result<()> {
             UsageError::msg(format!("{}: no such file or folder", a.source.display())).into(),
         );
     }
-    if !(a.range > 0.0 && a.max_error > 0.0) {
-        return Err(UsageError::msg("--range and --max-error must be positive").into());
+    if let Err(e) = afu_cli::afu::bake::check_bake_settings(a.range, a.max_error) {
+        return Err(UsageError::msg(e).into());
     }
     let file = AfuFile::load(&a.source).map_err(UsageError::of)?;
     let chosen = file
         .select(a.afu_name.as_deref(), &a.source)
         .map_err(UsageError::of)?;
     let mut out = Vec::new();
-    println!(
+    afu_cli::outln!(
         "{:<40} {:>6} {:>10} {:>12}",
-        "AFU", "knots", "max error", "error at 2×"
-    );
+        "AFU",
+        "knots",
+        "max error",
+        "error at 2×"
+    )?;
     for n in chosen {
         let b = afu_cli::afu::bake::bake(&n.params, a.range, a.max_error, 4096);
-        println!(
+        afu_cli::outln!(
             "{:<40} {:>6} {:>10.2e} {:>12.2e}",
-            n.name, b.knots, b.max_error, b.max_error_2x
-        );
+            n.name,
+            b.knots,
+            b.max_error,
+            b.max_error_2x
+        )?;
         out.push(NamedAfu {
             name: format!("{} (baked)", n.name),
             params: b.params,
         });
     }
     AfuFile::new(format!("bake of {}", a.source.display()), out).save(&a.out)?;
-    println!(
+    afu_cli::outln!(
         "written: {} (relu AFUs; max error over [-{r}, {r}])",
         a.out.display(),
         r = a.range
-    );
+    )?;
     Ok(())
 }

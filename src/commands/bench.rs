@@ -76,33 +76,43 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             }
             let json = a.json;
             if !json {
-                println!(
+                afu_cli::outln!(
                     "forward+backward on {:?} ({} elements), {} threads; median of {} reps \
                      (plain-ops: at most 7, or 3 at N > 32)",
                     config.shape,
                     config.shape.iter().product::<usize>(),
                     rayon::current_num_threads(),
                     config.reps
-                );
-                println!(
+                )?;
+                afu_cli::outln!(
                     "{:<40} {:>10} {:>9} {:>12} {:>9}",
-                    "case", "ms", "× relu", "peak MB", "mem × relu"
-                );
+                    "case",
+                    "ms",
+                    "× relu",
+                    "peak MB",
+                    "mem × relu"
+                )?;
             }
+            // The first failed line (a full stdout) ends the command once the bench returns.
+            let mut failed = None;
             let report = bench::run_kernels(&config, |c| {
-                if !json {
-                    println!(
+                if !json && failed.is_none() {
+                    failed = afu_cli::outln!(
                         "{:<40} {:>10.2} {:>9.2} {:>12.1} {:>9.2}",
                         c.name,
                         c.median_ms,
                         c.ratio_to_relu,
                         c.peak_extra_bytes as f64 / 1e6,
                         c.memory_ratio_to_relu
-                    );
+                    )
+                    .err();
                 }
             });
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                afu_cli::outln!("{}", serde_json::to_string_pretty(&report)?)?;
             }
             Ok(())
         }
@@ -123,22 +133,26 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             }
             let json = a.json;
             if !json {
-                println!("{} threads", rayon::current_num_threads());
+                afu_cli::outln!("{} threads", rayon::current_num_threads())?;
             }
+            let mut failed = None;
             let report = bench::cnn_step::run(&config, |line| {
-                if !json {
-                    println!("{line}");
+                if !json && failed.is_none() {
+                    failed = afu_cli::outln!("{line}").err();
                 }
             });
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                afu_cli::outln!("{}", serde_json::to_string_pretty(&report)?)?;
             } else {
-                println!();
+                afu_cli::outln!()?;
                 for (label, r) in &report.ratios {
-                    println!("{label:<56} {r:>6.2}");
+                    afu_cli::outln!("{label:<56} {r:>6.2}")?;
                 }
                 if let Some(f) = report.foreign_load_cores {
-                    println!("CPU used by other processes during the run: {f:.2} cores");
+                    afu_cli::outln!("CPU used by other processes during the run: {f:.2} cores")?;
                 }
             }
             Ok(())

@@ -61,6 +61,6 @@ pub fn run(args: CifarArgs) -> anyhow::Result<()> {
     )?;
     let s = cifar::run(&config, &out, !args.common.no_progress, resume)
         .map_err(|e| classify(e, format!("afu cifar10 (output folder {})", out.display())))?;
-    print_image_summary(&s, &out);
+    print_image_summary(&s, &out)?;
     Ok(())
 }

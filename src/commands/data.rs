@@ -42,7 +42,7 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
                 .unwrap_or_else(|| PathBuf::from("data").join(ds.as_str()));
             let report = fetch::fetch(ds, &dir, &a.mirror, !a.no_progress)
                 .with_context(|| format!("afu data fetch {ds} into {}", dir.display()))?;
-            print!("{report}");
+            afu_cli::outp!("{report}")?;
             Ok(())
         }
     }

@@ -29,14 +29,21 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     }
     let rows = mnist::evaluate_run(&a.run, a.data.as_deref(), a.range, a.max_error)
         .map_err(|e| classify(e, format!("afu eval {}", a.run.display())))?;
-    println!(
+    afu_cli::outln!(
         "{:<20} {:>6} {:>9} {:>8} {:>11} {:>9} {:>10} {:>6}",
-        "variant", "seed", "accuracy", "s", "baked acc", "baked s", "bake err", "knots"
-    );
+        "variant",
+        "seed",
+        "accuracy",
+        "s",
+        "baked acc",
+        "baked s",
+        "bake err",
+        "knots"
+    )?;
     for r in &rows {
         let opt =
             |v: Option<f64>, p: usize| v.map(|x| format!("{x:.p$}")).unwrap_or_else(|| "–".into());
-        println!(
+        afu_cli::outln!(
             "{:<20} {:>6} {:>9.4} {:>8.2} {:>11} {:>9} {:>10} {:>6}",
             r.variant,
             r.seed,
@@ -50,8 +57,8 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             r.bake_knots
                 .map(|k| k.to_string())
                 .unwrap_or_else(|| "–".into())
-        );
+        )?;
     }
-    println!("written: {}", a.run.join("eval.json").display());
+    afu_cli::outln!("written: {}", a.run.join("eval.json").display())?;
     Ok(())
 }

@@ -49,12 +49,20 @@ pub fn run(a: InspectArgs) -> anyhow::Result<()> {
         }
         other => anyhow::Error::new(other).context(format!("afu inspect {}", a.source.display())),
     })?;
-    println!(
+    afu_cli::outln!(
         "{:<34} {:<14} {:>6} {:<11} {:>7} {:>8} {:>8} {:>6} {:>7}",
-        "AFU", "nearest", "error", "shape", "argmin", "slope-∞", "slope+∞", "dead", "linear"
-    );
+        "AFU",
+        "nearest",
+        "error",
+        "shape",
+        "argmin",
+        "slope-∞",
+        "slope+∞",
+        "dead",
+        "linear"
+    )?;
     for r in &rows {
-        println!(
+        afu_cli::outln!(
             "{:<34} {:<14} {:>6.3} {:<11} {:>7.2} {:>8.3} {:>8.3} {:>5.1}% {:>7.3}",
             r.name,
             r.equally_near.join("≈"),
@@ -65,11 +73,11 @@ pub fn run(a: InspectArgs) -> anyhow::Result<()> {
             r.shape.slope_right,
             100.0 * r.shape.dead_fraction,
             r.shape.distance_from_linear
-        );
+        )?;
     }
-    println!(
+    afu_cli::outln!(
         "(error: fit RMS / std of the AFU over its inputs; linear: the same for the best straight line)"
-    );
-    println!("written: {}", out.join("inspect.json").display());
+    )?;
+    afu_cli::outln!("written: {}", out.join("inspect.json").display())?;
     Ok(())
 }

@@ -158,7 +158,7 @@ pub fn run(args: MetaArgs) -> anyhow::Result<()> {
             .num_threads(t)
             .build_global()
     {
-        eprintln!("warning: --threads {t} not applied ({e})");
+        afu_cli::note!("warning: --threads {t} not applied ({e})");
     }
     let out = args.out.clone().unwrap_or_else(meta_run::default_out);
     let context = || format!("afu meta (output folder {})", out.display());
@@ -166,30 +166,36 @@ pub fn run(args: MetaArgs) -> anyhow::Result<()> {
         .map_err(|e| classify(e, context()))?;
     let s = meta_run::run(&config, &out, args.resume, !args.no_progress)
         .map_err(|e| classify(e, context()))?;
-    println!(
+    afu_cli::outln!(
         "meta-loss of the distribution mean: {:.4} (generation 1) → {:.4} (generation {})",
-        s.centre_first, s.centre_last, s.generations_done
-    );
-    println!(
+        s.centre_first,
+        s.centre_last,
+        s.generations_done
+    )?;
+    afu_cli::outln!(
         "{:<15} {:>18} {:>18} {:>20} {:>18}",
-        "held-out", "loss after K", "loss after full", "steps to target", "test accuracy"
-    );
+        "held-out",
+        "loss after K",
+        "loss after full",
+        "steps to target",
+        "test accuracy"
+    )?;
     for v in &s.variants {
-        println!(
+        afu_cli::outln!(
             "{:<15} {:>18} {:>18} {:>20} {:>18}",
             v.name,
             afu_cli::meta::report::pm(&v.loss_at_k, 4),
             afu_cli::meta::report::pm(&v.loss_full, 4),
             afu_cli::meta::report::pm(&v.steps_to_target, 1),
             afu_cli::meta::report::pm(&v.test_accuracy, 4),
-        );
+        )?;
     }
-    println!("faster convergence: {} — {}", s.verdict, s.verdict_reason);
-    println!(
+    afu_cli::outln!("faster convergence: {} — {}", s.verdict, s.verdict_reason)?;
+    afu_cli::outln!(
         "search {:.1} s, evaluation {:.1} s; results in {}",
         s.search_seconds,
         s.eval_seconds,
         out.display()
-    );
+    )?;
     Ok(())
 }

@@ -55,6 +55,6 @@ pub fn run(args: MnistArgs) -> anyhow::Result<()> {
     )?;
     let s = mnist::run(&config, &out, !args.common.no_progress, resume)
         .map_err(|e| classify(e, format!("afu mnist (output folder {})", out.display())))?;
-    print_image_summary(&s, &out);
+    print_image_summary(&s, &out)?;
     Ok(())
 }

@@ -300,7 +300,7 @@ pub fn claim_folder(
         (false, false) => FolderUse::New,
     };
     if force && out.join("config.toml").is_file() {
-        eprintln!("--force: replacing the run in {}", out.display());
+        afu_cli::note!("--force: replacing the run in {}", out.display());
     }
     claim_run_folder(out, &config, mode)
         .map_err(|e| classify(e, format!("output folder {}", out.display())))
@@ -340,11 +340,20 @@ pub fn classify(
 }
 
 /// The results of `afu mnist` / `afu cifar10`: per variant over seeds, then the paired tests.
-pub fn print_image_summary(s: &afu_cli::experiments::image::ImageSummary, out: &std::path::Path) {
-    println!(
+pub fn print_image_summary(
+    s: &afu_cli::experiments::image::ImageSummary,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    afu_cli::outln!(
         "{:<20} {:>5} {:>18} {:>19} {:>8} {:>8} {:>9}",
-        "variant", "seeds", "test acc (mean±std)", "95 % interval", "top-3", "best", "s/epoch"
-    );
+        "variant",
+        "seeds",
+        "test acc (mean±std)",
+        "95 % interval",
+        "top-3",
+        "best",
+        "s/epoch"
+    )?;
     for v in &s.variants {
         let std = v
             .test_accuracy_std
@@ -354,7 +363,7 @@ pub fn print_image_summary(s: &afu_cli::experiments::image::ImageSummary, out: &
             .test_accuracy_ci95
             .map(|[lo, hi]| format!("[{lo:.4}, {hi:.4}]"))
             .unwrap_or_else(|| "–".into());
-        println!(
+        afu_cli::outln!(
             "{:<20} {:>5} {:>9.4} {:<8} {:>19} {:>8.4} {:>8.4} {:>9.1}",
             v.name,
             v.seeds.len(),
@@ -364,13 +373,17 @@ pub fn print_image_summary(s: &afu_cli::experiments::image::ImageSummary, out: &
             v.top3_accuracy,
             v.best_test_accuracy,
             v.epoch_seconds_mean
-        );
+        )?;
     }
     if !s.comparisons.is_empty() {
-        println!(
+        afu_cli::outln!(
             "\n{:<42} {:>5} {:>10} {:>21} {:>8}",
-            "paired: a − b (test accuracy)", "seeds", "mean diff", "95 % interval", "p"
-        );
+            "paired: a − b (test accuracy)",
+            "seeds",
+            "mean diff",
+            "95 % interval",
+            "p"
+        )?;
         for c in &s.comparisons {
             let ci = c
                 .result
@@ -382,23 +395,24 @@ pub fn print_image_summary(s: &afu_cli::experiments::image::ImageSummary, out: &
                 .p_value
                 .map(|p| format!("{p:.3}"))
                 .unwrap_or_else(|| "–".into());
-            println!(
+            afu_cli::outln!(
                 "{:<42} {:>5} {:>+10.4} {:>21} {:>8}",
                 format!("{} − {}", c.a, c.b),
                 c.result.n,
                 c.result.mean_difference,
                 ci,
                 p
-            );
+            )?;
         }
     }
-    println!(
+    afu_cli::outln!(
         "{} train / {} test images; {:.1} s; results in {}",
         s.train_images,
         s.test_images,
         s.total_seconds,
         out.display()
-    );
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -24,6 +24,6 @@ pub fn run(a: ReportArgs) -> anyhow::Result<()> {
     }
     afu_cli::experiments::report::run(&a.runs, &a.out)
         .map_err(|e| classify(e, format!("afu report into {}", a.out.display())))?;
-    println!("report written: {}", a.out.display());
+    afu_cli::outln!("report written: {}", a.out.display())?;
     Ok(())
 }

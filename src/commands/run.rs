@@ -62,7 +62,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
             let out = a.out.clone().unwrap_or_else(xor::default_out);
             super::claim_folder(&out, RunConfig::Xor(c.clone()), a.resume, a.force)?;
             let s = xor::run(&c, &out, progress).map_err(|e| classify(e, context("xor", &out)))?;
-            super::xor::print(&s, &out);
+            super::xor::print(&s, &out)?;
         }
         RunConfig::XorNeuron(c) => {
             c.validate().map_err(in_file)?;
@@ -70,14 +70,14 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
             super::claim_folder(&out, RunConfig::XorNeuron(c.clone()), a.resume, a.force)?;
             let s = xor_neuron::run(&c, &out, progress)
                 .map_err(|e| classify(e, context("xor-neuron", &out)))?;
-            super::xor_neuron::print(&s, &out);
+            super::xor_neuron::print(&s, &out)?;
         }
         RunConfig::Smoothness(c) => {
             let out = a.out.clone().unwrap_or_else(smoothness::default_out);
             super::claim_folder(&out, RunConfig::Smoothness(c.clone()), a.resume, a.force)?;
             let s = smoothness::run(&c, &out, progress)
                 .map_err(|e| classify(e, context("smoothness", &out)))?;
-            super::smoothness::print(&s, &out);
+            super::smoothness::print(&s, &out)?;
         }
         RunConfig::Mnist(c) => {
             c.validate().map_err(in_file)?;
@@ -85,7 +85,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
             super::claim_folder(&out, RunConfig::Mnist(c.clone()), a.resume, a.force)?;
             let s = mnist::run(&c, &out, progress, a.resume)
                 .map_err(|e| classify(e, context("mnist", &out)))?;
-            print_image_summary(&s, &out);
+            print_image_summary(&s, &out)?;
         }
         RunConfig::Cifar10(c) => {
             c.validate().map_err(in_file)?;
@@ -93,7 +93,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
             super::claim_folder(&out, RunConfig::Cifar10(c.clone()), a.resume, a.force)?;
             let s = cifar::run(&c, &out, progress, a.resume)
                 .map_err(|e| classify(e, context("cifar10", &out)))?;
-            print_image_summary(&s, &out);
+            print_image_summary(&s, &out)?;
         }
     }
     Ok(())

@@ -64,18 +64,21 @@ pub fn run(args: SmoothnessArgs) -> anyhow::Result<()> {
         other => anyhow::Error::new(other)
             .context(format!("afu smoothness (output folder {})", out.display())),
     })?;
-    print(&s, &out);
+    print(&s, &out)?;
     Ok(())
 }
 
-pub fn print(s: &smoothness::SmoothnessSummary, out: &Path) {
-    println!("AFU: {}", s.afu_source);
-    println!(
+pub fn print(s: &smoothness::SmoothnessSummary, out: &Path) -> anyhow::Result<()> {
+    afu_cli::outln!("AFU: {}", s.afu_source)?;
+    afu_cli::outln!(
         "{:<12} {:>16} {:>16} {:>16}",
-        "activation", "mean gradient", "total variation", "curvature"
-    );
+        "activation",
+        "mean gradient",
+        "total variation",
+        "curvature"
+    )?;
     for a in &s.activations {
-        println!(
+        afu_cli::outln!(
             "{:<12} {:>9.3} ± {:<5.3} {:>9.3} ± {:<5.3} {:>9.2} ± {:<5.2}",
             a.name,
             a.mean_gradient_mean,
@@ -84,7 +87,8 @@ pub fn print(s: &smoothness::SmoothnessSummary, out: &Path) {
             a.total_variation_std,
             a.curvature_mean,
             a.curvature_std
-        );
+        )?;
     }
-    println!("{:.1} s; results in {}", s.total_seconds, out.display());
+    afu_cli::outln!("{:.1} s; results in {}", s.total_seconds, out.display())?;
+    Ok(())
 }

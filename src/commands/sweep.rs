@@ -52,7 +52,7 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("the path of this afu binary")?;
     match a.emit.as_deref() {
         Some("slurm") => {
-            println!("{}", sweep::estimate(&plan, &out, 1));
+            afu_cli::outln!("{}", sweep::estimate(&plan, &out, 1))?;
             let script = sweep::emit_slurm(
                 &plan,
                 &out,
@@ -64,12 +64,12 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
                 },
             )
             .map_err(usage)?;
-            println!(
+            afu_cli::outln!(
                 "{} jobs; submit with: sbatch {}\n(afu report {} merges the job folders when they are done)",
                 plan.jobs.len(),
                 script.display(),
                 out.display()
-            );
+            )?;
             Ok(())
         }
         Some(other) => Err(UsageError::msg(format!(
@@ -90,19 +90,19 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
             .map_err(usage)?;
             let report = out.join("report.md");
             match afu_cli::experiments::report::run(std::slice::from_ref(&out), &report) {
-                Ok(_) => println!("report: {}", report.display()),
-                Err(e) => eprintln!("warning: no report ({e})"),
+                Ok(_) => afu_cli::outln!("report: {}", report.display())?,
+                Err(e) => afu_cli::note!("warning: no report ({e})"),
             }
-            println!(
+            afu_cli::outln!(
                 "{} jobs run, {} already finished, {} failed; {:.1} s; results in {}",
                 outcome.ran,
                 outcome.skipped_finished,
                 outcome.failed.len(),
                 outcome.seconds,
                 out.display()
-            );
+            )?;
             for (job, tail) in &outcome.failed {
-                eprintln!("job {job} failed:\n{tail}");
+                afu_cli::note!("job {job} failed:\n{tail}");
             }
             if outcome.interrupted {
                 return Err(SweepInterrupted(format!(

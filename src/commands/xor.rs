@@ -64,17 +64,20 @@ pub fn run(args: XorArgs) -> anyhow::Result<()> {
     )?;
     let summary = xor::run(&config, &out, !args.common.no_progress)
         .map_err(|e| classify(e, format!("afu xor (output folder {})", out.display())))?;
-    print(&summary, &out);
+    print(&summary, &out)?;
     Ok(())
 }
 
-pub fn print(summary: &xor::XorSummary, out: &Path) {
-    println!(
+pub fn print(summary: &xor::XorSummary, out: &Path) -> anyhow::Result<()> {
+    afu_cli::outln!(
         "{:<18} {:>22} {:>22} {:>10}",
-        "variant", "test accuracy", "test AUC", "s/run"
-    );
+        "variant",
+        "test accuracy",
+        "test AUC",
+        "s/run"
+    )?;
     for v in &summary.variants {
-        println!(
+        afu_cli::outln!(
             "{:<18} {:>13.4} ± {:<6.4} {:>13.4} ± {:<6.4} {:>10.2}",
             v.name,
             v.test_accuracy_mean,
@@ -82,12 +85,13 @@ pub fn print(summary: &xor::XorSummary, out: &Path) {
             v.test_auc_mean,
             v.test_auc_std,
             v.seconds_mean
-        );
+        )?;
     }
-    println!(
+    afu_cli::outln!(
         "Bayes accuracy {:.4}; {:.1} s in all; results in {}",
         summary.bayes_accuracy,
         summary.total_seconds,
         out.display()
-    );
+    )?;
+    Ok(())
 }

@@ -52,20 +52,28 @@ pub fn run(args: XorNeuronArgs) -> anyhow::Result<()> {
     )?;
     let s = xor_neuron::run(&config, &out, !args.common.no_progress)
         .with_context(|| format!("afu xor-neuron (output folder {})", out.display()))?;
-    print(&s, &out);
+    print(&s, &out)?;
     Ok(())
 }
 
-pub fn print(s: &xor_neuron::XorNeuronSummary, out: &Path) {
-    println!(
+pub fn print(s: &xor_neuron::XorNeuronSummary, out: &Path) -> anyhow::Result<()> {
+    afu_cli::outln!(
         "{:<18} {:>8} {:>9} {:>9}",
-        "variant", "solved", "mean AUC", "accuracy"
-    );
+        "variant",
+        "solved",
+        "mean AUC",
+        "accuracy"
+    )?;
     for v in &s.variants {
-        println!(
+        afu_cli::outln!(
             "{:<18} {:>5}/{:<2} {:>9.3} {:>9.3}",
-            v.name, v.solved, v.runs, v.auc_mean, v.accuracy_mean
-        );
+            v.name,
+            v.solved,
+            v.runs,
+            v.auc_mean,
+            v.accuracy_mean
+        )?;
     }
-    println!("{:.1} s; results in {}", s.total_seconds, out.display());
+    afu_cli::outln!("{:.1} s; results in {}", s.total_seconds, out.display())?;
+    Ok(())
 }

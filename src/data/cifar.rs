@@ -120,11 +120,26 @@ pub fn read_cifar_batch(path: &Path) -> Result<ImageDataset, DataError> {
     })
 }
 
+/// The largest batch file afu reads (a CIFAR-10 batch holds 30,730,000 bytes).
+pub const MAX_BATCH_BYTES: u64 = 1 << 32;
+
 fn read_cifar_batch_into(
     path: &Path,
     images: &mut Vec<u8>,
     labels: &mut Vec<u8>,
 ) -> Result<(), DataError> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| DataError::io(path, e))?
+        .len();
+    if size > MAX_BATCH_BYTES {
+        return Err(DataError::BadHeader {
+            path: path.to_path_buf(),
+            field: "size",
+            message: format!(
+                "{size} bytes, above the limit of {MAX_BATCH_BYTES} bytes for one batch file"
+            ),
+        });
+    }
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     if !bytes.len().is_multiple_of(CIFAR_RECORD) {
         return Err(DataError::BadRecordSize {

@@ -673,8 +673,18 @@ pub fn extract_cifar10(tarball: &Path, dir: &Path) -> Result<Vec<PathBuf>, Fetch
         if *folder != CIFAR10_BATCH_DIR || !name_str.ends_with(".bin") || name_str.len() <= 4 {
             continue;
         }
+        // An entry larger than a batch can be is refused before it is expanded.
+        let limit = 2 * CIFAR10_BATCH_BYTES;
+        if entry.size() > limit {
+            return Err(extract_err(format!(
+                "{}: entry of {} bytes, above the limit of {limit} bytes (a CIFAR-10 batch is {CIFAR10_BATCH_BYTES})",
+                path.display(),
+                entry.size()
+            )));
+        }
         let mut bytes = Vec::with_capacity(entry.size().min(1 << 26) as usize);
-        entry
+        (&mut entry)
+            .take(limit)
             .read_to_end(&mut bytes)
             .map_err(|e| extract_err(format!("cannot read {}: {e}", path.display())))?;
         let target = out_dir.join(name);

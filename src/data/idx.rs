@@ -28,20 +28,105 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const IMAGES_KIND: &str = "IDX images";
 const LABELS_KIND: &str = "IDX labels";
 
-/// Reads a whole file, transparently decompressing it when it starts with the gzip magic.
-pub(crate) fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, DataError> {
-    let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    if !raw.starts_with(&GZIP_MAGIC) {
-        return Ok(raw);
+/// The largest IDX data section afu reads (4 GiB: five times ImageNet-scale MNIST-format
+/// sets); a header that claims more is refused before anything is allocated.
+pub const MAX_IDX_BYTES: usize = 1 << 32;
+
+/// How far past the end the header gives a file is read to report its trailing bytes; a
+/// decompressed stream longer than that is not expanded further.
+const TRAILING_READ_LIMIT: u64 = 1 << 20;
+
+/// Opens `path` as a byte stream, decompressing it on the fly when it starts with the gzip
+/// magic. Nothing is read beyond what the caller takes: a small gzip file that expands to
+/// gigabytes costs only what the caller asks for.
+pub(crate) fn open_maybe_gzip(path: &Path) -> Result<Box<dyn Read>, DataError> {
+    let mut file =
+        std::io::BufReader::new(std::fs::File::open(path).map_err(|e| DataError::io(path, e))?);
+    let head = std::io::BufRead::fill_buf(&mut file).map_err(|e| DataError::io(path, e))?;
+    if head.starts_with(&GZIP_MAGIC) {
+        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(file)))
+    } else {
+        Ok(Box::new(file))
     }
-    let mut out = Vec::with_capacity(raw.len().saturating_mul(4));
-    flate2::read::MultiGzDecoder::new(raw.as_slice())
+}
+
+/// Reads up to `limit` bytes of `reader` (errors of a gzip stream reported as such).
+fn read_up_to(
+    path: &Path,
+    reader: &mut dyn Read,
+    limit: u64,
+    capacity: usize,
+) -> Result<Vec<u8>, DataError> {
+    let mut out = Vec::with_capacity(capacity);
+    reader
+        .take(limit)
         .read_to_end(&mut out)
-        .map_err(|source| DataError::Gzip {
+        .map_err(|source| read_error(path, source))?;
+    Ok(out)
+}
+
+/// A read error: a corrupt gzip stream shows up as `InvalidData`/`InvalidInput` or an early end.
+fn read_error(path: &Path, source: std::io::Error) -> DataError {
+    match source.kind() {
+        std::io::ErrorKind::InvalidData
+        | std::io::ErrorKind::InvalidInput
+        | std::io::ErrorKind::UnexpectedEof => DataError::Gzip {
             path: path.to_path_buf(),
             source,
-        })?;
-    Ok(out)
+        },
+        _ => DataError::io(path, source),
+    }
+}
+
+/// Reads an IDX file with `dims` dimensions: the header, then exactly the data section whose
+/// length `data_len` computes from the sizes (checked against [`MAX_IDX_BYTES`] before it is
+/// read). Returns the sizes and the data.
+fn read_idx(
+    path: &Path,
+    dims: u8,
+    kind: &'static str,
+    data_len: impl FnOnce(&[usize]) -> Result<(usize, String), DataError>,
+) -> Result<(Vec<usize>, Vec<u8>), DataError> {
+    let mut reader = open_maybe_gzip(path)?;
+    let header_len = 4 + 4 * usize::from(dims);
+    let header = read_up_to(path, &mut reader, header_len as u64, header_len)?;
+    let (sizes, _) = parse_header(path, &header, dims, kind)?;
+    let (len, what) = data_len(&sizes)?;
+    if len > MAX_IDX_BYTES {
+        return Err(DataError::BadHeader {
+            path: path.to_path_buf(),
+            field: "count",
+            message: format!(
+                "{what} = {len} bytes, above the limit of {MAX_IDX_BYTES} bytes afu reads"
+            ),
+        });
+    }
+    let expected = header_len + len;
+    // Grows with what is actually there: a header claiming more than the file holds costs
+    // no more than the file.
+    let data = read_up_to(path, &mut reader, len as u64, len.min(1 << 26))?;
+    if data.len() < len {
+        return Err(DataError::Truncated {
+            path: path.to_path_buf(),
+            what,
+            expected,
+            found: header_len + data.len(),
+        });
+    }
+    let extra = std::io::copy(
+        &mut (&mut reader).take(TRAILING_READ_LIMIT),
+        &mut std::io::sink(),
+    )
+    .map_err(|source| read_error(path, source))?;
+    if extra > 0 {
+        return Err(DataError::TrailingBytes {
+            path: path.to_path_buf(),
+            what,
+            expected,
+            found: expected + extra as usize,
+        });
+    }
+    Ok((sizes, data))
 }
 
 fn be_u32(bytes: &[u8], offset: usize) -> Option<u32> {
@@ -104,83 +189,43 @@ fn parse_header(
     Ok((sizes, header_len))
 }
 
-/// Checks that `bytes` holds exactly `header_len + data_len` bytes.
-fn check_length(
-    path: &Path,
-    bytes: &[u8],
-    header_len: usize,
-    data_len: usize,
-    what: impl FnOnce() -> String,
-) -> Result<(), DataError> {
-    let expected = header_len
-        .checked_add(data_len)
-        .ok_or_else(|| DataError::BadHeader {
-            path: path.to_path_buf(),
-            field: "count",
-            message: "sizes overflow the address space".into(),
-        })?;
-    let found = bytes.len();
-    if found < expected {
-        return Err(DataError::Truncated {
-            path: path.to_path_buf(),
-            what: what(),
-            expected,
-            found,
-        });
-    }
-    if found > expected {
-        return Err(DataError::TrailingBytes {
-            path: path.to_path_buf(),
-            what: what(),
-            expected,
-            found,
-        });
-    }
-    Ok(())
-}
-
 /// Reads an IDX images file (magic `0x00000803`, raw or gzip-compressed).
 ///
 /// Returns `(n, rows, cols, pixels)` with `pixels.len() == n * rows * cols`, images stored
 /// back to back, each row-major.
 pub fn read_idx_images(path: &Path) -> Result<(usize, usize, usize, Vec<u8>), DataError> {
-    let mut bytes = read_maybe_gzip(path)?;
-    let (sizes, header_len) = parse_header(path, &bytes, 3, IMAGES_KIND)?;
-    let (n, rows, cols) = (sizes[0], sizes[1], sizes[2]);
-    for (field, v) in [("rows", rows), ("cols", cols)] {
-        if v == 0 {
-            return Err(DataError::BadHeader {
-                path: path.to_path_buf(),
-                field,
-                message: "is 0, expected at least 1 pixel".into(),
-            });
+    let (sizes, pixels) = read_idx(path, 3, IMAGES_KIND, |sizes| {
+        let (n, rows, cols) = (sizes[0], sizes[1], sizes[2]);
+        for (field, v) in [("rows", rows), ("cols", cols)] {
+            if v == 0 {
+                return Err(DataError::BadHeader {
+                    path: path.to_path_buf(),
+                    field,
+                    message: "is 0, expected at least 1 pixel".into(),
+                });
+            }
         }
-    }
-    let data_len = n
-        .checked_mul(rows)
-        .and_then(|v| v.checked_mul(cols))
-        .ok_or_else(|| DataError::BadHeader {
-            path: path.to_path_buf(),
-            field: "count",
-            message: format!("{n} images of {rows}×{cols} overflow the address space"),
-        })?;
-    check_length(path, &bytes, header_len, data_len, || {
-        format!("{n} images of {rows}×{cols}")
+        let len = n
+            .checked_mul(rows)
+            .and_then(|v| v.checked_mul(cols))
+            .ok_or_else(|| DataError::BadHeader {
+                path: path.to_path_buf(),
+                field: "count",
+                message: format!("{n} images of {rows}×{cols} overflow the address space"),
+            })?;
+        Ok((len, format!("{n} images of {rows}×{cols}")))
     })?;
-    bytes.drain(..header_len);
-    Ok((n, rows, cols, bytes))
+    Ok((sizes[0], sizes[1], sizes[2], pixels))
 }
 
 /// Reads an IDX labels file (magic `0x00000801`, raw or gzip-compressed).
 ///
 /// Label values are not range-checked here: the caller knows the number of classes.
 pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>, DataError> {
-    let mut bytes = read_maybe_gzip(path)?;
-    let (sizes, header_len) = parse_header(path, &bytes, 1, LABELS_KIND)?;
-    let n = sizes[0];
-    check_length(path, &bytes, header_len, n, || format!("{n} labels"))?;
-    bytes.drain(..header_len);
-    Ok(bytes)
+    let (_, labels) = read_idx(path, 1, LABELS_KIND, |sizes| {
+        Ok((sizes[0], format!("{} labels", sizes[0])))
+    })?;
+    Ok(labels)
 }
 
 /// Writes `bytes` to `path`, gzip-compressed when asked, creating parent directories.
@@ -455,6 +500,32 @@ mod tests {
             assert!(matches!(e, DataError::Gzip { .. }), "{e:?}");
             assert_names(&e, "broken.gz");
         }
+    }
+
+    /// A small gzip file whose header claims more than the limit is refused before it is
+    /// expanded; one that expands far beyond its header is not expanded to the end.
+    #[test]
+    fn decompressed_size_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bomb.gz");
+        let gz = |bytes: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            e.write_all(bytes).unwrap();
+            e.finish().unwrap()
+        };
+        let mut claim = header(IDX_IMAGES_MAGIC, &[u32::MAX, 28, 28]);
+        claim.extend(std::iter::repeat_n(0u8, 1 << 20));
+        std::fs::write(&p, gz(&claim)).unwrap();
+        let e = read_idx_images(&p).unwrap_err();
+        assert!(e.to_string().contains("limit"), "{e}");
+        // 1 label promised, 64 MiB of zeros follow: an error after reading at most 1 MiB more.
+        let mut long = header(IDX_LABELS_MAGIC, &[1]);
+        long.extend(std::iter::repeat_n(0u8, 64 << 20));
+        std::fs::write(&p, gz(&long)).unwrap();
+        let t = std::time::Instant::now();
+        let e = read_idx_labels(&p).unwrap_err();
+        assert!(matches!(e, DataError::TrailingBytes { .. }), "{e:?}");
+        assert!(t.elapsed().as_secs_f64() < 2.0, "{:?}", t.elapsed());
     }
 
     #[test]

@@ -165,6 +165,14 @@ fn parse_small_uint(field: &[u8], max: u32) -> Option<u32> {
     (v <= max).then_some(v)
 }
 
+/// A header row names its columns: its label field and at least one pixel field are not
+/// numbers (`label,pixel0,…` or `label,1x1,…`). A row of numbers whose label alone is malformed
+/// is a data row with a bad label, reported as such, not skipped as a header.
+fn is_header(record: &csv::ByteRecord) -> bool {
+    !record.get(0).is_some_and(looks_numeric)
+        && (record.len() == 1 || record.iter().skip(1).any(|f| !looks_numeric(f)))
+}
+
 fn looks_numeric(field: &[u8]) -> bool {
     std::str::from_utf8(field)
         .ok()
@@ -187,7 +195,7 @@ fn csv_error(path: &Path, err: csv::Error) -> DataError {
 
 /// Loads an MNIST CSV file: one row per image, `label, p0, …, p783`.
 ///
-/// A header row is skipped when its first field is not a number. At least one data row is
+/// A header row (its label and some pixel fields not numbers) is skipped. At least one data row is
 /// required, and every row must have
 /// exactly 785 fields, the label in `0..=9` and the pixels in `0..=255`; errors name the
 /// file and the line.
@@ -219,8 +227,8 @@ fn read_mnist_csv(path: &Path, reader: impl Read) -> Result<ImageDataset, DataEr
             line,
             message,
         };
-        if std::mem::take(&mut first) && !record.get(0).is_some_and(looks_numeric) {
-            continue; // header row
+        if std::mem::take(&mut first) && is_header(&record) {
+            continue;
         }
         if record.len() != PIXELS + 1 {
             return Err(bad(format!(
@@ -507,6 +515,27 @@ mod tests {
     }
 
     #[test]
+    fn csv_first_row_with_a_bad_label_is_an_error_not_a_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mnist_train.csv");
+        let row = |label: &str| format!("{label}{}\n", ",0".repeat(784));
+        std::fs::write(&p, format!("{}{}", row("x7"), row("3"))).unwrap();
+        let e = load_mnist_csv(&p).unwrap_err();
+        assert_names(&e, "mnist_train.csv");
+        assert!(
+            e.to_string().contains(":1:") && e.to_string().contains("\"x7\""),
+            "{e}"
+        );
+        // A real header is still skipped.
+        let header: String = std::iter::once("label".to_string())
+            .chain((0..784).map(|k| format!("pixel{k}")))
+            .collect::<Vec<_>>()
+            .join(",");
+        std::fs::write(&p, format!("{header}\n{}", row("3"))).unwrap();
+        assert_eq!(load_mnist_csv(&p).unwrap().len, 1);
+    }
+
+    #[test]
     fn csv_without_rows() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("mnist_train.csv");
@@ -524,7 +553,7 @@ mod tests {
     fn debian_fashion_mnist_if_installed() {
         let dir = Path::new("/usr/share/datasets/fashion-mnist");
         if !dir.is_dir() {
-            eprintln!("skipped: {} not present", dir.display());
+            crate::note!("skipped: {} not present", dir.display());
             return;
         }
         let d = load_mnist_dir(dir, Split::Test).unwrap();

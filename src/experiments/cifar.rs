@@ -151,6 +151,7 @@ pub fn run(
     if let Some(n) = config.limit_test {
         test = test.take(n);
     }
+    image::check_not_empty(&config.data, train.len, test.len)?;
     common::write_toml(
         &out.join("config.toml"),
         &crate::experiments::RunConfig::Cifar10(config.clone()),

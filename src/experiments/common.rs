@@ -59,6 +59,18 @@ pub enum ExperimentError {
         /// Where training stopped.
         what: String,
     },
+    /// Training stopped because the loss was not finite; what was measured until then is
+    /// written.
+    #[error(
+        "{stop}; stopped there. The checkpoint holds the last complete epoch, and {} what was measured until then; a lower learning rate may help",
+        out.join("summary.json").display()
+    )]
+    NonFiniteLoss {
+        /// Where it happened.
+        stop: crate::train::fit::NonFiniteStop,
+        /// The run folder.
+        out: PathBuf,
+    },
     /// Stopped by Ctrl-C after writing a checkpoint.
     #[error(
         "interrupted: checkpoint written in {checkpoint} ({what}); continue with --resume --out {out}"
@@ -240,6 +252,31 @@ impl AfuStart {
             let file = crate::afu::file::AfuFile::load(path)?;
             let chosen = file.select(self.afu_name.as_deref(), path)?;
             let params: Vec<AfuParams> = chosen.iter().map(|a| a.params.clone()).collect();
+            // A transferred AFU of another N or base would train under this variant's name and
+            // parameter count: refused.
+            for (k, afu) in acts.afus.iter().enumerate() {
+                let src = if params.len() == acts.afus.len() {
+                    (&params[k], &chosen[k].name)
+                } else {
+                    (&params[0], &chosen[0].name)
+                };
+                if src.0.hidden != afu.hidden() || src.0.base != afu.base {
+                    return Err(ExperimentError::Config {
+                        field: "afu_from",
+                        message: format!(
+                            "{}: AFU '{}' has N = {} with base {}, the model's AFUs have N = {} with base {}; choose a variant afu-{}-{} or another AFU",
+                            path.display(),
+                            src.1,
+                            src.0.hidden,
+                            src.0.base,
+                            afu.hidden(),
+                            afu.base,
+                            src.0.base,
+                            src.0.hidden
+                        ),
+                    });
+                }
+            }
             acts = acts
                 .transfer(&params, device)
                 .map_err(|e| ExperimentError::Config {

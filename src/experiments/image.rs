@@ -41,6 +41,23 @@ pub fn checkpoint_dir(out: &Path, variant: &str, seed: u64, seeds: usize) -> Pat
     }
 }
 
+/// Checks that neither split of `data` is empty: a run on zero images would train nothing and
+/// report a NaN loss or an accuracy of 0 as a result.
+pub fn check_not_empty(data: &Path, train: usize, test: usize) -> Result<(), ExperimentError> {
+    for (split, n) in [("training", train), ("test", test)] {
+        if n == 0 {
+            return Err(ExperimentError::Config {
+                field: "data",
+                message: format!(
+                    "{}: the {split} set has no images; at least one is needed",
+                    data.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The training settings an image experiment hands to the loop.
 pub struct ImageTraining<'a> {
     /// Variant names, their parsed activations and curricula.
@@ -171,6 +188,10 @@ pub struct ImageSummary {
     /// Wall-clock seconds of the command (training, evaluation and outputs; a resumed run
     /// counts this invocation only).
     pub total_seconds: f64,
+    /// Where training stopped because the loss was not finite; the numbers above are those
+    /// measured until then (absent when the run finished).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_on_non_finite_loss: Option<fit::NonFiniteStop>,
 }
 
 /// What training every variant and seed produced.
@@ -182,6 +203,8 @@ struct Trained {
     histograms: BTreeMap<String, InputDistribution>,
     /// The final model on the training images, per (variant, seed).
     train_evals: Vec<((String, u64), fit::Evaluation)>,
+    /// Set when a run stopped on a non-finite loss (no later run was started).
+    stopped: Option<fit::NonFiniteStop>,
 }
 
 /// Trains every variant for every seed (seed by seed, so an interrupted run has whole seeds of
@@ -204,8 +227,9 @@ pub fn run<M: ImageClassifier>(
         panels: Vec::new(),
         histograms: BTreeMap::new(),
         train_evals: Vec::new(),
+        stopped: None,
     };
-    for (k, &seed) in t.seeds.iter().enumerate() {
+    'runs: for (k, &seed) in t.seeds.iter().enumerate() {
         for (name, spec, curriculum) in t.variants {
             let device = t.device.clone().autodiff();
             device.seed(seed);
@@ -245,6 +269,13 @@ pub fn run<M: ImageClassifier>(
                 &mut inputs,
                 &device,
             )?;
+            if let Some(stop) = fitted.stopped {
+                // Keep everything measured so far; the model of this run is mid-epoch and
+                // matches no record, so its AFUs are not reported.
+                trained.history.extend(fitted.history);
+                trained.stopped = Some(stop);
+                break 'runs;
+            }
             let on_train = fit::evaluate_first(
                 &fitted.model.valid(),
                 train,
@@ -285,7 +316,7 @@ pub fn run<M: ImageClassifier>(
         common::write_json(&out.join("histograms.json"), &trained.histograms)?;
     }
     let names: Vec<String> = t.variants.iter().map(|(n, _, _)| n.clone()).collect();
-    write_outputs(
+    let summary = write_outputs(
         &names,
         t.seeds,
         &trained,
@@ -294,7 +325,14 @@ pub fn run<M: ImageClassifier>(
         p,
         out,
         start,
-    )
+    )?;
+    match trained.stopped {
+        Some(stop) => Err(ExperimentError::NonFiniteLoss {
+            stop,
+            out: out.to_path_buf(),
+        }),
+        None => Ok(summary),
+    }
 }
 
 fn afu_panel(name: &str, learned: &[(String, AfuParams)], p: &Presentation) -> LinePanel {
@@ -498,31 +536,36 @@ fn write_outputs(
             dashed: false,
         });
     }
-    plot::line_plot(
-        &fig.join("loss.svg"),
-        &format!("{}: loss per epoch", p.network),
-        "epoch",
-        "NLL",
-        &loss_series,
-        false,
-    )?;
-    plot::line_plot(
-        &fig.join("accuracy.svg"),
-        &format!("{}: test accuracy per epoch", p.network),
-        "epoch",
-        "accuracy",
-        &acc_series,
-        false,
-    )?;
-    if !trained.panels.is_empty() {
-        plot::line_panels(
-            &fig.join("afus.svg"),
-            p.afu_figure_title,
-            "z",
-            "g(z)",
-            &trained.panels,
-            trained.panels.len().min(2),
+    // A run stopped on a non-finite loss may have no complete epoch to draw; its figures are
+    // left out rather than failing the summary.
+    let draw = trained.stopped.is_none();
+    if draw {
+        plot::line_plot(
+            &fig.join("loss.svg"),
+            &format!("{}: loss per epoch", p.network),
+            "epoch",
+            "NLL",
+            &loss_series,
+            false,
         )?;
+        plot::line_plot(
+            &fig.join("accuracy.svg"),
+            &format!("{}: test accuracy per epoch", p.network),
+            "epoch",
+            "accuracy",
+            &acc_series,
+            false,
+        )?;
+        if !trained.panels.is_empty() {
+            plot::line_panels(
+                &fig.join("afus.svg"),
+                p.afu_figure_title,
+                "z",
+                "g(z)",
+                &trained.panels,
+                trained.panels.len().min(2),
+            )?;
+        }
     }
     let mut runs = runs_of(history);
     for r in &mut runs {
@@ -566,11 +609,17 @@ fn write_outputs(
         runs,
         epochs: history.clone(),
         total_seconds: start.elapsed().as_secs_f64(),
+        stopped_on_non_finite_loss: trained.stopped.clone(),
     };
     md.push_str(&format!(
         "\nTime: {:.1} s for the whole command.\n",
         summary.total_seconds
     ));
+    if let Some(stop) = &trained.stopped {
+        md.push_str(&format!(
+            "\n**Stopped**: {stop}; the numbers above are the epochs completed before it, and the checkpoints hold the last of them.\n"
+        ));
+    }
     common::write_text(&out.join("summary.md"), &md)?;
     common::write_json(&out.join("summary.json"), &summary)?;
     Ok(summary)

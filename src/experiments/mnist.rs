@@ -224,6 +224,7 @@ fn load_data(config: &MnistConfig) -> Result<(ImageDataset, ImageDataset), Exper
     if let Some(n) = config.limit_test {
         test = test.take(n);
     }
+    image::check_not_empty(&config.data, train.len, test.len)?;
     Ok((train, test))
 }
 
@@ -298,10 +299,30 @@ pub fn evaluate_run(
     let data_dir = data
         .map(Path::to_path_buf)
         .unwrap_or_else(|| config.data.clone());
+    crate::afu::bake::check_bake_settings(range, max_error).map_err(|message| {
+        ExperimentError::Config {
+            field: "range",
+            message,
+        }
+    })?;
     let mut test = load_mnist_dir(&data_dir, Split::Test)?;
+    if test.height != 28 || test.width != 28 || test.channels != 1 {
+        // Checked here: the CNN's shapes are asserted deep inside Burn.
+        return Err(ExperimentError::Config {
+            field: "data",
+            message: format!(
+                "{}: images are {}×{} with {} channel(s), the MNIST CNN needs 28×28 with 1",
+                data_dir.display(),
+                test.height,
+                test.width,
+                test.channels
+            ),
+        });
+    }
     if let Some(n) = config.limit_test {
         test = test.take(n);
     }
+    image::check_not_empty(&data_dir, 1, test.len)?;
     let test = ImageBatches::new(&test, NORM, None, 10);
     let device = Device::flex();
     let mut rows = Vec::new();

@@ -85,7 +85,7 @@ pub fn run_local(
             (cores / parallel).max(1).to_string()
         }
     };
-    eprintln!(
+    crate::note!(
         "sweep {}: {est}; RAYON_NUM_THREADS={threads} per job; folder {}",
         sweep.name,
         out.display()
@@ -96,7 +96,7 @@ pub fn run_local(
         } else {
             String::new()
         };
-        eprintln!(
+        crate::note!(
             "skipped {} finished job(s) (summary.json present){list}",
             finished_ids.len()
         );
@@ -105,7 +105,7 @@ pub fn run_local(
     let bar = crate::experiments::common::progress_bar(to_run as u64, "sweep", opts.progress);
     let say = |line: String| {
         if bar.is_hidden() {
-            eprintln!("{line}");
+            crate::note!("{line}");
         } else {
             bar.println(line);
         }

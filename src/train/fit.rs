@@ -146,12 +146,55 @@ impl FitHook for ActivationInputs {
     }
 }
 
+/// Where a run stopped because its training loss was not finite (`summary.json`'s
+/// `stopped_on_non_finite_loss`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NonFiniteStop {
+    /// Variant.
+    pub variant: String,
+    /// Seed.
+    pub seed: u64,
+    /// Epoch (1-based) of the step.
+    pub epoch: usize,
+    /// Step (1-based batch) in that epoch.
+    pub step: usize,
+    /// The loss of that step (NaN or ±infinity; JSON holds it as text).
+    pub loss: String,
+}
+
+impl std::fmt::Display for NonFiniteStop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} seed {}: the training loss is {} at epoch {}, step {}",
+            self.variant, self.seed, self.loss, self.epoch, self.step
+        )
+    }
+}
+
 /// What a finished run returns.
 pub struct Fitted<M> {
-    /// The trained model.
+    /// The trained model (with a [`stopped`](Self::stopped) run, the one before the step whose
+    /// loss was not finite).
     pub model: M,
     /// Every epoch, those before a resume included.
     pub history: Vec<EpochRecord>,
+    /// Set when training stopped on a non-finite loss: that step was not applied, the
+    /// checkpoint is the last one written before it, and `history` ends with the last complete
+    /// epoch.
+    pub stopped: Option<NonFiniteStop>,
+}
+
+/// The seed of the random draws (dropout masks) of batch `batch` of `epoch`: a function of the
+/// run's seed and the position alone, so that a run resumed in the middle of an epoch draws
+/// what the uninterrupted run drew.
+pub fn batch_seed(seed: u64, epoch: usize, batch: usize) -> u64 {
+    let mut h = seed ^ 0x9e37_79b9_7f4a_7c15;
+    for v in [epoch as u64, batch as u64] {
+        h = (h ^ v).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^= h >> 31;
+    }
+    h
 }
 
 /// The shuffled order of the training images in `epoch` for `seed` (the same rule for every
@@ -225,6 +268,9 @@ pub fn fit<M: ImageClassifier>(
                     s.curriculum
                         .alphas(slots, epoch * steps_per_epoch + bi, steps_per_epoch);
             }
+            let draws = batch_seed(s.seed, epoch, bi);
+            device.seed(draws);
+            crate::ops::seed_dropout(draws);
             let b = train.batch(idx, Some((s.seed, epoch)), device);
             let tapping = hook.wants_taps(epoch, s.epochs, bi);
             let hook_cell = std::cell::RefCell::new(&mut *hook);
@@ -236,17 +282,37 @@ pub fn fit<M: ImageClassifier>(
                 };
                 nll(logp, y)
             };
-            let grads = if s.parallel.len() > 1 {
-                let (grads, l) = crate::train::parallel::data_parallel_grads(
+            let (grads, l) = if s.parallel.len() > 1 {
+                crate::train::parallel::data_parallel_grads(
                     &model, s.parallel, b.images, b.targets, &step_loss,
-                );
-                loss_sum += l * idx.len() as f64;
-                grads
+                )
             } else {
                 let loss = step_loss(0, &model, b.images, b.targets);
-                loss_sum += loss.clone().into_scalar::<f32>() as f64 * idx.len() as f64;
-                GradientsParams::from_grads(loss.backward(), &model)
+                let l = loss.clone().into_scalar::<f32>() as f64;
+                if !l.is_finite() {
+                    // No gradients of a non-finite loss are worth computing.
+                    (GradientsParams::new(), l)
+                } else {
+                    (GradientsParams::from_grads(loss.backward(), &model), l)
+                }
             };
+            if !l.is_finite() {
+                // Stop before the step: the model stays the last finite one, and the
+                // checkpoint on disk the last one written (nothing of this epoch is saved).
+                bar.finish_and_clear();
+                return Ok(Fitted {
+                    model,
+                    history: state.history,
+                    stopped: Some(NonFiniteStop {
+                        variant: name.to_string(),
+                        seed: s.seed,
+                        epoch: epoch + 1,
+                        step: bi + 1,
+                        loss: l.to_string(),
+                    }),
+                });
+            }
+            loss_sum += l * idx.len() as f64;
             model = optim.step(lr, model, grads);
             bar.inc(1);
             if crate::interrupt::requested() && bi + 1 < batches.len() {
@@ -295,7 +361,7 @@ pub fn fit<M: ImageClassifier>(
             epoch_seconds,
         };
         if s.progress {
-            eprintln!(
+            crate::note!(
                 "{name} seed {} epoch {}: train loss {:.4}, test loss {:.4}, test accuracy {:.4} ({:.1} s)",
                 rec.seed,
                 rec.epoch,
@@ -312,6 +378,7 @@ pub fn fit<M: ImageClassifier>(
     Ok(Fitted {
         model,
         history: state.history,
+        stopped: None,
     })
 }
 

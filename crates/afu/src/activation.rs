@@ -106,6 +106,12 @@ impl FromStr for ActivationSpec {
         if hidden == 0 {
             return Err(bad("hidden units N must be at least 1".into()));
         }
+        if hidden > crate::afu::MAX_HIDDEN {
+            return Err(bad(format!(
+                "hidden units N = {hidden} is above the limit of {}",
+                crate::afu::MAX_HIDDEN
+            )));
+        }
         let base = parts
             .join("-")
             .parse::<BaseActivation>()

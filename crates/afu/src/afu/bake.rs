@@ -28,6 +28,25 @@ pub struct Baked {
     pub range: f64,
 }
 
+/// The widest bake range: beyond it knot positions lose their precision in `f32`.
+pub const MAX_BAKE_RANGE: f64 = 1e6;
+
+/// Checks a bake's `range` and `max_error`: finite, positive, `range` at most
+/// [`MAX_BAKE_RANGE`]. The message names the bad value and the limit.
+pub fn check_bake_settings(range: f64, max_error: f64) -> Result<(), String> {
+    if !(range.is_finite() && range > 0.0 && range <= MAX_BAKE_RANGE) {
+        return Err(format!(
+            "--range is {range}, expected a number in (0, {MAX_BAKE_RANGE}]"
+        ));
+    }
+    if !(max_error.is_finite() && max_error > 0.0) {
+        return Err(format!(
+            "--max-error is {max_error}, expected a finite positive number"
+        ));
+    }
+    Ok(())
+}
+
 /// Bakes every channel of `p` to a relu AFU whose error over `[−range, range]` is at most
 /// `max_error` (relative to the AFU's output range there), using at most `max_knots` knots.
 pub fn bake(p: &AfuParams, range: f64, max_error: f64, max_knots: usize) -> Baked {

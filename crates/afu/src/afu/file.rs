@@ -124,8 +124,18 @@ impl AfuFile {
         Ok(file)
     }
 
-    /// Writes the file atomically.
+    /// Writes the file atomically, after checking every AFU: a file that [`load`](Self::load)
+    /// would refuse (a non-finite parameter, which JSON would hold as `null`) is never written.
     pub fn save(&self, path: &Path) -> Result<(), AfuFileError> {
+        for a in &self.afus {
+            a.params
+                .validate()
+                .map_err(|source| AfuFileError::Invalid {
+                    path: path.to_path_buf(),
+                    name: a.name.clone(),
+                    source,
+                })?;
+        }
         let text = serde_json::to_string_pretty(self).map_err(|e| AfuFileError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
@@ -185,6 +195,32 @@ mod tests {
                 },
             }],
         )
+    }
+
+    #[test]
+    fn non_finite_parameters_are_never_written_nor_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("afu.json");
+        let mut f = sample();
+        f.afus[0].params.w1[1] = f64::NAN;
+        let e = f.save(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("afu-relu-2/seed0/shared") && e.contains("w1"),
+            "{e}"
+        );
+        assert!(!p.exists());
+        // A value that overflows the f32 a model holds is refused on reading.
+        let text = serde_json::to_string(&sample())
+            .unwrap()
+            .replace("0.3", "1e300");
+        std::fs::write(&p, text).unwrap();
+        let e = AfuFile::load(&p).unwrap_err().to_string();
+        assert!(e.contains("w1") && e.contains("non-finite"), "{e}");
+        // So is an N beyond the limit, before anything of that size is built.
+        let mut big = sample();
+        big.afus[0].params.hidden = crate::afu::MAX_HIDDEN + 1;
+        let e = big.save(&p).unwrap_err().to_string();
+        assert!(e.contains("4096"), "{e}");
     }
 
     #[test]

@@ -66,14 +66,38 @@ pub enum AfuError {
         /// Values expected.
         expected: usize,
     },
-    /// A parameter that is NaN or infinite.
-    #[error("AFU parameter {field} contains a non-finite value at index {index}")]
+    /// A parameter that is NaN or infinite, or too large for the `f32` tensors a model uses.
+    #[error(
+        "AFU parameter {field} contains a non-finite value at index {index} (NaN, infinite, or beyond the f32 range)"
+    )]
     NonFinite {
         /// Which parameter.
         field: &'static str,
         /// Index of the first bad value.
         index: usize,
     },
+    /// `N` or `C` beyond what afu allocates ([`MAX_HIDDEN`], [`MAX_CHANNELS`]).
+    #[error("AFU {field} is {value}, above the limit of {limit}")]
+    TooLarge {
+        /// `hidden` or `channels`.
+        field: &'static str,
+        /// The value given.
+        value: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// The largest number of hidden units `N` of one AFU. The paper uses N ≤ 128; the bound keeps a
+/// mistyped N from allocating gigabytes before anything is checked.
+pub const MAX_HIDDEN: usize = 4096;
+
+/// The largest number of AFUs `C` in one AFU tensor (per-channel AFUs of the widest layer).
+pub const MAX_CHANNELS: usize = 65_536;
+
+/// True for values that are finite as the `f32` a model holds them in.
+fn finite_f32(x: f64) -> bool {
+    x.is_finite() && x.abs() <= f64::from(f32::MAX)
 }
 
 /// Plain values of an AFU's parameters (row-major `[C, N]`; `b1` has `C` values): what is saved
@@ -111,6 +135,18 @@ impl AfuParams {
                 value: 0,
             });
         }
+        for (field, value, limit) in [
+            ("hidden", self.hidden, MAX_HIDDEN),
+            ("channels", self.channels, MAX_CHANNELS),
+        ] {
+            if value > limit {
+                return Err(AfuError::TooLarge {
+                    field,
+                    value,
+                    limit,
+                });
+            }
+        }
         let cn = self.channels * self.hidden;
         for (field, v, expected) in [
             ("w0", &self.w0, cn),
@@ -125,7 +161,7 @@ impl AfuParams {
                     expected,
                 });
             }
-            if let Some(index) = v.iter().position(|x| !x.is_finite()) {
+            if let Some(index) = v.iter().position(|&x| !finite_f32(x)) {
                 return Err(AfuError::NonFinite { field, index });
             }
         }
