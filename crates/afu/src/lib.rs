@@ -27,6 +27,7 @@ pub mod activation;
 pub mod afu;
 pub mod device;
 pub mod family;
+pub mod fpenv;
 pub mod fsutil;
 pub mod models;
 pub mod ops;
