@@ -31,6 +31,7 @@ pub mod fpenv;
 pub mod fsutil;
 pub mod models;
 pub mod ops;
+pub mod optim;
 
 pub use activation::{ActivationSpec, Activations, Sharing};
 pub use afu::{Afu, AfuConfig, AfuError, AfuInit, AfuParams, BaseActivation, KernelChoice};
