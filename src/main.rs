@@ -66,6 +66,9 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Denormals flushed to zero in this thread before any other thread exists, so that every
+    // thread (rayon's pool, the kernels' helpers) inherits it: see `afu::fpenv`.
+    afu_cli::fpenv::set_flush_denormals(true);
     let cli = Cli::parse();
     // `afu bench cnn-step` measures Burn's ops with the default allocator settings first and
     // applies ours itself.

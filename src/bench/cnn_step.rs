@@ -2,11 +2,15 @@
 //! and of MobileNet-v1, with Burn's stock Flex ops and with afu's own kernels
 //! ([`crate::ops`]), plus the ops one by one — all measured in one run, so the ratios hold
 //! even on a noisy machine. Optionally runs the same CNN step in PyTorch
-//! (`scripts/torch_cnn_step.py`, when `python3` has `torch`) for a side-by-side number.
+//! (`scripts/torch_cnn_step.py`, when `python3` has `torch`) for a side-by-side number: the
+//! relu network and the paper's AFU formulation per layer, on the same kind of batches (the
+//! MNIST-format training set given with `data`, else random ones), with the same thread count,
+//! warm-up and timed step counts as afu's headline cases.
 //!
 //! The first case runs before the binary's allocator settings ([`crate::tune_allocator`]) are
 //! applied, so "stock" is what a Burn user gets out of the box.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::Module;
@@ -19,8 +23,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use super::host::{self, LoadMeter};
 use super::median;
 use crate::activation::ActivationSpec;
+use crate::data::{Split, load_mnist_dir};
 use crate::models::init::conv2d_from;
 use crate::models::mnist_cnn::{CnnReading, MnistCnn};
 use crate::models::mobilenet::MobileNet;
@@ -31,9 +37,10 @@ pub const TORCH_SCRIPT: &str = include_str!("../../scripts/torch_cnn_step.py");
 /// Settings of the step benchmark.
 #[derive(Debug, Clone)]
 pub struct CnnStepBenchConfig {
-    /// Timed steps per CNN case (median reported).
+    /// Timed steps of afu's-ops CNN cases and of PyTorch's (median, p10, p90 reported); the
+    /// stock-ops cases (2–3× slower, context only) run at most 30.
     pub steps: usize,
-    /// Untimed steps first.
+    /// Untimed steps first (the stock-ops cases: at most 10).
     pub warmup: usize,
     /// Timed repetitions of each single op.
     pub op_reps: usize,
@@ -43,17 +50,20 @@ pub struct CnnStepBenchConfig {
     pub mobilenet_steps: usize,
     /// Python interpreter for the PyTorch side (`None`: skip it).
     pub python: Option<String>,
+    /// MNIST-format data folder for the MNIST-CNN batches (`None`: random batches).
+    pub data: Option<PathBuf>,
 }
 
 impl Default for CnnStepBenchConfig {
     fn default() -> Self {
         CnnStepBenchConfig {
-            steps: 15,
-            warmup: 3,
+            steps: 100,
+            warmup: 30,
             op_reps: 9,
             mobilenet_batch: 32,
             mobilenet_steps: 3,
             python: None,
+            data: None,
         }
     }
 }
@@ -65,6 +75,12 @@ pub struct StepCase {
     pub name: String,
     /// Median whole step (ms).
     pub step_ms: f64,
+    /// 10th percentile of the whole step (ms).
+    pub p10_ms: f64,
+    /// 90th percentile of the whole step (ms).
+    pub p90_ms: f64,
+    /// Timed steps.
+    pub steps: usize,
     /// Median forward incl. loss (ms).
     pub forward_ms: f64,
     /// Median backward (ms).
@@ -86,20 +102,37 @@ pub struct OpCase {
     pub ratio: f64,
 }
 
+/// One PyTorch step variant as the script reported it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TorchStep {
+    /// `relu` or `afu-relu-8-layer` (the paper's formulation).
+    pub variant: String,
+    /// Median step (ms).
+    pub step_ms: f64,
+    /// 10th percentile (ms).
+    pub p10_ms: f64,
+    /// 90th percentile (ms).
+    pub p90_ms: f64,
+}
+
 /// What the PyTorch script reported.
 #[derive(Debug, Clone, Serialize)]
 pub struct TorchResult {
-    /// PyTorch version and threads, or why it did not run.
+    /// PyTorch version, threads and data, or why it did not run.
     pub note: String,
-    /// Median step (ms), when it ran.
-    pub step_ms: Option<f64>,
+    /// The variants timed (empty when it did not run).
+    pub steps: Vec<TorchStep>,
 }
 
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct CnnStepReport {
-    /// Threads in the rayon pool.
+    /// CPU model.
+    pub cpu: String,
+    /// Threads in the rayon pool (and given to PyTorch).
     pub threads: usize,
+    /// Where the MNIST-CNN batches came from.
+    pub data: String,
     /// CPU time used by other processes during the run, in cores (0 = the machine was ours).
     pub foreign_load_cores: Option<f64>,
     /// MNIST-CNN steps (batch 64).
@@ -114,44 +147,33 @@ pub struct CnnStepReport {
     pub ratios: Vec<(String, f64)>,
 }
 
-/// Busy CPU ticks of the whole machine and of this process (Linux `/proc`).
-fn cpu_ticks() -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let cpu: Vec<u64> = stat
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal
-    let busy = cpu.first()? + cpu.get(1)? + cpu.get(2)? + cpu.get(5)? + cpu.get(6)?;
-    let own = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let after_name = &own[own.rfind(')')? + 2..];
-    let f: Vec<&str> = after_name.split_whitespace().collect();
-    // Fields 14–17 of the file (utime, stime, and the same for waited-for children such as the
-    // PyTorch script) are 11–14 after the name and state.
-    let mut own_ticks = 0;
-    for i in 11..=14 {
-        own_ticks += f.get(i)?.parse::<u64>().ok()?;
+/// The `q`-quantile (0..=1) of `v`, nearest rank (NaN for none).
+fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
     }
-    Some((busy, own_ticks))
+    v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
-/// Times `steps` training steps of `model` (after `warmup` untimed ones).
+/// Training batches, used in turn.
+type Batches = [(Tensor<4>, Tensor<1, Int>)];
+
+/// Times `steps` training steps of `model` (after `warmup` untimed ones), step `i` on batch
+/// `i mod batches.len()`.
 fn time_steps<M: Module + Sized>(
     name: String,
     mut model: M,
     forward: &dyn Fn(&M, Tensor<4>) -> Tensor<2>,
-    x: &Tensor<4>,
-    y: &Tensor<1, Int>,
+    batches: &Batches,
     warmup: usize,
     steps: usize,
 ) -> StepCase {
     let mut optim = crate::train::adam_torch_defaults().init();
-    let batch = x.dims()[0];
     let mut rows = Vec::new();
     for i in 0..warmup + steps {
+        let (x, y) = &batches[i % batches.len()];
+        let batch = x.dims()[0];
         let t = Instant::now();
         let logp = burn::tensor::activation::log_softmax(forward(&model, x.clone()), 1);
         let loss = logp.gather(1, y.clone().reshape([batch, 1])).mean().neg();
@@ -166,10 +188,14 @@ fn time_steps<M: Module + Sized>(
             rows.push([t3, t1, t2 - t1, t3 - t2]);
         }
     }
-    let m = |k: usize| median(rows.iter().map(|r| r[k] * 1e3).collect());
+    let col = |k: usize| rows.iter().map(|r| r[k] * 1e3).collect::<Vec<f64>>();
+    let m = |k: usize| median(col(k));
     StepCase {
         name,
         step_ms: m(0),
+        p10_ms: quantile(col(0), 0.1),
+        p90_ms: quantile(col(0), 0.9),
+        steps: rows.len(),
         forward_ms: m(1),
         backward_ms: m(2),
         optimizer_ms: m(3),
@@ -221,68 +247,147 @@ fn op_case(
     }
 }
 
-/// Runs the PyTorch script with `python` and reads its JSON line.
-fn run_torch(python: &str, steps: usize, warmup: usize) -> TorchResult {
-    let fail = |note: String| TorchResult {
-        note,
-        step_ms: None,
-    };
-    let path = std::env::temp_dir().join(format!("afu-torch-cnn-step-{}.py", std::process::id()));
-    if let Err(e) = std::fs::write(&path, TORCH_SCRIPT) {
-        return fail(format!("could not write {}: {e}", path.display()));
+/// Runs the PyTorch script with `python` for `variants` and reads its JSON line.
+fn run_torch(python: &str, config: &CnnStepBenchConfig, variants: &[&str]) -> TorchResult {
+    let mut args: Vec<String> = vec![
+        "--json".into(),
+        "--steps".into(),
+        config.steps.max(2).to_string(),
+        "--warmup".into(),
+        config.warmup.to_string(),
+        "--threads".into(),
+        rayon::current_num_threads().to_string(),
+        "--variants".into(),
+        variants.join(","),
+    ];
+    if let Some(d) = &config.data {
+        args.push("--data".into());
+        args.push(d.display().to_string());
     }
-    let out = std::process::Command::new(python)
-        .arg(&path)
-        .args([
-            "--json",
-            "--steps",
-            &steps.to_string(),
-            "--warmup",
-            &warmup.to_string(),
-        ])
-        .output();
-    let _ = std::fs::remove_file(&path);
-    let out = match out {
-        Ok(o) => o,
-        Err(e) => return fail(format!("could not run {python}: {e}")),
-    };
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let last = err
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
-        return fail(format!("{python} failed: {last}"));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let Some(v) = text
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-    else {
-        return fail(format!("no JSON in the script's output: {text}"));
-    };
-    TorchResult {
-        note: format!(
-            "PyTorch {}, {} threads",
-            v["torch"].as_str().unwrap_or("?"),
-            v["threads"]
-        ),
-        step_ms: v["median_step_ms"].as_f64(),
+    match host::run_python_json(python, "torch-cnn-step", TORCH_SCRIPT, &args) {
+        Err(note) => TorchResult {
+            note,
+            steps: Vec::new(),
+        },
+        Ok(v) => {
+            let results = v["results"].as_array().cloned().unwrap_or_default();
+            let f = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+            TorchResult {
+                note: format!(
+                    "PyTorch {}, {} threads, denormals flushed, {} warm-up + {} timed steps; {}",
+                    v["torch"].as_str().unwrap_or("?"),
+                    v["threads"],
+                    config.warmup,
+                    config.steps.max(2),
+                    results
+                        .first()
+                        .and_then(|r| r["data"].as_str())
+                        .unwrap_or("?")
+                ),
+                steps: results
+                    .iter()
+                    .map(|r| TorchStep {
+                        variant: r["variant"].as_str().unwrap_or("?").to_string(),
+                        step_ms: f(r, "median_step_ms"),
+                        p10_ms: f(r, "p10_ms"),
+                        p90_ms: f(r, "p90_ms"),
+                    })
+                    .collect(),
+            }
+        }
     }
 }
 
+/// The MNIST-CNN batches: `n` shuffled batches of 64 from the training split in `dir`
+/// (normalised to mean 0 and std 1 over the set, as the PyTorch script does), else `n` random
+/// N(0,1) batches with uniform random labels; and a description.
+fn mnist_batches(
+    dir: Option<&std::path::Path>,
+    n: usize,
+    device: &Device,
+) -> anyhow::Result<(Vec<(Tensor<4>, Tensor<1, Int>)>, String)> {
+    use rand::Rng;
+    use rand::seq::SliceRandom;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let Some(dir) = dir else {
+        let batches = (0..n)
+            .map(|_| {
+                let x =
+                    Tensor::<4>::random([64, 1, 28, 28], Distribution::Normal(0.0, 1.0), device);
+                let labels: Vec<i64> = (0..64).map(|_| rng.random_range(0..10)).collect();
+                (x, Tensor::<1, Int>::from_data(labels.as_slice(), device))
+            })
+            .collect();
+        return Ok((
+            batches,
+            "random N(0,1) images, uniform random labels (no --data)".to_string(),
+        ));
+    };
+    let set = load_mnist_dir(dir, Split::Train)
+        .map_err(|e| anyhow::anyhow!("--data {}: {e}", dir.display()))?;
+    let [h, w] = [set.height, set.width];
+    if set.channels != 1 || [h, w] != [28, 28] || set.len < 64 {
+        anyhow::bail!(
+            "--data {}: expected at least 64 training images of 1x28x28, found {} of {}x{}x{}",
+            dir.display(),
+            set.len,
+            set.channels,
+            h,
+            w
+        );
+    }
+    let count = set.images.len() as f64;
+    let mean = set.images.iter().map(|&p| p as f64).sum::<f64>() / count;
+    let var = set
+        .images
+        .iter()
+        .map(|&p| (p as f64 - mean).powi(2))
+        .sum::<f64>()
+        / count;
+    let (mean, std) = ((mean / 255.0) as f32, (var.sqrt() / 255.0) as f32);
+    let mut order: Vec<usize> = (0..set.len).collect();
+    order.shuffle(&mut rng);
+    let batches = order
+        .chunks_exact(64)
+        .take(n)
+        .map(|idx| {
+            let mut xs = Vec::with_capacity(64 * 784);
+            for &i in idx {
+                xs.extend(
+                    set.image(i)
+                        .iter()
+                        .map(|&p| (p as f32 / 255.0 - mean) / std),
+                );
+            }
+            let labels: Vec<i64> = idx.iter().map(|&i| set.label(i) as i64).collect();
+            (
+                Tensor::<1>::from_data(xs.as_slice(), device).reshape([64, 1, 28, 28]),
+                Tensor::<1, Int>::from_data(labels.as_slice(), device),
+            )
+        })
+        .collect();
+    Ok((
+        batches,
+        format!(
+            "{} training images from {}, shuffled",
+            set.len,
+            dir.display()
+        ),
+    ))
+}
+
 /// Runs every case; `report` is called with a line of text after each one (live output).
-pub fn run(config: &CnnStepBenchConfig, mut report: impl FnMut(&str)) -> CnnStepReport {
-    let start_ticks = cpu_ticks();
-    let start = Instant::now();
+/// Fails only when `config.data` cannot be read.
+pub fn run(
+    config: &CnnStepBenchConfig,
+    mut report: impl FnMut(&str),
+) -> anyhow::Result<CnnStepReport> {
+    let load = LoadMeter::start();
     let device = Device::flex().autodiff();
     device.seed(0);
     crate::ops::seed_dropout(0);
-    let x = Tensor::<4>::random([64, 1, 28, 28], Distribution::Normal(0.0, 1.0), &device);
-    let labels: Vec<i64> = (0..64).map(|i| i % 10).collect();
-    let y = Tensor::<1, Int>::from_data(labels.as_slice(), &device);
+    let (batches, data) = mnist_batches(config.data.as_deref(), 64, &device)?;
+    let x = batches[0].0.clone();
     let cnn = |spec: &str| {
         let spec: ActivationSpec = spec.parse().expect("built-in variant");
         let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -290,24 +395,36 @@ pub fn run(config: &CnnStepBenchConfig, mut report: impl FnMut(&str)) -> CnnStep
     };
     let fwd = |m: &MnistCnn, x: Tensor<4>| m.forward(x);
     report(&format!(
-        "MNIST-example CNN, batch 64, Adam; median of {} steps (ms)\n{:<44} {:>8} {:>8} {:>8} {:>8}",
-        config.steps, "case", "step", "forward", "backward", "adam"
+        "MNIST-example CNN, batch 64, Adam, {data}; median step of {} timed after {} warm-up \
+         (stock ops: {} after {}), ms\n{:<44} {:>8} {:>13} {:>8} {:>8} {:>8}",
+        config.steps,
+        config.warmup,
+        config.steps.min(30),
+        config.warmup.min(10),
+        "case",
+        "step",
+        "p10–p90",
+        "forward",
+        "backward",
+        "adam"
     ));
     let mut mnist_cnn = Vec::new();
     let mut step = |name: &str, spec: &str, fast: bool, out: &mut Vec<StepCase>| {
         crate::ops::set_enabled(fast);
-        let c = time_steps(
-            name.to_string(),
-            cnn(spec),
-            &fwd,
-            &x,
-            &y,
-            config.warmup,
-            config.steps,
-        );
+        let (warmup, steps) = if fast {
+            (config.warmup, config.steps)
+        } else {
+            (config.warmup.min(10), config.steps.min(30))
+        };
+        let c = time_steps(name.to_string(), cnn(spec), &fwd, &batches, warmup, steps);
         report(&format!(
-            "{:<44} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
-            c.name, c.step_ms, c.forward_ms, c.backward_ms, c.optimizer_ms
+            "{:<44} {:>8.1} {:>13} {:>8.1} {:>8.1} {:>8.1}",
+            c.name,
+            c.step_ms,
+            format!("{:.1}–{:.1}", c.p10_ms, c.p90_ms),
+            c.forward_ms,
+            c.backward_ms,
+            c.optimizer_ms
         ));
         out.push(c);
     };
@@ -321,6 +438,17 @@ pub fn run(config: &CnnStepBenchConfig, mut report: impl FnMut(&str)) -> CnnStep
     crate::tune_allocator();
     step("relu, stock flex ops", "relu", false, &mut mnist_cnn);
     step("relu, afu ops", "relu", true, &mut mnist_cnn);
+    // The same with IEEE gradual underflow in every thread (afu flushes denormals by default:
+    // `afu::fpenv`), to show what flushing is worth here.
+    let flushed = crate::fpenv::flushes_denormals();
+    crate::fpenv::set_flush_denormals_everywhere(false);
+    step(
+        "relu, afu ops, denormals not flushed",
+        "relu",
+        true,
+        &mut mnist_cnn,
+    );
+    crate::fpenv::set_flush_denormals_everywhere(flushed);
     step(
         "afu-relu-8-layer, stock flex ops",
         "afu-relu-8-layer",
@@ -427,14 +555,18 @@ pub fn run(config: &CnnStepBenchConfig, mut report: impl FnMut(&str)) -> CnnStep
                 format!("mobilenet-v1 relu, {name}"),
                 model,
                 &|m: &MobileNet, x| m.forward(x),
-                &xm,
-                &ym,
+                &[(xm.clone(), ym.clone())],
                 1,
                 config.mobilenet_steps.max(1),
             );
             report(&format!(
-                "{:<44} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
-                c.name, c.step_ms, c.forward_ms, c.backward_ms, c.optimizer_ms
+                "{:<44} {:>8.1} {:>13} {:>8.1} {:>8.1} {:>8.1}",
+                c.name,
+                c.step_ms,
+                format!("{:.1}–{:.1}", c.p10_ms, c.p90_ms),
+                c.forward_ms,
+                c.backward_ms,
+                c.optimizer_ms
             ));
             mobilenet.push(c);
         }
@@ -442,18 +574,30 @@ pub fn run(config: &CnnStepBenchConfig, mut report: impl FnMut(&str)) -> CnnStep
     }
 
     let torch = config.python.as_deref().map(|py| {
-        let t = run_torch(py, config.steps, config.warmup);
-        match t.step_ms {
-            Some(ms) => report(&format!(
-                "\nPyTorch CNN step (relu): {ms:.1} ms ({})",
-                t.note
-            )),
-            None => report(&format!("\nPyTorch: not measured ({})", t.note)),
+        let t = run_torch(py, config, &["relu", "afu-relu-8-layer"]);
+        if t.steps.is_empty() {
+            report(&format!("\nPyTorch: not measured ({})", t.note));
+        } else {
+            report(&format!("\nPyTorch MNIST-CNN step ({}), ms", t.note));
+            for s in &t.steps {
+                report(&format!(
+                    "{:<44} {:>8.1} {:>13}",
+                    format!("pytorch {}", s.variant),
+                    s.step_ms,
+                    format!("{:.1}–{:.1}", s.p10_ms, s.p90_ms)
+                ));
+            }
         }
         t
     });
 
     let find = |v: &[StepCase], name: &str| v.iter().find(|c| c.name == name).map(|c| c.step_ms);
+    let torch_step = |variant: &str| {
+        torch
+            .as_ref()
+            .and_then(|t| t.steps.iter().find(|s| s.variant == variant))
+            .map(|s| s.step_ms)
+    };
     let mut ratios = Vec::new();
     let ours = find(&mnist_cnn, "relu, afu ops");
     if let Some(ours) = ours {
@@ -466,22 +610,33 @@ pub fn run(config: &CnnStepBenchConfig, mut report: impl FnMut(&str)) -> CnnStep
                 "cnn step: afu ops / stock flex (tuned allocator)",
                 "relu, stock flex ops",
             ),
+            (
+                "cnn step: denormals flushed / not flushed",
+                "relu, afu ops, denormals not flushed",
+            ),
         ] {
             if let Some(o) = find(&mnist_cnn, other) {
                 ratios.push((label.to_string(), ours / o));
             }
         }
-        if let Some(t) = torch.as_ref().and_then(|t| t.step_ms) {
-            ratios.push(("cnn step: afu ops / PyTorch".to_string(), ours / t));
+        if let Some(t) = torch_step("relu") {
+            ratios.push(("cnn step, relu: afu ops / PyTorch".to_string(), ours / t));
         }
     }
+    let afu_layer = find(&mnist_cnn, "afu-relu-8-layer, afu ops");
     if let (Some(a), Some(s)) = (
-        find(&mnist_cnn, "afu-relu-8-layer, afu ops"),
+        afu_layer,
         find(&mnist_cnn, "afu-relu-8-layer, stock flex ops"),
     ) {
         ratios.push((
             "cnn step, per-layer AFU: afu ops / stock flex".to_string(),
             a / s,
+        ));
+    }
+    if let (Some(a), Some(t)) = (afu_layer, torch_step("afu-relu-8-layer")) {
+        ratios.push((
+            "cnn step, per-layer AFU: PyTorch (paper's AFU) / afu, speed-up".to_string(),
+            t / a,
         ));
     }
     if let [stock, ours] = &mobilenet[..] {
@@ -490,22 +645,15 @@ pub fn run(config: &CnnStepBenchConfig, mut report: impl FnMut(&str)) -> CnnStep
             ours.step_ms / stock.step_ms,
         ));
     }
-    let foreign_load_cores = match (start_ticks, cpu_ticks()) {
-        (Some((b0, o0)), Some((b1, o1))) => {
-            // SAFETY: sysconf only reads a constant.
-            let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-            let foreign = (b1 - b0).saturating_sub(o1 - o0) as f64 / hz;
-            Some(foreign / start.elapsed().as_secs_f64())
-        }
-        _ => None,
-    };
-    CnnStepReport {
+    Ok(CnnStepReport {
+        cpu: host::cpu_model(),
         threads: rayon::current_num_threads(),
-        foreign_load_cores,
+        data,
+        foreign_load_cores: load.foreign_cores(),
         mnist_cnn,
         ops,
         mobilenet,
         torch,
         ratios,
-    }
+    })
 }

@@ -3,6 +3,8 @@
 //! with Burn's ops against afu's, see [`cnn_step`]).
 
 pub mod cnn_step;
+pub mod host;
+pub mod torch_kernels;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};

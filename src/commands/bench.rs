@@ -1,9 +1,12 @@
 //! `afu bench`: timings and memory side by side from one run.
 
+use std::path::PathBuf;
+
+use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use afu_cli::afu::BaseActivation;
-use afu_cli::bench::{self, KernelBenchConfig};
+use afu_cli::bench::{self, KernelBenchConfig, host};
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
@@ -16,9 +19,17 @@ pub enum BenchCommand {
 
 #[derive(Args, Debug)]
 pub struct BenchCnnStepArgs {
-    /// Timed training steps per CNN case (median reported).
-    #[arg(long, default_value_t = 15)]
+    /// Timed training steps of the afu-ops cases and of PyTorch's (median, p10, p90
+    /// reported); the stock-ops cases run at most 30.
+    #[arg(long, default_value_t = 100)]
     steps: usize,
+    /// Untimed warm-up steps first (the stock-ops cases: at most 10).
+    #[arg(long, default_value_t = 30)]
+    warmup: usize,
+    /// MNIST-format folder whose shuffled training images make the MNIST-CNN batches, on both
+    /// sides (e.g. /usr/share/datasets/fashion-mnist); without it, random N(0,1) batches.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
     /// Timed repetitions of each single op.
     #[arg(long, default_value_t = 9)]
     op_reps: usize,
@@ -26,7 +37,8 @@ pub struct BenchCnnStepArgs {
     #[arg(long, default_value_t = 32)]
     mobilenet_batch: usize,
     /// Also run the same CNN step in PyTorch with this Python (needs `torch` installed), e.g.
-    /// `--pytorch python3`.
+    /// `--pytorch python3`: the relu network and the paper's AFU formulation per layer, same
+    /// threads, batches, warm-up and step counts.
     #[arg(long, value_name = "PYTHON")]
     pytorch: Option<String>,
     /// A smoke test: 2 steps per case, MobileNet batch 2.
@@ -52,6 +64,10 @@ pub struct BenchKernelArgs {
     /// Skip the plain-ops AFU (the slow cases: seconds each at N=128).
     #[arg(long)]
     fused_only: bool,
+    /// Also time PyTorch's relu and the paper's AFU formulation (Linear(1,N) → ψ → Linear(N,1))
+    /// on the same tensor with this Python (needs `torch`), e.g. `--pytorch python3`.
+    #[arg(long, value_name = "PYTHON")]
+    pytorch: Option<String>,
     /// Small tensor (8×32×26×26) and N=8 only: a smoke test.
     #[arg(long)]
     quick: bool,
@@ -75,7 +91,9 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 config.hidden = vec![8];
             }
             let json = a.json;
+            let load = host::LoadMeter::start();
             if !json {
+                afu_cli::outln!("{}", host::header(rayon::current_num_threads()))?;
                 afu_cli::outln!(
                     "forward+backward on {:?} ({} elements), {} threads; median of {} reps \
                      (plain-ops: at most 7, or 3 at N > 32)",
@@ -111,17 +129,47 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             if let Some(e) = failed {
                 return Err(e.into());
             }
+            let torch = match a.pytorch.as_deref() {
+                Some(py) => {
+                    let t = bench::torch_kernels::run(py, &config);
+                    if !json {
+                        afu_cli::outp!("{}", bench::torch_kernels::table(&t, &report))?;
+                    }
+                    Some(t)
+                }
+                None => None,
+            };
+            let foreign = load.foreign_cores();
             if json {
-                afu_cli::outln!("{}", serde_json::to_string_pretty(&report)?)?;
+                let mut v = serde_json::to_value(&report)?;
+                v["cpu"] = host::cpu_model().into();
+                v["foreign_load_cores"] = foreign.into();
+                if let Some(t) = torch {
+                    v["pytorch"] = serde_json::to_value(&t)?;
+                }
+                afu_cli::outln!("{}", serde_json::to_string_pretty(&v)?)?;
+            } else if let Some(f) = foreign {
+                afu_cli::outln!("CPU used by other processes during the run: {f:.2} cores")?;
             }
             Ok(())
         }
         BenchCommand::CnnStep(a) => {
+            if let Some(d) = &a.data
+                && !d.is_dir()
+            {
+                return Err(super::UsageError::msg(format!(
+                    "--data {}: no such folder (expected MNIST-format IDX files)",
+                    d.display()
+                ))
+                .into());
+            }
             let mut config = bench::cnn_step::CnnStepBenchConfig {
                 steps: a.steps.max(1),
                 op_reps: a.op_reps.max(1),
+                warmup: a.warmup,
                 mobilenet_batch: a.mobilenet_batch,
                 python: a.pytorch,
+                data: a.data,
                 ..Default::default()
             };
             if a.quick {
@@ -133,14 +181,15 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             }
             let json = a.json;
             if !json {
-                afu_cli::outln!("{} threads", rayon::current_num_threads())?;
+                afu_cli::outln!("{}", host::header(rayon::current_num_threads()))?;
             }
             let mut failed = None;
             let report = bench::cnn_step::run(&config, |line| {
                 if !json && failed.is_none() {
                     failed = afu_cli::outln!("{line}").err();
                 }
-            });
+            })
+            .context("afu bench cnn-step")?;
             if let Some(e) = failed {
                 return Err(e.into());
             }

@@ -27,9 +27,11 @@ pub mod activation;
 pub mod afu;
 pub mod device;
 pub mod family;
+pub mod fpenv;
 pub mod fsutil;
 pub mod models;
 pub mod ops;
+pub mod optim;
 
 pub use activation::{ActivationSpec, Activations, Sharing};
 pub use afu::{Afu, AfuConfig, AfuError, AfuInit, AfuParams, BaseActivation, KernelChoice};
