@@ -110,7 +110,7 @@ fn main() -> ExitCode {
                     )
             }) =>
         {
-            afu_cli::note!("{e}");
+            afu_cli::note!("{}", commands::render_error(&e));
             ExitCode::from(130)
         }
         Err(e) => {
