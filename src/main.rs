@@ -113,7 +113,7 @@ fn main() -> ExitCode {
                     )
             }) =>
         {
-            afu_cli::note!("{e}");
+            afu_cli::note!("{}", commands::render_error(&e));
             ExitCode::from(130)
         }
         Err(e) => {

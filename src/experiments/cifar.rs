@@ -117,10 +117,10 @@ impl CifarConfig {
 
     /// Parses and checks every field (not the data).
     pub fn validate(&self) -> Result<Vec<ActivationSpec>, ExperimentError> {
-        common::at_least_one("epochs", self.epochs)?;
-        common::at_least_one("seeds", self.seeds)?;
-        common::at_least_one("batch_size", self.batch_size)?;
-        common::at_least_one("test_batch_size", self.test_batch_size)?;
+        common::between_one_and("epochs", self.epochs, common::MAX_STEPS)?;
+        common::between_one_and("seeds", self.seeds, common::MAX_SEEDS)?;
+        common::between_one_and("batch_size", self.batch_size, common::MAX_WIDTH)?;
+        common::between_one_and("test_batch_size", self.test_batch_size, common::MAX_WIDTH)?;
         common::positive("lr", self.lr)?;
         common::limits(self.limit_train, self.limit_test)?;
         Ok(

@@ -53,6 +53,16 @@ pub enum ExperimentError {
     /// A model could not be built.
     #[error(transparent)]
     Afu(#[from] crate::afu::AfuError),
+    /// A step of a toy experiment (no checkpoints: its runs take seconds) had a non-finite loss.
+    #[error(
+        "{what}: the training loss is {loss}; stopped there, nothing was written for the unfinished runs; a lower learning rate may help"
+    )]
+    NonFiniteStep {
+        /// Variant, seed and step.
+        what: String,
+        /// The loss (NaN or ±infinity).
+        loss: f64,
+    },
     /// Stopped by Ctrl-C in an experiment without checkpoints (its runs take seconds).
     #[error("stopped by Ctrl-C ({what}); nothing was written for the unfinished runs")]
     Stopped {
@@ -307,6 +317,32 @@ pub fn at_least_one(field: &'static str, value: usize) -> Result<(), ExperimentE
     Ok(())
 }
 
+/// The most training steps (or epochs) of one run: a step count beyond it is a typo, and the
+/// per-step records of a run are allocated from it.
+pub const MAX_STEPS: usize = 10_000_000;
+/// The most seeds (or random nets) of one command.
+pub const MAX_SEEDS: usize = 10_000;
+/// The most points per side of a plane grid (its points are allocated at once).
+pub const MAX_GRID: usize = 4096;
+/// The widest hidden layer, the largest batch and the most points of a generated data set.
+pub const MAX_WIDTH: usize = 1 << 20;
+
+/// Checks that a count setting is at least 1 and at most `limit` (named in the message).
+pub fn between_one_and(
+    field: &'static str,
+    value: usize,
+    limit: usize,
+) -> Result<(), ExperimentError> {
+    at_least_one(field, value)?;
+    if value > limit {
+        return Err(ExperimentError::Config {
+            field,
+            message: format!("is {value}, above the limit of {limit}"),
+        });
+    }
+    Ok(())
+}
+
 /// Checks that a real setting is a finite positive number.
 pub fn positive(field: &'static str, value: f64) -> Result<(), ExperimentError> {
     if !(value.is_finite() && value > 0.0) {
@@ -420,28 +456,44 @@ pub enum FolderUse {
 /// Settings that may differ when a run is continued: more epochs, another device.
 const RESUMABLE_CHANGES: [&str; 3] = ["epochs", "device", "devices"];
 
-/// Checks `out` before a run writes into it: a folder holding a run (a `config.toml`) is never
-/// overwritten by a new run; `--resume` must name the same settings (the differences are named
-/// in the error); `--force` removes the old run's files first. A folder without a run is used as it is.
+/// Checks `out` before a run writes into it, and records the run there: a folder holding a run
+/// (a `config.toml`) is never overwritten by a new run; `--resume` must name the same command,
+/// settings and data (the differences are named in the error); `--force` removes the old run's
+/// files first. A folder without a run is used as it is. Afterwards `out/manifest.json`
+/// describes the run (kept from the run's creation when it is resumed), and the temporary files
+/// of writes that a kill interrupted are gone.
 pub fn claim_run_folder(
     out: &Path,
     config: &crate::experiments::RunConfig,
     mode: FolderUse,
 ) -> Result<(), ExperimentError> {
+    use crate::experiments::manifest::Manifest;
+    let now = Manifest::of(config)?;
     let path = out.join("config.toml");
-    if !path.is_file() {
-        return Ok(());
-    }
     let bad = |message: String| ExperimentError::Config {
         field: "out",
         message,
     };
+    let clean = || {
+        crate::fsutil::remove_stale_temps(out).map_err(|e| ExperimentError::Output {
+            path: out.to_path_buf(),
+            source: e.into(),
+        })
+    };
+    if !path.is_file() {
+        clean()?;
+        return now.write(out);
+    }
     match mode {
         FolderUse::New => Err(bad(format!(
             "{} already holds a run; continue it with --resume, replace it with --force, or choose another --out",
             out.display()
         ))),
-        FolderUse::Force => remove_run(out),
+        FolderUse::Force => {
+            remove_run(out)?;
+            clean()?;
+            now.write(out)
+        }
         FolderUse::Resume => {
             let text = std::fs::read_to_string(&path).map_err(|e| ExperimentError::Checkpoint {
                 path: path.clone(),
@@ -466,28 +518,37 @@ pub fn claim_run_folder(
                         || matches!((old, new), (Some(toml::Value::Integer(a)), Some(toml::Value::Integer(b))) if b >= a));
                 !allowed
             });
-            if diffs.is_empty() {
-                return Ok(());
-            }
             let show = |v: &Option<toml::Value>| {
                 v.as_ref().map_or("(unset)".to_string(), |v| v.to_string())
             };
-            Err(bad(format!(
-                "--resume: the run in {} was made with other settings: {}; resume with its settings, or start a new run",
-                out.display(),
-                diffs
-                    .iter()
-                    .map(|(k, o, n)| format!("{k} is {} there, {} now", show(o), show(n)))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )))
+            let mut named: Vec<String> = diffs
+                .iter()
+                .map(|(k, o, n)| format!("{k} is {} there, {} now", show(o), show(n)))
+                .collect();
+            let recorded = Manifest::read(out)?;
+            if let Some(m) = &recorded {
+                named.extend(m.resume_differences(&now));
+            }
+            if !named.is_empty() {
+                return Err(bad(format!(
+                    "--resume: the run in {} was made with other settings: {}; resume with its settings, or start a new run",
+                    out.display(),
+                    named.join("; ")
+                )));
+            }
+            clean()?;
+            match recorded {
+                Some(_) => Ok(()),
+                None => now.write(out),
+            }
         }
     }
 }
 
 /// What a run writes into its folder: all that `--force` removes. Anything else there (the
 /// folder may be one the user keeps other files in) stays, and so does the folder then.
-const RUN_ENTRIES: [&str; 11] = [
+const RUN_ENTRIES: [&str; 12] = [
+    "manifest.json",
     "config.toml",
     "summary.json",
     "summary.md",
@@ -568,8 +629,13 @@ mod folder_tests {
         write_text(&out.join("summary.json"), "{}").unwrap();
         let e = claim_run_folder(&out, &run, FolderUse::New).unwrap_err();
         assert!(e.to_string().contains("--resume"), "{e}");
-        // Same settings, more epochs, another device: fine.
+        // Same settings, more epochs, another device: fine; what a killed write left is removed.
+        let stale = out.join("checkpoints/relu/.progress.json.tmp-999999999");
+        write_text(&out.join("checkpoints/relu/x"), "").unwrap();
+        std::fs::write(&stale, "partial").unwrap();
         claim_run_folder(&out, &run, FolderUse::Resume).unwrap();
+        assert!(!stale.exists());
+        assert!(out.join("manifest.json").is_file());
         let more = RunConfig::Mnist(MnistConfig {
             epochs: config.epochs + 2,
             ..config.clone()
@@ -599,7 +665,11 @@ mod folder_tests {
         assert!(e.to_string().contains("experiment"), "{e}");
         // --force replaces.
         claim_run_folder(&out, &other, FolderUse::Force).unwrap();
-        assert!(!out.exists());
+        assert!(!out.join("config.toml").exists() && !out.join("summary.json").exists());
+        let m = crate::experiments::manifest::Manifest::read(&out)
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.seed, Some(9), "the manifest is the new run's");
         // ...the run only: files of the user's in the same folder stay.
         write_toml(&out.join("config.toml"), &run).unwrap();
         write_text(&out.join("notes.txt"), "mine").unwrap();

@@ -6,6 +6,7 @@ pub mod curriculum_report;
 pub mod generalisation;
 pub mod image;
 pub mod inspect;
+pub mod manifest;
 pub mod mnist;
 pub mod report;
 pub mod smoothness;

@@ -80,8 +80,18 @@ impl SmoothnessConfig {
 
     fn validate(&self) -> Result<Vec<BaseActivation>, ExperimentError> {
         let bad = |field, message: String| ExperimentError::Config { field, message };
-        if self.nets == 0 {
-            return Err(bad("nets", "must be at least 1".into()));
+        common::between_one_and("nets", self.nets, common::MAX_SEEDS)?;
+        common::between_one_and("train_steps", self.train_steps, common::MAX_STEPS)?;
+        common::between_one_and("grid", self.grid, common::MAX_GRID)?;
+        common::between_one_and("widths", self.widths.len(), 64)?;
+        if let Some(&w) = self.widths.iter().find(|&&w| w > common::MAX_WIDTH) {
+            return Err(bad(
+                "widths",
+                format!(
+                    "a layer of width {w} is above the limit of {}",
+                    common::MAX_WIDTH
+                ),
+            ));
         }
         if self.widths.is_empty() || self.widths.contains(&0) {
             return Err(bad(
@@ -292,6 +302,11 @@ pub fn run(
     let fig = out.join("figures");
     let bar = common::progress_bar(config.nets as u64, "smoothness", progress);
     for k in 0..config.nets as u64 {
+        if crate::interrupt::requested() {
+            return Err(ExperimentError::Stopped {
+                what: format!("smoothness, net {} of {}", k + 1, config.nets),
+            });
+        }
         let seed = config.first_seed + k;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let base_net = Mlp::new(

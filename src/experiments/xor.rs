@@ -100,11 +100,12 @@ impl XorConfig {
 
     /// Parses and checks every field.
     pub fn validate(&self) -> Result<Vec<ActivationSpec>, ExperimentError> {
-        common::at_least_one("seeds", self.seeds)?;
-        common::at_least_one("steps", self.steps)?;
+        common::between_one_and("seeds", self.seeds, common::MAX_SEEDS)?;
+        common::between_one_and("steps", self.steps, common::MAX_STEPS)?;
         common::at_least_one("grid", self.grid.saturating_sub(1))?;
-        common::at_least_one("points_per_blob", self.points_per_blob)?;
-        common::at_least_one("hidden_neurons", self.hidden_neurons)?;
+        common::between_one_and("grid", self.grid, common::MAX_GRID)?;
+        common::between_one_and("points_per_blob", self.points_per_blob, common::MAX_WIDTH)?;
+        common::between_one_and("hidden_neurons", self.hidden_neurons, common::MAX_WIDTH)?;
         common::positive("std", self.std as f64)?;
         common::positive("lr", self.lr)?;
         if !self.centre.is_finite() {
@@ -244,7 +245,18 @@ fn run_one(
             });
         }
         let loss = hinge_loss(model.forward(x.clone()), y.clone());
-        losses.push(loss.clone().into_scalar::<f32>() as f64);
+        let l = loss.clone().into_scalar::<f32>() as f64;
+        if !l.is_finite() {
+            return Err(ExperimentError::NonFiniteStep {
+                what: format!(
+                    "xor: {name}, seed {seed}, step {} of {}",
+                    step + 1,
+                    config.steps
+                ),
+                loss: l,
+            });
+        }
+        losses.push(l);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(config.lr, model, grads);
         bar.inc(1);

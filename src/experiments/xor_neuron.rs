@@ -66,8 +66,8 @@ impl XorNeuronConfig {
 
     /// Parses and checks every field.
     pub fn validate(&self) -> Result<Vec<ActivationSpec>, ExperimentError> {
-        common::at_least_one("seeds", self.seeds)?;
-        common::at_least_one("steps", self.steps)?;
+        common::between_one_and("seeds", self.seeds, common::MAX_SEEDS)?;
+        common::between_one_and("steps", self.steps, common::MAX_STEPS)?;
         common::positive("lr", self.lr)?;
         common::parse_variants(&self.variants)
     }
@@ -159,11 +159,18 @@ pub fn run(
                     });
                 }
                 let loss = hinge_loss(model.forward(x.clone()), y.clone());
-                csv.push_str(&format!(
-                    "{name},{seed},{},{}\n",
-                    step + 1,
-                    loss.clone().into_scalar::<f32>()
-                ));
+                let l = loss.clone().into_scalar::<f32>();
+                if !l.is_finite() {
+                    return Err(ExperimentError::NonFiniteStep {
+                        what: format!(
+                            "xor-neuron: {name}, seed {seed}, step {} of {}",
+                            step + 1,
+                            config.steps
+                        ),
+                        loss: l as f64,
+                    });
+                }
+                csv.push_str(&format!("{name},{seed},{},{l}\n", step + 1));
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 model = optim.step(config.lr, model, grads);
                 bar.inc(1);

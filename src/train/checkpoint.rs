@@ -8,9 +8,10 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::ModuleOptimizer;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::{Bool, Int, Tensor};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -115,17 +116,23 @@ fn save_until<M: Module, R: Serialize>(
     let old = sibling(dir, ".old");
     std::fs::create_dir_all(&next).map_err(|e| out(&next, e.into()))?;
     let model_path = next.join("model.safetensors");
+    // Burn writes these two itself; the fault injection of the tests counts them all the same.
+    crate::fsutil::check_injected_write_fault(&model_path)
+        .map_err(|e| out(&model_path, e.into()))?;
     let mut store = SafetensorsStore::from_file(&model_path);
     model
         .save_into(&mut store)
         .map_err(|e| out(&model_path, e.to_string().into()))?;
     let optim_path = next.join("optimizer.bpk");
+    crate::fsutil::check_injected_write_fault(&optim_path)
+        .map_err(|e| out(&optim_path, e.into()))?;
     optim
         .save(&optim_path)
         .map_err(|e| out(&optim_path, format!("{e:?}").into()))?;
     for p in [&model_path, &optim_path] {
         sync(p).map_err(|e| out(p, e.into()))?;
     }
+    common::write_json(&next.join(PARAM_IDS), &param_ids(model))?;
     // Progress last: a staging folder with progress.json is complete.
     common::write_json(&next.join("progress.json"), progress)?;
     if let Some(r) = stop(Stage::Staged) {
@@ -141,6 +148,60 @@ fn save_until<M: Module, R: Serialize>(
     // The new checkpoint is complete; what is left of the old one is garbage.
     let _ = std::fs::remove_dir_all(&old);
     Ok(())
+}
+
+/// The file of a checkpoint with the model's parameter ids, in visiting order. The optimizer
+/// state is keyed by these ids, and `model.safetensors` carries none: a model rebuilt on
+/// `--resume` has fresh random ids, which without this file would silently leave the optimizer
+/// state unused (a resumed run would then differ from the uninterrupted one).
+const PARAM_IDS: &str = "param_ids.json";
+
+/// The ids of every parameter of `model`, in the order [`Module::visit`] and [`Module::map`]
+/// traverse them.
+fn param_ids<M: Module>(model: &M) -> Vec<u64> {
+    struct Collect(Vec<u64>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.0.push(p.id.val());
+        }
+        fn visit_int<const D: usize>(&mut self, p: &Param<Tensor<D, Int>>) {
+            self.0.push(p.id.val());
+        }
+        fn visit_bool<const D: usize>(&mut self, p: &Param<Tensor<D, Bool>>) {
+            self.0.push(p.id.val());
+        }
+    }
+    let mut c = Collect(Vec::new());
+    model.visit(&mut c);
+    c.0
+}
+
+/// `model` with the parameter ids `ids` (as [`param_ids`] listed them for the same architecture).
+fn with_param_ids<M: Module>(model: M, ids: &[u64]) -> M {
+    struct Assign<'a>(std::slice::Iter<'a, u64>);
+    impl Assign<'_> {
+        fn next<T: burn::module::ParameterValue>(&mut self, mut p: Param<T>) -> Param<T> {
+            if let Some(&id) = self.0.next() {
+                p.id = ParamId::from(id);
+            }
+            p
+        }
+    }
+    impl ModuleMapper for Assign<'_> {
+        fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            self.next(p)
+        }
+        fn map_int<const D: usize>(&mut self, p: Param<Tensor<D, Int>>) -> Param<Tensor<D, Int>> {
+            self.next(p)
+        }
+        fn map_bool<const D: usize>(
+            &mut self,
+            p: Param<Tensor<D, Bool>>,
+        ) -> Param<Tensor<D, Bool>> {
+            self.next(p)
+        }
+    }
+    model.map(&mut Assign(ids.iter()))
 }
 
 fn sync(path: &Path) -> std::io::Result<()> {
@@ -199,6 +260,19 @@ pub fn load<M: Module, R: DeserializeOwned>(
     model
         .load_from(&mut store)
         .map_err(|e| bad(&mp, e.to_string().into()))?;
+    let ip = dir.join(PARAM_IDS);
+    if ip.is_file() {
+        let text = std::fs::read_to_string(&ip).map_err(|e| bad(&ip, e.into()))?;
+        let ids: Vec<u64> = serde_json::from_str(&text).map_err(|e| bad(&ip, e.into()))?;
+        let now = param_ids(model).len();
+        if ids.len() != now {
+            return Err(bad(
+                &ip,
+                format!("{} parameters there, the model has {now}", ids.len()).into(),
+            ));
+        }
+        *model = with_param_ids(model.clone(), &ids);
+    }
     let op = dir.join("optimizer.bpk");
     let optim = optim
         .load(&op)
@@ -258,6 +332,12 @@ mod tests {
                 crate::train::adam_torch_defaults().init(),
             )
             .unwrap();
+            let saved = if expect_new { &second } else { &first };
+            assert_eq!(
+                param_ids(&loaded),
+                param_ids(saved),
+                "{stage:?}: the optimizer state is keyed by these ids"
+            );
             let (want_epochs, want) = if expect_new {
                 (2, &second)
             } else {
@@ -273,7 +353,12 @@ mod tests {
             assert_eq!(names(dir.parent().unwrap()), ["relu"], "{stage:?}");
             assert_eq!(
                 names(&dir),
-                ["model.safetensors", "optimizer.bpk", "progress.json"]
+                [
+                    "model.safetensors",
+                    "optimizer.bpk",
+                    "param_ids.json",
+                    "progress.json"
+                ]
             );
             // The next save works as usual after the interrupted one.
             save(&dir, &second, &optim, &progress(3)).unwrap();

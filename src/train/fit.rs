@@ -207,6 +207,20 @@ pub fn epoch_order(len: usize, seed: u64, epoch: usize) -> Vec<usize> {
     order
 }
 
+/// The environment variable with which tests interrupt a run at an exact point:
+/// `AFU_TEST_INTERRUPT_AFTER_STEP=K` acts as a Ctrl-C right after the run's `K`-th training step
+/// (counted from the start of training, 1-based), so that resuming mid-epoch is tested without
+/// depending on timing. Never set in normal use.
+pub const INTERRUPT_AFTER_STEP_ENV: &str = "AFU_TEST_INTERRUPT_AFTER_STEP";
+
+fn test_interrupt_after() -> Option<usize> {
+    std::env::var(INTERRUPT_AFTER_STEP_ENV)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Mean negative log-likelihood of log-probabilities `[b, k]` against one-hot targets.
 pub fn nll(log_probs: Tensor<2>, onehot: Tensor<2>) -> Tensor<1> {
     log_probs.mul(onehot).sum_dim(1).neg().mean()
@@ -247,6 +261,7 @@ pub fn fit<M: ImageClassifier>(
         });
     }
     let slots = model.activations().slots.len();
+    let interrupt_after = test_interrupt_after();
     for epoch in state.epochs_done..s.epochs {
         let lr = (s.lr)(epoch);
         let order = epoch_order(train.len(), s.seed, epoch);
@@ -315,6 +330,9 @@ pub fn fit<M: ImageClassifier>(
             loss_sum += l * idx.len() as f64;
             model = optim.step(lr, model, grads);
             bar.inc(1);
+            if interrupt_after == Some(epoch * steps_per_epoch + bi + 1) {
+                crate::interrupt::request();
+            }
             if crate::interrupt::requested() && bi + 1 < batches.len() {
                 bar.finish_and_clear();
                 state.batches_done = bi + 1;

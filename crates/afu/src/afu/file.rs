@@ -250,7 +250,9 @@ mod tests {
         );
         let mut f = sample();
         f.afus[0].params.w1.pop();
-        f.save(&p).unwrap();
+        // `save` refuses such a file; written by hand, `load` names the problem.
+        assert!(f.save(&p).is_err());
+        std::fs::write(&p, serde_json::to_string(&f).unwrap()).unwrap();
         let e = AfuFile::load(&p).unwrap_err().to_string();
         assert!(e.contains("w1") && e.contains("expected 2"), "{e}");
         let e = AfuFile::load(&dir.path().join("missing.json"))
