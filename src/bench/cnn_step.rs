@@ -494,6 +494,13 @@ pub fn run(
         &|t| crate::ops::conv2d(&conv2, t),
     ));
     op(op_case(
+        "relu",
+        &normal([64, 32, 26, 26]),
+        true,
+        reps,
+        &|t| crate::ops::relu(t),
+    ));
+    op(op_case(
         "max-pool 2x2",
         &normal([64, 64, 24, 24]),
         true,

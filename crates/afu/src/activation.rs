@@ -282,6 +282,8 @@ impl Activations {
     /// `g(x)` of slot `slot`, without curriculum.
     fn apply_unmixed<const D: usize>(&self, slot: usize, x: Tensor<D>) -> Tensor<D> {
         match self.slots[slot] {
+            // relu on afu's multi-threaded kernel (Burn's otherwise), the other bases as is.
+            Slot::Fixed(BaseActivation::Relu) => crate::ops::relu(x),
             Slot::Fixed(base) => base.apply(x),
             Slot::Learned(i) => self.afus[i].forward(x),
         }

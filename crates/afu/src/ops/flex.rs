@@ -14,6 +14,7 @@ use burn::tensor::{DType, TensorData};
 use super::bn_cpu::{self, BnGeometry};
 use super::conv_cpu::{self, ConvGeometry};
 use super::dropout_cpu;
+use super::elementwise;
 use super::flex_tensor::{FlexTensor, dims_of, values, with_owned_values};
 use super::float::KernelFloat;
 use super::pool_cpu::{self, PoolGeometry};
@@ -90,6 +91,8 @@ pub trait CnnOpsBackend: Backend {
     fn max_pool2d_fast(x: FloatTensor<Self>, args: PoolArgs) -> FloatTensor<Self>;
     /// Dropout (training mode).
     fn dropout_fast(x: FloatTensor<Self>, args: DropoutArgs) -> FloatTensor<Self>;
+    /// relu, `max(x, 0)` (NaN stays NaN), on rayon's threads.
+    fn relu_fast(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Batch norm with the batch's statistics.
     fn batch_norm_fast(#[extension_type] inputs: BnInputs<Self>, epsilon: f64) -> BnOutput<Self>;
 }
@@ -181,6 +184,22 @@ fn dropout_apply(x: FlexTensor, args: DropoutArgs) -> FlexTensor {
     })
 }
 
+/// relu of `x` as a new tensor.
+fn relu_apply(x: &FlexTensor) -> FlexTensor {
+    with_float!(x, T, {
+        let v = values::<T>(x);
+        FlexTensor::from_data(TensorData::new(elementwise::relu(&v), dims_of(x)))
+    })
+}
+
+/// The relu gradient: `gy` where the output `y` is positive, else 0.
+fn relu_grad(gy: FlexTensor, y: &FlexTensor) -> FlexTensor {
+    with_float!(y, T, {
+        let y = values::<T>(y);
+        with_owned_values::<T, _>(gy, |g| elementwise::relu_backward_in_place(g, &y)).0
+    })
+}
+
 fn bn_geometry(x: &FlexTensor) -> BnGeometry {
     let d = dims_of(x);
     BnGeometry {
@@ -246,6 +265,10 @@ impl CnnOpsBackend for Flex {
 
     fn dropout_fast(x: FloatTensor<Self>, args: DropoutArgs) -> FloatTensor<Self> {
         dropout_apply(x, args)
+    }
+
+    fn relu_fast(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        relu_apply(&x)
     }
 }
 
@@ -317,6 +340,22 @@ impl Backward<Flex, 1> for DropoutBackward {
         let gy = grads.consume::<Flex>(&ops.node);
         if let Some(node) = parent {
             grads.register::<Flex>(node.id, dropout_apply(gy, ops.state));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ReluBackward;
+
+impl Backward<Flex, 1> for ReluBackward {
+    /// The output.
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [parent] = ops.parents;
+        let gy = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = parent {
+            grads.register::<Flex>(node.id, relu_grad(gy, &ops.state));
         }
     }
 }
@@ -441,6 +480,20 @@ impl<C: CheckpointStrategy> CnnOpsBackend for Autodiff<Flex, C> {
                 let y = dropout_apply(x.primitive().clone(), args);
                 prep.finish(y)
             }
+        }
+    }
+
+    fn relu_fast(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match ReluBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = relu_apply(x.primitive());
+                prep.finish(y.clone(), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(relu_apply(x.primitive())),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! padding, groups incl. depthwise, 1×1 pointwise, with or without bias), max pooling and
 //! dropout, as Burn custom operations on the Flex backend with their own backward passes.
 //!
-//! The models call [`conv2d`], [`max_pool2d`] and [`dropout`] instead of the Burn modules'
+//! The models call [`conv2d`], [`max_pool2d`], [`dropout`] and [`relu`] instead of the Burn modules'
 //! `forward`: on Flex (with or without autodiff, f32/f64) they run afu's kernels; anywhere else,
 //! or for options the kernels do not cover (dilation, `Same` padding, pooling with padding or
 //! ceil mode), Burn's own op. [`set_enabled`]`(false)` switches every model back to Burn's ops
@@ -15,6 +15,7 @@
 pub mod bn_cpu;
 pub mod conv_cpu;
 pub mod dropout_cpu;
+pub mod elementwise;
 pub mod flex;
 pub mod flex_tensor;
 pub mod float;
@@ -122,6 +123,14 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
         x.into_dispatch(),
         args,
     ))
+}
+
+/// `relu(x)`, with afu's multi-threaded kernel where it applies (f32/f64 on Flex).
+pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if !use_kernels(&x) {
+        return burn::tensor::activation::relu(x);
+    }
+    Tensor::from_dispatch(<Dispatch as CnnOpsBackend>::relu_fast(x.into_dispatch()))
 }
 
 /// `dropout.forward(x)`, with afu's kernel where it applies: identity unless training on an
