@@ -6,7 +6,7 @@
 //! so `afu_cli::afu::AfuConfig` is `afu::AfuConfig`.
 #![warn(missing_docs)]
 
-pub use ::afu::{activation, afu, device, fpenv, fsutil, models, ops, tune_allocator};
+pub use ::afu::{activation, afu, device, family, fpenv, fsutil, models, ops, tune_allocator};
 
 pub mod bench;
 pub mod data;

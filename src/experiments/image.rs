@@ -198,6 +198,8 @@ pub struct ImageSummary {
 struct Trained {
     history: Vec<EpochRecord>,
     afus: Vec<NamedAfu>,
+    /// Learned parameters of the learnable-family slots (`families.json`).
+    families: Vec<NamedFamily>,
     /// Curves of the first seed's AFUs, one panel per variant.
     panels: Vec<LinePanel>,
     histograms: BTreeMap<String, InputDistribution>,
@@ -224,6 +226,7 @@ pub fn run<M: ImageClassifier>(
     let mut trained = Trained {
         history: Vec::new(),
         afus: Vec::new(),
+        families: Vec::new(),
         panels: Vec::new(),
         histograms: BTreeMap::new(),
         train_evals: Vec::new(),
@@ -306,6 +309,12 @@ pub fn run<M: ImageClassifier>(
                     params: params.clone(),
                 });
             }
+            for (slot, params) in acts.named_families() {
+                trained.families.push(NamedFamily {
+                    name: format!("{name}/seed{seed}/{slot}"),
+                    params,
+                });
+            }
             if k == 0 && !learned.is_empty() {
                 trained.panels.push(afu_panel(name, &learned, p));
             }
@@ -333,6 +342,46 @@ pub fn run<M: ImageClassifier>(
         }),
         None => Ok(summary),
     }
+}
+
+/// One family slot's learned parameters in `families.json`.
+#[derive(Debug, Clone, Serialize)]
+struct NamedFamily {
+    /// `<variant>/seed<S>/<slot>`.
+    name: String,
+    /// Family, channels, parameter names and one row of values per channel.
+    #[serde(flatten)]
+    params: crate::family::FamilyParams,
+}
+
+/// The summary's table of learned single-parameter families (PReLU's and pmish's `a`,
+/// Swish-β's `β`) per slot: mean over channels, with the range when there are several.
+fn families_markdown(families: &[NamedFamily]) -> String {
+    let single: Vec<&NamedFamily> = families
+        .iter()
+        .filter(|f| f.params.param_names.len() == 1)
+        .collect();
+    let mut md = String::from(
+        "\n## Learned family parameters\n\nAll values per slot and channel: `families.json`.\n",
+    );
+    if single.is_empty() {
+        return md;
+    }
+    md.push_str("\n| variant/seed/slot | family | parameter | mean over channels | min | max |\n|---|---|---|---|---|---|\n");
+    for f in single {
+        let v: Vec<f64> = f.params.values.iter().map(|r| r[0]).collect();
+        let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+                (a.min(*x), b.max(*x))
+            });
+        md.push_str(&format!(
+            "| {} | {} | {} | {mean:.4} | {lo:.4} | {hi:.4} |\n",
+            f.name, f.params.family, f.params.param_names[0]
+        ));
+    }
+    md
 }
 
 fn afu_panel(name: &str, learned: &[(String, AfuParams)], p: &Presentation) -> LinePanel {
@@ -586,6 +635,10 @@ fn write_outputs(
             .join(", ")
     ));
     md.push_str(&results_markdown(&variants, &comparisons));
+    if !trained.families.is_empty() {
+        common::write_json(&out.join("families.json"), &trained.families)?;
+        md.push_str(&families_markdown(&trained.families));
+    }
     let checkpoints = if many {
         "`checkpoints/<variant>/seed<S>/`"
     } else {

@@ -329,6 +329,8 @@ pub fn run(
                     slots: vec![Slot::Learned(0); slots],
                     names: vec!["shared".into()],
                     mix: Vec::new(),
+                    families: Vec::new(),
+                    family_names: Vec::new(),
                 }
             } else {
                 Activations::new(

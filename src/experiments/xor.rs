@@ -306,6 +306,16 @@ fn parameter_count(config: &XorConfig, spec: &ActivationSpec) -> usize {
         + match spec {
             ActivationSpec::Fixed(_) => 0,
             ActivationSpec::Afu { hidden, .. } => 3 * hidden + 1,
+            ActivationSpec::Family { family, sharing } => {
+                // One activation slot (the hidden layer): one set of parameters, or one per
+                // hidden neuron under per-channel sharing.
+                let sets = if *sharing == crate::activation::Sharing::Channel {
+                    h
+                } else {
+                    1
+                };
+                sets * family.n_params()
+            }
         }
 }
 

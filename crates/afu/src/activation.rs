@@ -11,6 +11,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::afu::{Afu, AfuConfig, AfuError, AfuParams, BaseActivation, KernelChoice};
+use crate::family::{FAMILY_NAMES, Family, FamilyParams, Learnable};
 
 /// Which neurons share one AFU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -35,7 +36,7 @@ impl Sharing {
     }
 }
 
-/// The activation of a model: a fixed Table 1 function, or learned AFUs.
+/// The activation of a model: a fixed Table 1 function, learned AFUs, or a learnable family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ActivationSpec {
@@ -50,12 +51,19 @@ pub enum ActivationSpec {
         /// Sharing policy.
         sharing: Sharing,
     },
+    /// A learnable family beside the AFU (PReLU, Swish-β, pmish, PAU, PWLU, APL, KAF).
+    Family {
+        /// The family with its sizes.
+        family: Family,
+        /// Sharing policy.
+        sharing: Sharing,
+    },
 }
 
 /// A variant string that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "bad activation '{given}': {reason} (expected e.g. relu, tanh, afu-relu-8, afu-sigmoid-128-layer)"
+    "bad activation '{given}': {reason} (expected e.g. relu, tanh, afu-relu-8, afu-sigmoid-128-layer, prelu, pau-channel, pwlu-16-layer)"
 )]
 pub struct BadActivationSpec {
     /// The text given.
@@ -67,8 +75,10 @@ pub struct BadActivationSpec {
 impl FromStr for ActivationSpec {
     type Err = BadActivationSpec;
 
-    /// Parses `relu`, `tanh`, … (fixed) or `afu-<base>-<N>[-network|-layer|-channel]`
-    /// (learned; sharing defaults to `network`).
+    /// Parses `relu`, `tanh`, … (fixed), `afu-<base>-<N>[-network|-layer|-channel]`
+    /// (learned; sharing defaults to `network`) or `<family>[-<sizes>][-network|-layer|-channel]`
+    /// (a learnable family: `prelu`, `swish-beta`, `pmish`, `pau[-M-N]`, `pwlu[-N]`, `apl[-S]`,
+    /// `kaf[-D]`; sharing defaults to `network`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = |reason: String| BadActivationSpec {
             given: s.to_string(),
@@ -76,10 +86,19 @@ impl FromStr for ActivationSpec {
         };
         let t = s.trim().to_ascii_lowercase();
         let Some(rest) = t.strip_prefix("afu-") else {
+            let (name, sharing) = split_sharing(&t);
+            if let Some(family) = Family::parse(name).map_err(bad)? {
+                return Ok(ActivationSpec::Family { family, sharing });
+            }
             return t
                 .parse::<BaseActivation>()
                 .map(ActivationSpec::Fixed)
-                .map_err(|e| bad(e.to_string()));
+                .map_err(|e| {
+                    bad(format!(
+                        "{e}, or a learnable family ({})",
+                        FAMILY_NAMES.join(", ")
+                    ))
+                });
         };
         let mut parts: Vec<&str> = rest.split('-').collect();
         let sharing = match parts.last().copied() {
@@ -124,6 +143,21 @@ impl FromStr for ActivationSpec {
     }
 }
 
+/// Splits a trailing sharing suffix off a name (`network` when there is none).
+fn split_sharing(t: &str) -> (&str, Sharing) {
+    for (suffix, sharing) in [
+        ("-network", Sharing::Network),
+        ("-shared", Sharing::Network),
+        ("-layer", Sharing::Layer),
+        ("-channel", Sharing::Channel),
+    ] {
+        if let Some(name) = t.strip_suffix(suffix) {
+            return (name, sharing);
+        }
+    }
+    (t, Sharing::Network)
+}
+
 impl fmt::Display for ActivationSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -138,6 +172,13 @@ impl fmt::Display for ActivationSpec {
                 base,
                 sharing,
             } => write!(f, "afu-{base}-{hidden}-{}", sharing.name()),
+            ActivationSpec::Family {
+                family,
+                sharing: Sharing::Network,
+            } => write!(f, "{family}"),
+            ActivationSpec::Family { family, sharing } => {
+                write!(f, "{family}-{}", sharing.name())
+            }
         }
     }
 }
@@ -145,7 +186,10 @@ impl fmt::Display for ActivationSpec {
 impl ActivationSpec {
     /// True for learned activations.
     pub fn is_learned(&self) -> bool {
-        matches!(self, ActivationSpec::Afu { .. })
+        matches!(
+            self,
+            ActivationSpec::Afu { .. } | ActivationSpec::Family { .. }
+        )
     }
 }
 
@@ -156,6 +200,8 @@ pub enum Slot {
     Fixed(BaseActivation),
     /// The AFU module with this index in [`Activations::afus`].
     Learned(usize),
+    /// The family module with this index in [`Activations::families`].
+    Family(usize),
 }
 
 /// The activation modules of one model: `slots[i]` is what follows layer `i`.
@@ -169,6 +215,11 @@ pub struct Activations {
     /// Display names of the AFUs (`shared`, `layer1`, …), parallel to `afus`.
     #[module(skip)]
     pub names: Vec<String>,
+    /// The learnable-family modules (empty unless the spec is a family).
+    pub families: Vec<Learnable>,
+    /// Display names of the family modules, parallel to `families`.
+    #[module(skip)]
+    pub family_names: Vec<String>,
     /// Curriculum mix: slot `i` applies `(1 − mix[i])·z + mix[i]·g(z)`. Empty (the default)
     /// or a missing entry means 1: the activation alone, computed exactly as without mixing.
     #[module(skip)]
@@ -190,6 +241,8 @@ impl Activations {
                 slots: vec![Slot::Fixed(base); widths.len()],
                 names: Vec::new(),
                 mix: Vec::new(),
+                families: Vec::new(),
+                family_names: Vec::new(),
             }),
             ActivationSpec::Afu {
                 hidden,
@@ -203,6 +256,8 @@ impl Activations {
                         slots: vec![Slot::Learned(0); widths.len()],
                         names: vec!["shared".into()],
                         mix: Vec::new(),
+                        families: Vec::new(),
+                        family_names: Vec::new(),
                     }),
                     Sharing::Layer | Sharing::Channel => {
                         let mut afus = Vec::with_capacity(widths.len());
@@ -215,9 +270,42 @@ impl Activations {
                             slots: (0..widths.len()).map(Slot::Learned).collect(),
                             names: (1..=widths.len()).map(|i| format!("layer{i}")).collect(),
                             mix: Vec::new(),
+                            families: Vec::new(),
+                            family_names: Vec::new(),
                         })
                     }
                 }
+            }
+            ActivationSpec::Family { family, sharing } => {
+                let (families, slots, family_names) = match sharing {
+                    Sharing::Network => (
+                        vec![Learnable::new(family, 1, device).map_err(family_error)?],
+                        vec![Slot::Family(0); widths.len()],
+                        vec!["shared".to_string()],
+                    ),
+                    Sharing::Layer | Sharing::Channel => {
+                        let mut families = Vec::with_capacity(widths.len());
+                        for &w in widths {
+                            let channels = if sharing == Sharing::Channel { w } else { 1 };
+                            families.push(
+                                Learnable::new(family, channels, device).map_err(family_error)?,
+                            );
+                        }
+                        (
+                            families,
+                            (0..widths.len()).map(Slot::Family).collect(),
+                            (1..=widths.len()).map(|i| format!("layer{i}")).collect(),
+                        )
+                    }
+                };
+                Ok(Activations {
+                    afus: Vec::new(),
+                    slots,
+                    names: Vec::new(),
+                    mix: Vec::new(),
+                    families,
+                    family_names,
+                })
             }
         }
     }
@@ -257,6 +345,33 @@ impl Activations {
                         })
                         .collect(),
                     mix: Vec::new(),
+                    families: Vec::new(),
+                    family_names: Vec::new(),
+                })
+            }
+            ActivationSpec::Family {
+                family,
+                sharing: Sharing::Layer,
+            } => {
+                let n_groups = groups.iter().max().map_or(0, |g| g + 1);
+                let mut families = Vec::with_capacity(n_groups);
+                for _ in 0..n_groups {
+                    families.push(Learnable::new(family, 1, device).map_err(family_error)?);
+                }
+                Ok(Activations {
+                    afus: Vec::new(),
+                    slots: groups.iter().map(|&g| Slot::Family(g)).collect(),
+                    names: Vec::new(),
+                    mix: Vec::new(),
+                    families,
+                    family_names: (0..n_groups)
+                        .map(|g| {
+                            group_names
+                                .get(g)
+                                .cloned()
+                                .unwrap_or_else(|| format!("group{g}"))
+                        })
+                        .collect(),
                 })
             }
             _ => Self::new(spec, widths, rng, device),
@@ -286,7 +401,27 @@ impl Activations {
             Slot::Fixed(BaseActivation::Relu) => crate::ops::relu(x),
             Slot::Fixed(base) => base.apply(x),
             Slot::Learned(i) => self.afus[i].forward(x),
+            Slot::Family(i) => self.families[i].forward(x),
         }
+    }
+
+    /// The learnable-family modules with their names and current parameters.
+    pub fn named_families(&self) -> Vec<(String, FamilyParams)> {
+        self.family_names
+            .iter()
+            .cloned()
+            .zip(self.families.iter().map(|f| f.params()))
+            .collect()
+    }
+
+    /// Number of learned activation parameters (AFUs and families together).
+    pub fn num_learned_values(&self) -> usize {
+        let afus: usize = self
+            .afus
+            .iter()
+            .map(|a| a.channels() * (3 * a.hidden() + 1))
+            .sum();
+        afus + self.families.iter().map(|f| f.num_values()).sum::<usize>()
     }
 
     /// The learned AFUs with their names.
@@ -382,14 +517,41 @@ impl Activations {
         self
     }
 
-    /// Uses the given kernel in every AFU.
+    /// Uses the given kernel in every AFU and family module.
     pub fn with_kernel(mut self, kernel: KernelChoice) -> Self {
         self.afus = self
             .afus
             .into_iter()
             .map(|a| a.with_kernel(kernel))
             .collect();
+        self.families = self
+            .families
+            .into_iter()
+            .map(|f| f.with_kernel(kernel))
+            .collect();
         self
+    }
+}
+
+/// A family module that cannot be built, as the AFU error the constructors return (only a
+/// zero width gets here: the family's own sizes are checked when its name is parsed).
+fn family_error(e: crate::family::layer::FamilyError) -> AfuError {
+    match e {
+        crate::family::layer::FamilyError::NoChannel { .. } => AfuError::ZeroSize {
+            field: "channels",
+            value: 0,
+        },
+        crate::family::layer::FamilyError::BadLength {
+            found, expected, ..
+        } => AfuError::BadLength {
+            field: "family parameters",
+            found,
+            expected,
+        },
+        crate::family::layer::FamilyError::NonFinite { index, .. } => AfuError::NonFinite {
+            field: "family parameters",
+            index,
+        },
     }
 }
 
@@ -417,7 +579,42 @@ mod tests {
                 .to_string(),
             "afu-relu-8"
         );
-        for bad in ["afu-relu-0", "afu-gelu-8", "gelu", "afu-relu", "afu-relu-x"] {
+        for s in [
+            "prelu",
+            "prelu-layer",
+            "prelu-channel",
+            "swish-beta-channel",
+            "pmish-layer",
+            "pau-channel",
+            "pau-3-2-layer",
+            "pwlu-16-channel",
+            "apl-5-layer",
+            "kaf-channel",
+            "kaf-7",
+        ] {
+            let spec: ActivationSpec = s.parse().unwrap();
+            assert!(spec.is_learned());
+            assert_eq!(spec.to_string(), s);
+        }
+        assert_eq!(
+            "kaf-20-network"
+                .parse::<ActivationSpec>()
+                .unwrap()
+                .to_string(),
+            "kaf"
+        );
+        for bad in [
+            "afu-relu-0",
+            "afu-gelu-8",
+            "gelu",
+            "afu-relu",
+            "afu-relu-x",
+            "pau-0-4",
+            "pwlu-0-channel",
+            "apl-0",
+            "kaf-1",
+            "foo-layer",
+        ] {
             let err = bad.parse::<ActivationSpec>().unwrap_err();
             assert!(err.to_string().contains(bad), "{err}");
         }

@@ -38,11 +38,11 @@ pub mod cpu;
 pub mod cube;
 pub mod fused;
 pub mod isa;
-mod layout;
-mod pool;
+pub(crate) mod layout;
+pub(crate) mod pool;
 mod pwl;
 pub mod reference;
-mod shared;
+pub(crate) mod shared;
 mod smooth;
 mod work;
 

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 /// finished first, and its wake-up cost more than the wait: `docs/kernels.md`). A pool task
 /// that starts after every index is claimed finds nothing to do and touches nothing of the
 /// caller's.
-pub(super) fn par_map<R: Send + 'static>(n: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+pub(crate) fn par_map<R: Send + 'static>(n: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
     let helpers = rayon::current_num_threads()
         .saturating_sub(1)
         .min(n.saturating_sub(1));

@@ -12,7 +12,7 @@ use std::mem::MaybeUninit;
 /// outlive the buffer, and nothing else can touch the buffer while it exists; its elements are
 /// initialised unless it was made by the unsafe [`SharedMut::from_uninit`]. Which elements each
 /// thread touches is the callers' contract, stated on [`SharedMut::slice`].
-pub(super) struct SharedMut<'a, T> {
+pub(crate) struct SharedMut<'a, T> {
     ptr: *mut T,
     len: usize,
     _buffer: PhantomData<&'a mut [T]>,
@@ -37,7 +37,7 @@ unsafe impl<T: Send> Sync for SharedMut<'_, T> {}
 
 impl<'a, T> SharedMut<'a, T> {
     /// Shares `buf` for the duration of the borrow.
-    pub(super) fn new(buf: &'a mut [T]) -> Self {
+    pub(crate) fn new(buf: &'a mut [T]) -> Self {
         SharedMut {
             ptr: buf.as_mut_ptr(),
             len: buf.len(),
@@ -66,7 +66,7 @@ impl<'a, T> SharedMut<'a, T> {
     /// other thread may access them while the slice lives.
     #[allow(clippy::mut_from_ref)]
     #[inline(always)]
-    pub(super) unsafe fn slice(&self, offset: usize, len: usize) -> &mut [T] {
+    pub(crate) unsafe fn slice(&self, offset: usize, len: usize) -> &mut [T] {
         debug_assert!(offset + len <= self.len, "SharedMut::slice out of bounds");
         // SAFETY: within the borrowed buffer, initialised and not accessed by anyone else
         // (the caller's contract).

@@ -1,0 +1,143 @@
+//! PAU, the Padé activation unit (Molina, Schramowski and Kersting, ICLR 2020, "Padé
+//! Activation Units: End-to-end Learning of Flexible Activation Functions in Deep Networks"),
+//! in its "safe" form: `g(z) = P(z) / Q(z)` with `P(z) = Σⱼ₌₀..M aⱼ·zʲ` and
+//! `Q(z) = 1 + Σₖ₌₁..N |bₖ·zᵏ|`, which has no pole. Parameters `[a₀ … a_M, b₁ … b_N]`.
+//!
+//! Start (degrees (5, 4)): the authors' least-squares fit of leaky relu (slope 0.01) on
+//! [−3, 3], `pade_optimized_leakyrelu` in their repository (ml-research/pau,
+//! `pau/cuda/python_imp/Pade.py`). Other degrees take those coefficients where the degree
+//! has them and 0 for the rest.
+
+use num_traits::Float;
+
+use super::ScalarFamily;
+
+/// Numerator coefficients `a₀ … a₅` of the published leaky-relu fit.
+pub const LEAKY_RELU_NUMERATOR: [f64; 6] = [
+    3.35583603e-02,
+    5.05000375e-01,
+    1.65343934e+00,
+    2.01001052e+00,
+    9.31901999e-01,
+    1.52424124e-01,
+];
+
+/// Denominator coefficients `b₁ … b₄` of the published leaky-relu fit.
+pub const LEAKY_RELU_DENOMINATOR: [f64; 4] = [
+    3.30847488e-06,
+    3.98021568e+00,
+    5.12471206e-07,
+    3.01830109e-01,
+];
+
+/// Safe PAU of numerator degree `m` and denominator degree `n` (both ≥ 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pau {
+    /// Numerator degree `M`.
+    pub m: usize,
+    /// Denominator degree `N`.
+    pub n: usize,
+}
+
+/// `+1`, `−1` or 0 (the sign the published backward pass uses, 0 at 0).
+#[inline(always)]
+fn sign<T: Float>(v: T) -> T {
+    if v > T::zero() {
+        T::one()
+    } else if v < T::zero() {
+        -T::one()
+    } else {
+        T::zero()
+    }
+}
+
+impl Pau {
+    /// `(P, P', Q, Q')` at `z`.
+    #[inline(always)]
+    fn parts<T: Float>(&self, z: T, p: &[T]) -> (T, T, T, T) {
+        let (a, b) = p.split_at(self.m + 1);
+        // Horner for P and P'.
+        let mut pv = a[self.m];
+        let mut dpv = T::zero();
+        for j in (0..self.m).rev() {
+            dpv = dpv * z + pv;
+            pv = pv * z + a[j];
+        }
+        // Q = 1 + Σ |b_k|·|z|^k, Q' = sign(z)·Σ k·|b_k|·|z|^(k−1).
+        let az = z.abs();
+        let mut q = T::one();
+        let mut dq = T::zero();
+        let mut pow = T::one(); // |z|^(k−1)
+        for (k, bk) in b.iter().enumerate() {
+            let kk = T::from(k + 1).unwrap_or_else(T::one);
+            let ab = bk.abs();
+            dq = dq + kk * ab * pow;
+            pow = pow * az;
+            q = q + ab * pow;
+        }
+        (pv, dpv, q, dq * sign(z))
+    }
+}
+
+impl ScalarFamily for Pau {
+    fn n_params(&self) -> usize {
+        self.m + 1 + self.n
+    }
+
+    fn init(&self) -> Vec<f64> {
+        let a = (0..=self.m).map(|j| LEAKY_RELU_NUMERATOR.get(j).copied().unwrap_or(0.0));
+        let b = (0..self.n).map(|k| LEAKY_RELU_DENOMINATOR.get(k).copied().unwrap_or(0.0));
+        a.chain(b).collect()
+    }
+
+    #[inline(always)]
+    fn value<T: Float>(&self, z: T, p: &[T]) -> T {
+        let (pv, _, q, _) = self.parts(z, p);
+        pv / q
+    }
+
+    #[inline(always)]
+    fn backward<T: Float>(&self, z: T, p: &[T], upstream: T, dp: &mut [T]) -> T {
+        let (pv, dpv, q, dq) = self.parts(z, p);
+        let inv_q = T::one() / q;
+        let y = pv * inv_q;
+        // ∂g/∂aⱼ = zʲ/Q.
+        let mut zj = upstream * inv_q;
+        for d in dp.iter_mut().take(self.m + 1) {
+            *d = *d + zj;
+            zj = zj * z;
+        }
+        // ∂g/∂bₖ = −(P/Q²)·sign(bₖ)·|z|ᵏ.
+        let az = z.abs();
+        let mut zk = -upstream * y * inv_q * az;
+        for (d, bk) in dp[self.m + 1..].iter_mut().zip(&p[self.m + 1..]) {
+            *d = *d + zk * sign(*bk);
+            zk = zk * az;
+        }
+        (dpv - y * dq) * inv_q
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_fits_leaky_relu_and_derivatives_match() {
+        let f = Pau { m: 5, n: 4 };
+        let p = f.init();
+        let mut worst = 0.0f64;
+        for i in 0..=600 {
+            let z = -3.0 + 6.0 * i as f64 / 600.0;
+            let target = if z > 0.0 { z } else { 0.01 * z };
+            worst = worst.max((f.value(z, &p) - target).abs());
+        }
+        assert!(
+            worst < 0.05,
+            "max error of the published fit on [-3, 3]: {worst}"
+        );
+        super::super::tests::check_family_from(f, "pau", false);
+        super::super::tests::check_family_from(Pau { m: 3, n: 2 }, "pau-3-2", false);
+        super::super::tests::check_family_from(Pau { m: 7, n: 6 }, "pau-7-6", false);
+    }
+}

@@ -1,0 +1,132 @@
+//! PWLU, the piecewise linear unit (Zhu et al., ICCV 2021, "Learning Specialized Activation
+//! Functions with the Piecewise Linear Unit"): `N` equal intervals between learned bounds
+//! `L < R`, heights `h₀ … h_N` at the `N + 1` grid points, and outer slopes `k_L`, `k_R`:
+//!
+//! - `z < L`: `h₀ + k_L·(z − L)`;
+//! - `z ≥ R`: `h_N + k_R·(z − R)`;
+//! - else, with `Δ = (R − L)/N`, `t = (z − L)/Δ`, `i = ⌊t⌋` (at most `N − 1`):
+//!   `hᵢ + (t − i)·(hᵢ₊₁ − hᵢ)`.
+//!
+//! Parameters `[L, R, k_L, k_R, h₀ … h_N]`; at start `L = −3`, `R = 3`, `k_L = 0`, `k_R = 1`,
+//! `hᵢ = relu(L + i·Δ)`: relu exactly when `N` is even (0 is then a grid point), relu away from
+//! the interval around 0 otherwise. Bounds that cross during training leave no interval
+//! (`z < L` or `z ≥ R` always holds), never a division by zero.
+//!
+//! [`Pwlu::reinit_bounds`] is the paper's statistics-based re-initialisation after its first
+//! phase: the bounds move to `mean ± 3·std` of the inputs seen, and the heights resample the
+//! current function on the new grid.
+
+use num_traits::Float;
+
+use super::ScalarFamily;
+
+/// PWLU with `n` intervals (≥ 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pwlu {
+    /// Number of intervals `N`.
+    pub n: usize,
+}
+
+impl Pwlu {
+    /// Parameters with bounds `[mean − 3·std, mean + 3·std]` (`std` at least 1e-3) and heights
+    /// sampled from the function of parameters `p` on the new grid; outer slopes kept.
+    pub fn reinit_bounds(&self, p: &[f64], mean: f64, std: f64) -> Vec<f64> {
+        let spread = 3.0 * std.max(1e-3);
+        let (l, r) = (mean - spread, mean + spread);
+        let mut out = vec![l, r, p[2], p[3]];
+        out.extend((0..=self.n).map(|i| self.value(l + (r - l) * i as f64 / self.n as f64, p)));
+        out
+    }
+}
+
+impl ScalarFamily for Pwlu {
+    fn n_params(&self) -> usize {
+        self.n + 5
+    }
+
+    fn init(&self) -> Vec<f64> {
+        let (l, r) = (-3.0, 3.0);
+        let mut p = vec![l, r, 0.0, 1.0];
+        p.extend((0..=self.n).map(|i| (l + (r - l) * i as f64 / self.n as f64).max(0.0)));
+        p
+    }
+
+    #[inline(always)]
+    fn value<T: Float>(&self, z: T, p: &[T]) -> T {
+        let (l, r) = (p[0], p[1]);
+        let h = &p[4..];
+        if z < l {
+            h[0] + p[2] * (z - l)
+        } else if z >= r {
+            h[self.n] + p[3] * (z - r)
+        } else {
+            let t = (z - l) * T::from(self.n).unwrap_or_else(T::one) / (r - l);
+            let i = t.to_usize().unwrap_or(0).min(self.n - 1);
+            let f = t - T::from(i).unwrap_or_else(T::zero);
+            h[i] + f * (h[i + 1] - h[i])
+        }
+    }
+
+    #[inline(always)]
+    fn backward<T: Float>(&self, z: T, p: &[T], upstream: T, dp: &mut [T]) -> T {
+        let (l, r) = (p[0], p[1]);
+        let h = &p[4..];
+        if z < l {
+            dp[0] = dp[0] - upstream * p[2];
+            dp[2] = dp[2] + upstream * (z - l);
+            dp[4] = dp[4] + upstream;
+            p[2]
+        } else if z >= r {
+            dp[1] = dp[1] - upstream * p[3];
+            dp[3] = dp[3] + upstream * (z - r);
+            dp[4 + self.n] = dp[4 + self.n] + upstream;
+            p[3]
+        } else {
+            let nf = T::from(self.n).unwrap_or_else(T::one);
+            let w = r - l;
+            let t = (z - l) * nf / w;
+            let i = t.to_usize().unwrap_or(0).min(self.n - 1);
+            let f = t - T::from(i).unwrap_or_else(T::zero);
+            let s = h[i + 1] - h[i];
+            // ∂t/∂L = N·(z − R)/(R − L)², ∂t/∂R = −N·(z − L)/(R − L)².
+            let us = upstream * s * nf / (w * w);
+            dp[0] = dp[0] + us * (z - r);
+            dp[1] = dp[1] - us * (z - l);
+            dp[4 + i] = dp[4 + i] + upstream * (T::one() - f);
+            dp[5 + i] = dp[5 + i] + upstream * f;
+            s * nf / w
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_is_relu_and_derivatives_match() {
+        let f = Pwlu { n: 16 };
+        for z in super::super::tests::ZS {
+            assert!((f.value(z, &f.init()) - z.max(0.0)).abs() < 1e-12, "{z}");
+        }
+        super::super::tests::check_family(f, "pwlu-16");
+        super::super::tests::check_family(Pwlu { n: 5 }, "pwlu-5");
+        super::super::tests::check_family(Pwlu { n: 1 }, "pwlu-1");
+    }
+
+    #[test]
+    fn reinit_keeps_the_function_on_the_new_grid() {
+        let f = Pwlu { n: 8 };
+        let p = super::super::tests::perturbed(&f.init());
+        let q = f.reinit_bounds(&p, 0.5, 0.4);
+        assert_eq!(q.len(), f.n_params());
+        assert!((q[0] - (0.5 - 1.2)).abs() < 1e-12 && (q[1] - 1.7).abs() < 1e-12);
+        for i in 0..=8 {
+            let x = q[0] + (q[1] - q[0]) * i as f64 / 8.0;
+            assert!(
+                (f.value(x, &q) - f.value(x, &p)).abs() < 1e-9,
+                "grid point {i}"
+            );
+        }
+    }
+}
