@@ -59,6 +59,17 @@ pub enum ExperimentError {
         /// Where training stopped.
         what: String,
     },
+    /// A device failed during a data-parallel step (`--devices`); the run stops there, and the
+    /// checkpoints of the epochs before are kept.
+    #[error(
+        "{error} ({what}); training stopped, the checkpoint of the last finished epoch is kept"
+    )]
+    Device {
+        /// The failure, naming the device.
+        error: crate::train::parallel::ParallelError,
+        /// Where training stopped.
+        what: String,
+    },
     /// Stopped by Ctrl-C after writing a checkpoint.
     #[error(
         "interrupted: checkpoint written in {checkpoint} ({what}); continue with --resume --out {out}"

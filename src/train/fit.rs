@@ -237,11 +237,22 @@ pub fn fit<M: ImageClassifier>(
                 nll(logp, y)
             };
             let grads = if s.parallel.len() > 1 {
-                let (grads, l) = crate::train::parallel::data_parallel_grads(
-                    &model, s.parallel, b.images, b.targets, &step_loss,
-                );
-                loss_sum += l * idx.len() as f64;
-                grads
+                // Only device 0 (this thread) taps; the other workers compute the plain loss.
+                let plain = |_: usize, m: &M, x: Tensor<4>, y: Tensor<2>| nll(m.log_probs(x), y);
+                let step = crate::train::parallel::data_parallel_grads(
+                    &model, s.parallel, b.images, b.targets, &step_loss, &plain,
+                )
+                .map_err(|error| ExperimentError::Device {
+                    error,
+                    what: format!(
+                        "{name}, seed {}, epoch {}, batch {}",
+                        s.seed,
+                        epoch + 1,
+                        bi + 1
+                    ),
+                })?;
+                loss_sum += step.loss * idx.len() as f64;
+                step.grads
             } else {
                 let loss = step_loss(0, &model, b.images, b.targets);
                 loss_sum += loss.clone().into_scalar::<f32>() as f64 * idx.len() as f64;
