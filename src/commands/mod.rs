@@ -130,7 +130,8 @@ pub struct TrainingArgs {
     #[arg(long)]
     pub device: Option<String>,
     /// Data parallelism over several devices, e.g. `cuda:0,cuda:1`: each batch is split over
-    /// them and the gradients added on the first (replaces --device).
+    /// them, one worker thread per device, and the gradients added on the first (replaces
+    /// --device).
     #[arg(long, value_delimiter = ',', conflicts_with = "device")]
     pub devices: Vec<String>,
     /// Linear-to-nonlinear curriculum: every activation slot applies (1 − α)·z + α·g(z), α rising

@@ -81,6 +81,17 @@ pub enum ExperimentError {
         /// The run folder.
         out: PathBuf,
     },
+    /// A device failed during a data-parallel step (`--devices`); the run stops there, and the
+    /// checkpoints of the epochs before are kept.
+    #[error(
+        "{error} ({what}); training stopped, the checkpoint of the last finished epoch is kept"
+    )]
+    Device {
+        /// The failure, naming the device.
+        error: crate::train::parallel::ParallelError,
+        /// Where training stopped.
+        what: String,
+    },
     /// Stopped by Ctrl-C after writing a checkpoint.
     #[error(
         "interrupted: checkpoint written in {checkpoint} ({what}); continue with --resume --out {out}"

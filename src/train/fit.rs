@@ -298,9 +298,21 @@ pub fn fit<M: ImageClassifier>(
                 nll(logp, y)
             };
             let (grads, l) = if s.parallel.len() > 1 {
-                crate::train::parallel::data_parallel_grads(
-                    &model, s.parallel, b.images, b.targets, &step_loss,
+                // Only device 0 (this thread) taps; the other workers compute the plain loss.
+                let plain = |_: usize, m: &M, x: Tensor<4>, y: Tensor<2>| nll(m.log_probs(x), y);
+                let step = crate::train::parallel::data_parallel_grads(
+                    &model, s.parallel, b.images, b.targets, &step_loss, &plain,
                 )
+                .map_err(|error| ExperimentError::Device {
+                    error,
+                    what: format!(
+                        "{name}, seed {}, epoch {}, batch {}",
+                        s.seed,
+                        epoch + 1,
+                        bi + 1
+                    ),
+                })?;
+                (step.grads, step.loss)
             } else {
                 let loss = step_loss(0, &model, b.images, b.targets);
                 let l = loss.clone().into_scalar::<f32>() as f64;
