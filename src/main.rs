@@ -78,7 +78,21 @@ fn main() -> ExitCode {
     ) {
         afu_cli::tune_allocator();
     }
-    if let Err(e) = afu_cli::interrupt::install_handler() {
+    // Only commands whose loops check the flag get the handler (they stop within a step and
+    // write what is complete); the others (data fetch, bench, eval, report, ...) have nothing
+    // to save, and Ctrl-C ends them at once, as without a handler.
+    let checks_interrupts = matches!(
+        cli.command,
+        Command::Xor(_)
+            | Command::XorNeuron(_)
+            | Command::Smoothness(_)
+            | Command::Mnist(_)
+            | Command::Cifar10(_)
+            | Command::Meta(_)
+            | Command::Run(_)
+            | Command::Sweep(_)
+    );
+    if checks_interrupts && let Err(e) = afu_cli::interrupt::install_handler() {
         afu_cli::note!(
             "warning: no Ctrl-C handler ({e}); an interrupted run keeps only its last epoch's checkpoint"
         );

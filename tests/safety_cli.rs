@@ -380,3 +380,30 @@ fn ctrl_c_stops_smoothness() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// A command with nothing to save (here a benchmark) ends at the first Ctrl-C, not at the end.
+#[test]
+fn ctrl_c_ends_a_command_without_checkpoints_at_once() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_afu"))
+        .args(["bench", "kernels"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let stopped = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+            break;
+        }
+        if stopped.elapsed().as_secs() > 10 {
+            let _ = child.kill();
+            panic!("afu bench kernels still running 10 s after Ctrl-C");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -72,7 +72,7 @@ pub enum ExperimentError {
     /// Training stopped because the loss was not finite; what was measured until then is
     /// written.
     #[error(
-        "{stop}; stopped there. The checkpoint holds the last complete epoch, and {} what was measured until then; a lower learning rate may help",
+        "{stop}; stopped there, before that step. The checkpoint holds the last complete epoch (if any), and {} what was measured until then; a lower learning rate may help",
         out.join("summary.json").display()
     )]
     NonFiniteLoss {
