@@ -5,6 +5,8 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod common;
+
 fn afu(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_afu"))
         .args(args)
@@ -405,23 +407,62 @@ fn bench_cnn_step_quick_reports_steps_ops_and_ratios() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let steps = r["mnist_cnn"].as_array().unwrap();
-    assert_eq!(steps.len(), 5);
+    // relu: stock (default and tuned allocator), afu ops, afu ops with denormals kept; the
+    // per-layer AFU: stock, afu ops.
+    assert_eq!(steps.len(), 6);
     assert_eq!(r["mobilenet"].as_array().unwrap().len(), 2);
     for c in steps.iter().chain(r["mobilenet"].as_array().unwrap()) {
         assert!(c["step_ms"].as_f64().unwrap() > 0.0, "{c}");
     }
     let ops = r["ops"].as_array().unwrap();
-    assert_eq!(ops.len(), 6);
+    assert_eq!(ops.len(), 7);
     for c in ops {
         assert!(c["stock_ms"].as_f64().unwrap() > 0.0 && c["afu_ms"].as_f64().unwrap() > 0.0);
     }
-    assert!(r["torch"]["step_ms"].is_null());
+    assert!(r["torch"]["steps"].as_array().unwrap().is_empty(), "{r}");
+    assert!(!r["cpu"].as_str().unwrap().is_empty());
+    assert!(r["data"].as_str().unwrap().contains("random"), "{r}");
     assert!(
         r["torch"]["note"].as_str().unwrap().contains("nonexistent"),
         "{r}"
     );
     let ratios = r["ratios"].as_array().unwrap();
     assert!(ratios.len() >= 4, "{r}");
+}
+
+#[test]
+fn bench_cnn_step_trains_on_the_given_data_or_says_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_fixture(dir.path(), 130, 10, true);
+    let o = afu(&[
+        "bench",
+        "cnn-step",
+        "--quick",
+        "--json",
+        "--mobilenet-batch",
+        "0",
+        "--data",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        r["data"]
+            .as_str()
+            .unwrap()
+            .starts_with("130 training images"),
+        "{r}"
+    );
+    assert!(r["mobilenet"].as_array().unwrap().is_empty());
+    let missing = dir.path().join("missing");
+    let o = afu(&[
+        "bench",
+        "cnn-step",
+        "--quick",
+        "--data",
+        missing.to_str().unwrap(),
+    ]);
+    assert_usage_error(&o, "--data");
 }
 
 /// `--afu-init` makes the AFU approximate a known function; `--freeze-afu` keeps it so through

@@ -156,8 +156,11 @@ fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
+/// One training batch: images and labels.
+type Batch = (Tensor<4>, Tensor<1, Int>);
+
 /// Training batches, used in turn.
-type Batches = [(Tensor<4>, Tensor<1, Int>)];
+type Batches = [Batch];
 
 /// Times `steps` training steps of `model` (after `warmup` untimed ones), step `i` on batch
 /// `i mod batches.len()`.
@@ -305,7 +308,7 @@ fn mnist_batches(
     dir: Option<&std::path::Path>,
     n: usize,
     device: &Device,
-) -> anyhow::Result<(Vec<(Tensor<4>, Tensor<1, Int>)>, String)> {
+) -> anyhow::Result<(Vec<Batch>, String)> {
     use rand::Rng;
     use rand::seq::SliceRandom;
     let mut rng = ChaCha8Rng::seed_from_u64(0);

@@ -397,8 +397,8 @@ impl Activations {
     /// `g(x)` of slot `slot`, without curriculum.
     fn apply_unmixed<const D: usize>(&self, slot: usize, x: Tensor<D>) -> Tensor<D> {
         match self.slots[slot] {
-            // relu on afu's multi-threaded kernel (Burn's otherwise), the other bases as is.
-            Slot::Fixed(BaseActivation::Relu) => crate::ops::relu(x),
+            // Burn's relu for fixed relu slots: afu's multi-threaded `crate::ops::relu` is not
+            // shown to be faster yet (docs/performance-log.md, 2026-12-06 speed entry).
             Slot::Fixed(base) => base.apply(x),
             Slot::Learned(i) => self.afus[i].forward(x),
             Slot::Family(i) => self.families[i].forward(x),

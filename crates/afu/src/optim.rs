@@ -123,12 +123,11 @@ fn step_slices(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: StepSc
         .for_each(|(((p, g), m), v)| one(p, g, m, v));
 }
 
-/// The Flex float tensor inside `t` (not autodiff), or `t` back.
-fn flex_float<const D: usize>(t: Tensor<D>) -> Result<FlexTensor, Tensor<D>> {
-    let DispatchTensor { kind, autodiff } = t.into_dispatch();
-    match kind {
-        DispatchTensorKind::Flex(BackendTensor::Float(f)) => Ok(f),
-        kind => Err(Tensor::from_dispatch(DispatchTensor { kind, autodiff })),
+/// The Flex float tensor inside `t` (not autodiff), if it is one.
+fn flex_float<const D: usize>(t: Tensor<D>) -> Option<FlexTensor> {
+    match t.into_dispatch().kind {
+        DispatchTensorKind::Flex(BackendTensor::Float(f)) => Some(f),
+        _ => None,
     }
 }
 
@@ -178,7 +177,7 @@ impl Optimizer for FusedAdam {
             None => (1, tensor.zeros_like(), tensor.zeros_like()),
         };
         let s = StepScalars::new(&self.config, time, lr);
-        let (Ok(p), Ok(g), Ok(m), Ok(v)) = (
+        let (Some(p), Some(g), Some(m), Some(v)) = (
             flex_float(tensor),
             flex_float(grad),
             flex_float(m),

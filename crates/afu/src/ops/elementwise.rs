@@ -33,7 +33,7 @@ pub fn relu_backward_in_place<T: KernelFloat>(g: &mut [T], y: &[T]) {
     assert_eq!(g.len(), y.len(), "gradient and output lengths differ");
     let one = |g: &mut [T], y: &[T]| {
         for (g, &y) in g.iter_mut().zip(y) {
-            if !(y > T::ZERO) {
+            if y.partial_cmp(&T::ZERO) != Some(std::cmp::Ordering::Greater) {
                 *g = T::ZERO;
             }
         }
