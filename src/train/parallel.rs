@@ -22,6 +22,10 @@
 //! (`valid().train()` gives fresh `RunningState`s; a plain clone would share them, and Burn
 //! would then average the threads' updates) and are dropped after the step.
 //!
+//! Each worker thread takes the calling thread's layer settings (afu's kernels or Burn's ops)
+//! and a dropout stream of its own drawn from the calling thread's, in device order: masks
+//! differ between devices and steps and are reproducible from the seed.
+//!
 //! A worker that fails (Burn reports device errors by panicking) does not hang the others: no
 //! worker waits for another, every worker is joined, and the step returns
 //! [`ParallelError::Worker`] naming the device.
@@ -198,9 +202,12 @@ where
             let slot = k + 1;
             let device = &devices[slot];
             let replica = model.valid().train().fork(device);
+            // The kernel choice and a dropout stream of its own, drawn in device order.
+            let settings = crate::ops::worker_settings();
             let handle = std::thread::Builder::new()
                 .name(format!("afu-device-{slot}"))
                 .spawn_scoped(scope, move || {
+                    settings.apply();
                     worker_step(slot, &replica, main, input, loss)
                 })
                 .map_err(|source| ParallelError::Spawn {
@@ -409,6 +416,67 @@ mod tests {
 
     fn failing_first(_: usize, _: &Mlp, _: Tensor<2>, _: Tensor<2>) -> Tensor<1> {
         panic!("injected failure on device 0")
+    }
+
+    /// A linear layer followed by dropout (afu's kernel).
+    #[derive(burn::module::Module, Debug)]
+    struct Dropped {
+        lin: burn::nn::Linear,
+        drop: burn::nn::Dropout,
+    }
+
+    /// Worker threads use the caller's kernel choice and a dropout stream of their own: device
+    /// 1's masks change from step to step, and the same seed gives the same steps again.
+    #[test]
+    fn workers_take_the_kernel_choice_and_fresh_dropout_masks() {
+        let device = Device::flex().autodiff();
+        let model = Dropped {
+            lin: burn::nn::LinearConfig::new(4, 32).init(&device),
+            drop: burn::nn::DropoutConfig::new(0.5).init(),
+        };
+        let x = Tensor::<2>::random([6, 4], Distribution::Normal(0.0, 1.0), &device);
+        let y = Tensor::<2>::ones([6, 32], &device);
+        let two = [device.clone(), Device::flex().autodiff()];
+        let seen = std::sync::Mutex::new(Vec::new());
+        let loss = |_: usize, m: &Dropped, x: Tensor<2>, y: Tensor<2>| {
+            let out = crate::ops::dropout(&m.drop, m.lin.forward(x));
+            let kept: Vec<bool> = crate::experiments::common::to_vec(out.clone())
+                .iter()
+                .map(|v| *v != 0.0)
+                .collect();
+            seen.lock().unwrap().push((crate::ops::enabled(), kept));
+            out.mul(y).sum().reshape([1])
+        };
+        let run = |steps: usize| {
+            crate::ops::seed_dropout(11);
+            for _ in 0..steps {
+                data_parallel_grads(&model, &two, x.clone(), y.clone(), &loss, &loss).unwrap();
+            }
+            std::mem::take(&mut *seen.lock().unwrap())
+        };
+        let first = run(2);
+        assert_eq!(first.len(), 4);
+        // Device 1's records (the worker's) are the ones whose thread is not this one; both
+        // steps record device 0 then device 1 or the other way round, so compare as sets.
+        let masks: Vec<&Vec<bool>> = first.iter().map(|(_, m)| m).collect();
+        for (i, a) in masks.iter().enumerate() {
+            assert!(a.contains(&false) && a.contains(&true));
+            for b in &masks[i + 1..] {
+                assert_ne!(a, b, "two slices or steps drew the same dropout mask");
+            }
+        }
+        assert!(first.iter().all(|(enabled, _)| *enabled));
+        let mut again = run(2);
+        let mut first = first;
+        first.sort();
+        again.sort();
+        assert_eq!(again, first);
+        // Burn's ops chosen on the caller: the worker uses them too.
+        crate::ops::set_enabled(false);
+        let off = run(1);
+        crate::ops::set_enabled(true);
+        assert_eq!(off.len(), 2);
+        assert!(off.iter().all(|(enabled, _)| !*enabled));
     }
 
     /// A module with batch norm only (its running statistics are what is tested).

@@ -56,6 +56,41 @@ pub fn seed_dropout(seed: u64) {
     DROPOUT.with(|d| d.set((dropout_cpu::mix64(seed ^ 0xd509_0a7e), 0)));
 }
 
+/// What the layers of one thread depend on besides their inputs: the kernel choice
+/// ([`set_enabled`]) and the dropout stream ([`seed_dropout`]). A thread computing part of
+/// another thread's training step (a data-parallel worker) starts from
+/// [`worker_settings`] of that thread and [`apply`](Self::apply)s them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadSettings {
+    enabled: bool,
+    dropout: (u64, u64),
+}
+
+impl ThreadSettings {
+    /// Makes these the settings of the calling thread.
+    pub fn apply(self) {
+        set_enabled(self.enabled);
+        DROPOUT.with(|d| d.set(self.dropout));
+    }
+}
+
+/// Settings for a worker thread of this thread's step: the same kernel choice, and a dropout
+/// stream of its own, drawn from this thread's stream (each call gives another; the same seed
+/// and sequence of calls give the same ones). Without this a fresh thread would start from the
+/// default stream, and repeat the same masks every step.
+pub fn worker_settings() -> ThreadSettings {
+    let key = DROPOUT.with(|d| {
+        let (k, c) = d.get();
+        d.set((k, c + 1));
+        // Not `mix64(k ^ mix64(c))`, the key of this thread's own mask of call `c`.
+        dropout_cpu::mix64(k ^ dropout_cpu::mix64(c) ^ 0x3c6e_f372_fe94_f82b)
+    });
+    ThreadSettings {
+        enabled: enabled(),
+        dropout: (key, 0),
+    }
+}
+
 fn use_kernels<const D: usize>(x: &Tensor<D>) -> bool {
     enabled() && matches!(x.dtype(), DType::F32 | DType::F64) && on_flex(&x.device())
 }
@@ -392,6 +427,41 @@ mod tests {
             assert_eq!(fast.0, stock.0, "{h}x{w} k{k} s{s}");
             assert_close(&format!("{h}x{w} gx"), &fast.1, &stock.1, 1e-6);
         }
+    }
+
+    #[test]
+    fn worker_settings_carry_the_kernel_choice_and_give_distinct_reproducible_streams() {
+        set_enabled(false);
+        seed_dropout(4);
+        let a = worker_settings();
+        let b = worker_settings();
+        seed_dropout(4);
+        assert_eq!(worker_settings(), a);
+        assert_ne!(a, b);
+        set_enabled(true);
+        // The caller's kernel choice (off) reaches the worker.
+        let choice = std::thread::spawn(move || {
+            a.apply();
+            enabled()
+        });
+        assert!(!choice.join().unwrap());
+        // With the kernels on: the same settings give the same masks on any thread, another
+        // stream other masks.
+        let x = Tensor::<2>::ones([8, 16], &Device::flex().autodiff());
+        let mask_on_worker = |s: ThreadSettings| {
+            let (x, drop) = (x.clone(), DropoutConfig::new(0.5).init());
+            let s = ThreadSettings { enabled: true, ..s };
+            std::thread::spawn(move || {
+                s.apply();
+                vals(dropout(&drop, x))
+            })
+            .join()
+            .unwrap()
+        };
+        let ma = mask_on_worker(a);
+        assert!(ma.contains(&0.0) && ma.contains(&2.0), "{ma:?}");
+        assert_eq!(mask_on_worker(a), ma);
+        assert_ne!(mask_on_worker(b), ma);
     }
 
     #[test]
