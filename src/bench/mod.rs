@@ -3,6 +3,7 @@
 //! with Burn's ops against afu's, see [`cnn_step`]).
 
 pub mod cnn_step;
+pub mod families;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
@@ -290,6 +291,7 @@ pub fn run_kernels(config: &KernelBenchConfig, mut report: impl FnMut(&BenchCase
             cases.push(c);
         }
     }
+    cases.extend(families::run_families(config, &x, &g, &device, &mut report));
     BenchReport {
         shape: config.shape,
         elements: config.shape.iter().product(),
