@@ -337,8 +337,9 @@ fn bench_kernels_quick_reports_every_case() {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let cases = r["cases"].as_array().unwrap();
     assert_eq!(cases[0]["name"], "burn relu");
-    // relu, then 3 bases × 2 sharings × (fused, plain-ops) at N=8.
-    assert_eq!(cases.len(), 1 + 3 * 2 * 2);
+    // relu, then 3 bases × 2 sharings × (fused, plain-ops) at N=8, then the learnable
+    // families' rounds: relu, fixed Mish and the 7 families.
+    assert_eq!(cases.len(), 1 + 3 * 2 * 2 + 2 + 7);
     for c in cases {
         assert!(c["median_ms"].as_f64().unwrap() > 0.0);
         assert!(c["peak_extra_bytes"].as_u64().unwrap() > 0);
@@ -382,7 +383,7 @@ fn bench_kernels_runs_only_the_chosen_cases() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(
-        names,
+        names[..5],
         [
             "burn relu",
             "afu fused relu N=8 shared",
@@ -390,6 +391,16 @@ fn bench_kernels_runs_only_the_chosen_cases() {
             "afu fused mish N=8 shared",
             "afu fused mish N=8 per-channel",
         ]
+    );
+    // Then the learnable families' own rounds (always run).
+    assert_eq!(
+        names[5..7],
+        ["burn relu (family rounds)", "burn mish (fixed)"]
+    );
+    assert_eq!(names.len(), 7 + 7);
+    assert!(
+        names[7..].iter().all(|n| n.starts_with("family ")),
+        "{names:?}"
     );
 }
 

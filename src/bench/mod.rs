@@ -3,6 +3,7 @@
 //! with Burn's ops against afu's, see [`cnn_step`]).
 
 pub mod cnn_step;
+pub mod families;
 pub mod host;
 pub mod torch_kernels;
 
@@ -292,6 +293,7 @@ pub fn run_kernels(config: &KernelBenchConfig, mut report: impl FnMut(&BenchCase
             cases.push(c);
         }
     }
+    cases.extend(families::run_families(config, &x, &g, &device, &mut report));
     BenchReport {
         shape: config.shape,
         elements: config.shape.iter().product(),

@@ -13,7 +13,7 @@
 use num_traits::Float;
 
 use super::math::ScalarFamily;
-use crate::afu::kernel::layout::Layout;
+pub use crate::afu::kernel::layout::Layout;
 use crate::afu::kernel::pool::par_map;
 use crate::afu::kernel::shared::SharedMut;
 

@@ -40,12 +40,12 @@ impl ScalarFamily for Apl {
         let (a, b) = p.split_at(self.s);
         let (da, db) = dp.split_at_mut(self.s);
         let mut dz = if z > T::zero() { T::one() } else { T::zero() };
-        for k in 0..self.s {
-            let h = b[k] - z;
+        for (((ak, bk), dak), dbk) in a.iter().zip(b).zip(da.iter_mut()).zip(db.iter_mut()) {
+            let h = *bk - z;
             if h > T::zero() {
-                da[k] = da[k] + upstream * h;
-                db[k] = db[k] + upstream * a[k];
-                dz = dz - a[k];
+                *dak = *dak + upstream * h;
+                *dbk = *dbk + upstream * *ak;
+                dz = dz - *ak;
             }
         }
         dz
