@@ -1,10 +1,8 @@
 //! End-to-end test of `afu cifar10` on generated files in the real CIFAR-10 binary format.
 
-use std::path::Path;
 use std::process::{Command, Output};
 
-use afu_cli::data::cifar::write_cifar_batch;
-use afu_cli::data::dataset::ImageDataset;
+mod common;
 
 fn afu(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_afu"))
@@ -13,47 +11,11 @@ fn afu(args: &[&str]) -> Output {
         .expect("run afu")
 }
 
-fn write_fixture(dir: &Path, per_batch: usize) {
-    let make = |n: usize, offset: usize| {
-        let mut images = vec![0u8; n * 3072];
-        let mut labels = Vec::with_capacity(n);
-        for i in 0..n {
-            let label = ((i + offset) % 10) as u8;
-            // Class = which channel is bright, plus a bar at a class-dependent row.
-            for p in 0..1024 {
-                images[i * 3072 + (label as usize % 3) * 1024 + p] = 120 + ((p + i) % 100) as u8;
-            }
-            for x in 0..32 {
-                images[i * 3072 + (3 * label as usize) * 32 + x] = 255;
-            }
-            labels.push(label);
-        }
-        ImageDataset {
-            images,
-            labels,
-            len: n,
-            channels: 3,
-            height: 32,
-            width: 32,
-            classes: 10,
-        }
-    };
-    std::fs::create_dir_all(dir).unwrap();
-    for b in 1..=5 {
-        write_cifar_batch(
-            &dir.join(format!("data_batch_{b}.bin")),
-            &make(per_batch, b * 3),
-        )
-        .unwrap();
-    }
-    write_cifar_batch(&dir.join("test_batch.bin"), &make(per_batch, 1)).unwrap();
-}
-
 #[test]
 fn cifar10_quick_runs_on_real_format_files() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("cifar-10-batches-bin");
-    write_fixture(&data, 40);
+    common::write_cifar_fixture(&data, 40);
     let out = tmp.path().join("run");
     let o = afu(&[
         "cifar10",
@@ -139,7 +101,7 @@ fn cifar10_quick_runs_on_real_format_files() {
 fn cifar10_all_variants_reduce_the_loss() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("cifar-10-batches-bin");
-    write_fixture(&data, 60);
+    common::write_cifar_fixture(&data, 60);
     let out = tmp.path().join("run");
     let o = afu(&[
         "cifar10",

@@ -5,9 +5,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use afu_cli::data::cifar::write_cifar_batch;
-use afu_cli::data::dataset::ImageDataset;
-
 mod common;
 
 fn afu(args: &[&str]) -> Output {
@@ -137,45 +134,10 @@ fn every_family_trains_in_mnist() {
     assert_every_family_learned(&out, 2);
 }
 
-fn write_cifar(dir: &Path, per_batch: usize) {
-    let make = |n: usize, offset: usize| {
-        let mut images = vec![0u8; n * 3072];
-        let mut labels = Vec::with_capacity(n);
-        for i in 0..n {
-            let label = ((i + offset) % 10) as u8;
-            for p in 0..1024 {
-                images[i * 3072 + (label as usize % 3) * 1024 + p] = 120 + ((p + i) % 100) as u8;
-            }
-            for x in 0..32 {
-                images[i * 3072 + (3 * label as usize) * 32 + x] = 255;
-            }
-            labels.push(label);
-        }
-        ImageDataset {
-            images,
-            labels,
-            len: n,
-            channels: 3,
-            height: 32,
-            width: 32,
-            classes: 10,
-        }
-    };
-    std::fs::create_dir_all(dir).unwrap();
-    for b in 1..=5 {
-        write_cifar_batch(
-            &dir.join(format!("data_batch_{b}.bin")),
-            &make(per_batch, b * 3),
-        )
-        .unwrap();
-    }
-    write_cifar_batch(&dir.join("test_batch.bin"), &make(per_batch, 1)).unwrap();
-}
-
 #[test]
 fn every_family_trains_in_cifar10_mobilenet() {
     let tmp = tempfile::tempdir().unwrap();
-    write_cifar(&tmp.path().join("cifar-10-batches-bin"), 40);
+    common::write_cifar_fixture(&tmp.path().join("cifar-10-batches-bin"), 40);
     let out = tmp.path().join("run");
     let o = afu(&[
         "cifar10",
