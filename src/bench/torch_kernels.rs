@@ -1,5 +1,6 @@
 //! PyTorch's side of `afu bench kernels` (`scripts/torch_kernels.py`): torch's relu and the
-//! paper's AFU formulation (Linear(1,N) → ψ → Linear(N,1) on the flattened tensor), forward
+//! paper's AFU formulation (Linear(1,N) → ψ → Linear(N,1) on the flattened tensor) and the
+//! learnable families written in plain PyTorch the way their libraries compute them, forward
 //! and backward on the benchmark's tensor shape, with the same thread count, in the same run;
 //! and the ratios of afu's cases to them.
 
@@ -48,6 +49,13 @@ pub fn run(python: &str, config: &KernelBenchConfig) -> TorchKernels {
         join(config.hidden.iter().map(|d| d.to_string()).collect()),
         "--bases".into(),
         join(config.bases.iter().map(|b| b.to_string()).collect()),
+        "--families".into(),
+        join(
+            crate::family::Family::DEFAULTS
+                .iter()
+                .map(|f| f.to_string())
+                .collect(),
+        ),
         "--reps".into(),
         config.reps.max(2).to_string(),
         "--threads".into(),
@@ -84,7 +92,7 @@ pub fn run(python: &str, config: &KernelBenchConfig) -> TorchKernels {
 
 /// Ratios of afu's cases to PyTorch's: every relu-family fused AFU (and Burn's relu) over
 /// torch's relu, and the paper's PyTorch AFU over afu's fused AFU with the same base and N
-/// (shared), as a speed-up.
+/// (shared), and each PyTorch family over afu's fused family kernel, as speed-ups.
 pub fn ratios(torch: &TorchKernels, afu: &BenchReport) -> Vec<(String, f64)> {
     let find = |name: &str| torch.cases.iter().find(|c| c.name == name);
     let mut out = Vec::new();
@@ -106,6 +114,16 @@ pub fn ratios(torch: &TorchKernels, afu: &BenchReport) -> Vec<(String, f64)> {
         }
     }
     for t in &torch.cases {
+        if let Some(family) = t.name.strip_prefix("torch family ") {
+            let ours = format!("family {family}");
+            if let Some(c) = afu.cases.iter().find(|c| c.name == ours) {
+                out.push((
+                    format!("torch family {family} / {ours}, speed-up"),
+                    t.median_ms / c.median_ms,
+                ));
+            }
+            continue;
+        }
         let Some(rest) = t.name.strip_prefix("torch paper-AFU ") else {
             continue;
         };
@@ -171,6 +189,7 @@ mod tests {
                 case("afu fused relu N=8 shared", 3.0),
                 case("afu fused sigmoid N=128 shared", 10.0),
                 case("afu fused sigmoid N=128 per-channel", 11.0),
+                case("family pau-channel", 5.0),
             ],
         };
         let t = |name: &str, ms: f64| TorchKernelCase {
@@ -185,6 +204,7 @@ mod tests {
             cases: vec![
                 t("torch relu", 1.5),
                 t("torch paper-AFU sigmoid N=128", 400.0),
+                t("torch family pau-channel", 50.0),
             ],
         };
         let r = ratios(&torch, &afu);
@@ -197,6 +217,10 @@ mod tests {
                     "torch paper-AFU sigmoid N=128 / afu fused sigmoid N=128 shared, speed-up"
                         .to_string(),
                     40.0
+                ),
+                (
+                    "torch family pau-channel / family pau-channel, speed-up".to_string(),
+                    10.0
                 ),
             ]
         );

@@ -34,10 +34,20 @@ pub fn run(a: BakeArgs) -> anyhow::Result<()> {
     if let Err(e) = afu_cli::afu::bake::check_bake_settings(a.range, a.max_error) {
         return Err(UsageError::msg(e).into());
     }
-    let file = AfuFile::load(&a.source).map_err(UsageError::of)?;
-    let chosen = file
-        .select(a.afu_name.as_deref(), &a.source)
+    // Learnable-family slots of the run (families.json), baked exactly where piecewise linear.
+    let families = afu_cli::experiments::family_inspect::load(&a.source, a.afu_name.as_deref())
         .map_err(UsageError::of)?;
+    let chosen: Vec<NamedAfu> = match AfuFile::load(&a.source).and_then(|file| {
+        Ok(file
+            .select(a.afu_name.as_deref(), &a.source)?
+            .into_iter()
+            .cloned()
+            .collect())
+    }) {
+        Ok(chosen) => chosen,
+        Err(_) if !families.is_empty() => Vec::new(),
+        Err(e) => return Err(UsageError::of(e).into()),
+    };
     let mut out = Vec::new();
     afu_cli::outln!(
         "{:<40} {:>6} {:>10} {:>12}",
@@ -46,7 +56,7 @@ pub fn run(a: BakeArgs) -> anyhow::Result<()> {
         "max error",
         "error at 2×"
     )?;
-    for n in chosen {
+    for n in &chosen {
         let b = afu_cli::afu::bake::bake(&n.params, a.range, a.max_error, 4096);
         afu_cli::outln!(
             "{:<40} {:>6} {:>10.2e} {:>12.2e}",
@@ -59,6 +69,35 @@ pub fn run(a: BakeArgs) -> anyhow::Result<()> {
             name: format!("{} (baked)", n.name),
             params: b.params,
         });
+    }
+    for e in &families {
+        match afu_cli::experiments::family_inspect::bake_exact(e).map_err(UsageError::of)? {
+            Some(params) => {
+                afu_cli::outln!(
+                    "{:<40} {:>6} {:>10} {:>12}",
+                    e.name,
+                    params.hidden - 1,
+                    "exact",
+                    "exact"
+                )?;
+                out.push(NamedAfu {
+                    name: format!("{} (baked from {})", e.name, e.params.family),
+                    params,
+                });
+            }
+            None => afu_cli::outln!(
+                "{:<40} skipped: {} is not a continuous piecewise-linear function (exact bakes: prelu, pwlu, apl)",
+                e.name,
+                e.params.family
+            )?,
+        }
+    }
+    if out.is_empty() {
+        return Err(UsageError::msg(format!(
+            "{}: nothing to bake (no AFU and no piecewise-linear family slot selected)",
+            a.source.display()
+        ))
+        .into());
     }
     AfuFile::new(format!("bake of {}", a.source.display()), out).save(&a.out)?;
     afu_cli::outln!(

@@ -64,8 +64,9 @@ pub struct BenchKernelArgs {
     /// Skip the plain-ops AFU (the slow cases: seconds each at N=128).
     #[arg(long)]
     fused_only: bool,
-    /// Also time PyTorch's relu and the paper's AFU formulation (Linear(1,N) → ψ → Linear(N,1))
-    /// on the same tensor with this Python (needs `torch`), e.g. `--pytorch python3`.
+    /// Also time PyTorch's relu, the paper's AFU formulation (Linear(1,N) → ψ → Linear(N,1))
+    /// and the learnable families in plain PyTorch on the same tensor with this Python (needs
+    /// `torch`), e.g. `--pytorch python3`.
     #[arg(long, value_name = "PYTHON")]
     pytorch: Option<String>,
     /// Small tensor (8×32×26×26) and N=8 only: a smoke test.

@@ -164,6 +164,10 @@ pub struct ImageVariantSummary {
     pub seconds_mean: f64,
     /// Epochs per run.
     pub epochs: usize,
+    /// Learned activation parameters of the network (AFUs and families; 0 for fixed
+    /// activations); absent in summaries of earlier versions and in sweep summaries.
+    #[serde(default)]
+    pub activation_parameters: Option<usize>,
 }
 
 /// `summary.json` of an image experiment.
@@ -207,6 +211,8 @@ struct Trained {
     train_evals: Vec<((String, u64), fit::Evaluation)>,
     /// Set when a run stopped on a non-finite loss (no later run was started).
     stopped: Option<fit::NonFiniteStop>,
+    /// Learned activation parameters of each variant's network.
+    activation_parameters: BTreeMap<String, usize>,
 }
 
 /// Trains every variant for every seed (seed by seed, so an interrupted run has whole seeds of
@@ -231,6 +237,7 @@ pub fn run<M: ImageClassifier>(
         histograms: BTreeMap::new(),
         train_evals: Vec::new(),
         stopped: None,
+        activation_parameters: BTreeMap::new(),
     };
     'runs: for (k, &seed) in t.seeds.iter().enumerate() {
         for (name, spec, curriculum) in t.variants {
@@ -244,6 +251,9 @@ pub fn run<M: ImageClassifier>(
                 .apply(model.activations().clone(), &mut rng, &device)?
                 .with_kernel(t.kernel);
             let model = model.with_activations(acts);
+            trained
+                .activation_parameters
+                .insert(name.clone(), model.activations().num_learned_values());
             let slots = model.activations().slots.len();
             let mut inputs = ActivationInputs::new(
                 slots,
@@ -485,6 +495,7 @@ pub fn summarise_runs(
                     / total_epochs.max(1) as f64,
                 seconds_mean: mean(&rs, |r| r.seconds),
                 epochs,
+                activation_parameters: None,
             })
         })
         .collect();
@@ -624,7 +635,10 @@ fn write_outputs(
             r.train_eval_accuracy = Some(e.top1);
         }
     }
-    let (variants, comparisons) = summarise_runs(names, &runs);
+    let (mut variants, comparisons) = summarise_runs(names, &runs);
+    for v in &mut variants {
+        v.activation_parameters = trained.activation_parameters.get(&v.name).copied();
+    }
     let mut md = p.heading.clone();
     md.push_str(&format!(
         "\nSeeds: {}.\n\n",

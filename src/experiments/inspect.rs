@@ -47,7 +47,27 @@ pub fn run(
 
 /// The inspection rows of every selected AFU; figures go to `figures/inspect/` under `out` when
 /// given.
+///
+/// Learnable-family slots (`families.json`) follow the AFUs; a run with families but no AFUs
+/// (or none matching `prefix`) gives their rows alone.
 pub fn inspect_all(
+    source: &Path,
+    prefix: Option<&str>,
+    range: (f64, f64),
+    out: Option<&Path>,
+) -> Result<Vec<InspectRow>, ExperimentError> {
+    let families = crate::experiments::family_inspect::inspect_all(source, prefix, range, out)?;
+    match inspect_afus(source, prefix, range, out) {
+        Ok(mut rows) => {
+            rows.extend(families);
+            Ok(rows)
+        }
+        Err(ExperimentError::AfuFile(_)) if !families.is_empty() => Ok(families),
+        Err(e) => Err(e),
+    }
+}
+
+fn inspect_afus(
     source: &Path,
     prefix: Option<&str>,
     range: (f64, f64),

@@ -3,6 +3,8 @@
 pub mod cifar;
 pub mod common;
 pub mod curriculum_report;
+pub mod family_inspect;
+pub mod family_report;
 pub mod generalisation;
 pub mod image;
 pub mod inspect;

@@ -127,6 +127,7 @@ pub fn run(dirs: &[PathBuf], out: &Path) -> Result<String, ExperimentError> {
                         f(&v["train_accuracy_mean"])
                     );
                 }
+                md.push_str(&crate::experiments::family_report::xor_section(&s));
                 let best = |afu: bool| {
                     vs.iter()
                         .filter(|v| v["name"].as_str().unwrap_or("").starts_with("afu") == afu)
@@ -344,6 +345,7 @@ pub(crate) fn image_results(s: &Value, what: &str, md: &mut String, claims: &mut
         &variants,
         &comparisons,
     ));
+    md.push_str(&crate::experiments::family_report::image_section(s));
     for c in &comparisons {
         let (afu, other, sign) = if c.b == "relu" && c.a.starts_with("afu") {
             (&c.a, &c.b, 1.0)

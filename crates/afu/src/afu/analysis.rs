@@ -121,13 +121,31 @@ impl Inspection {
 /// Inspects AFU number `channel` of `p` over `dist`.
 pub fn inspect(p: &AfuParams, channel: usize, dist: &InputDistribution) -> Inspection {
     let g: Vec<f64> = dist.z.iter().map(|&z| p.eval(channel, z)).collect();
+    let slopes: Vec<f64> = dist.z.iter().map(|&z| p.derivative(channel, z)).collect();
+    let far = (p.derivative(channel, -50.0), p.derivative(channel, 50.0));
+    inspect_values(&g, &slopes, far, dist)
+}
+
+/// Inspects any scalar function (a learnable family's, say) from its values `g` and its
+/// derivatives `slopes` at the points of `dist`; `far_slopes` are its slopes at −50 and 50
+/// (the slopes towards ±∞ of [`Shape`]).
+///
+/// # Panics
+/// If `g` or `slopes` is not as long as `dist.z`.
+pub fn inspect_values(
+    g: &[f64],
+    slopes: &[f64],
+    far_slopes: (f64, f64),
+    dist: &InputDistribution,
+) -> Inspection {
+    assert!(g.len() == dist.z.len() && slopes.len() == dist.z.len());
     let mut fits: Vec<FunctionFit> = BaseActivation::ALL
         .iter()
-        .map(|&f| fit_function(f, &dist.z, &g, &dist.weight))
+        .map(|&f| fit_function(f, &dist.z, g, &dist.weight))
         .collect();
     fits.sort_by(|x, y| x.relative_error.total_cmp(&y.relative_error));
     Inspection {
-        shape: shape(p, channel, dist, &g),
+        shape: shape(slopes, far_slopes, dist, g),
         fits,
     }
 }
@@ -230,10 +248,9 @@ pub fn fit_function(f: BaseActivation, z: &[f64], g: &[f64], w: &[f64]) -> Funct
     }
 }
 
-fn shape(p: &AfuParams, channel: usize, dist: &InputDistribution, g: &[f64]) -> Shape {
+fn shape(slopes: &[f64], far: (f64, f64), dist: &InputDistribution, g: &[f64]) -> Shape {
     let z = &dist.z;
     let w = &dist.weight;
-    let slopes: Vec<f64> = z.iter().map(|&zi| p.derivative(channel, zi)).collect();
     let max_slope = slopes.iter().fold(0.0f64, |m, s| m.max(s.abs())).max(1e-12);
     let tol = 0.01 * max_slope;
     let any_up = slopes.iter().any(|&s| s > tol);
@@ -275,8 +292,8 @@ fn shape(p: &AfuParams, channel: usize, dist: &InputDistribution, g: &[f64]) -> 
         argmin: z[imin],
         argmax: z[imax],
         kind: kind.to_string(),
-        slope_left: p.derivative(channel, -50.0),
-        slope_right: p.derivative(channel, 50.0),
+        slope_left: far.0,
+        slope_right: far.1,
         dead_fraction: dead,
         distance_from_linear: mse.sqrt() / weighted_std(g, w).max(1e-12),
     }
