@@ -132,6 +132,77 @@ fn every_family_trains_in_mnist() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_every_family_learned(&out, 2);
+    // PWLU's second phase moved its bounds away from the start [-3, 3] (to the inputs'
+    // mean ± 3·std), the same for every channel of the module.
+    let fam = json(&out.join("families.json"));
+    let pwlu = fam
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["family"] == "pwlu-8")
+        .unwrap();
+    let rows = pwlu["values"].as_array().unwrap();
+    let (l, r) = (rows[0][0].as_f64().unwrap(), rows[0][1].as_f64().unwrap());
+    assert!(
+        l < r && (l, r) != (-3.0, 3.0),
+        "PWLU bounds after phase 1: {l}, {r}"
+    );
+    assert!(
+        rows.iter()
+            .all(|row| (row[0].as_f64().unwrap() - l).abs() < 0.5),
+        "{rows:?}"
+    );
+    assert!(out.join("figures/families.svg").exists());
+
+    // The report ranks the variants; inspect and bake read the family slots.
+    let report = tmp.path().join("report.md");
+    let o = afu(&[
+        "report",
+        out.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(&report).unwrap();
+    assert!(md.contains("### Learned activations ranked"), "{md}");
+    for v in VARIANTS.split(',') {
+        assert!(md.contains(&format!("| {v} |")), "{v} not ranked:\n{md}");
+    }
+    let o = afu(&["inspect", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("prelu/seed1/") && text.contains("kaf-channel/seed1/"),
+        "{text}"
+    );
+    let baked = tmp.path().join("baked.json");
+    let o = afu(&[
+        "bake",
+        out.to_str().unwrap(),
+        "--out",
+        baked.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("exact") && text.contains("not a continuous piecewise-linear"),
+        "{text}"
+    );
+    let file = json(&baked);
+    let names: Vec<&str> = file["afus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    for f in ["prelu", "pwlu-8", "apl-5"] {
+        assert!(
+            names
+                .iter()
+                .any(|n| n.ends_with(&format!("(baked from {f})"))),
+            "{f}: {names:?}"
+        );
+    }
 }
 
 #[test]

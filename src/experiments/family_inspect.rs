@@ -193,6 +193,127 @@ pub fn inspect_all(
     Ok(rows)
 }
 
+/// `(variant, seed)` and slot of a `<variant>/seed<S>/<slot>` name.
+fn split_name(name: &str) -> Option<(&str, &str, &str)> {
+    let (run, slot) = name.rsplit_once('/')?;
+    let (variant, seed) = run.rsplit_once('/')?;
+    Some((variant, seed, slot))
+}
+
+/// The figures of a run's family slots, into `fig`:
+/// - `families.svg`: each variant's learned functions (first seed; every slot, channel 0 and
+///   the mean over channels for per-channel slots) beside relu, one panel per variant;
+/// - `family-params.svg`: the learned parameter of each single-parameter family (PReLU's and
+///   pmish's `a`, Swish-β's `β`) per layer, mean over channels, one line per variant and seed,
+///   when some variant has one per layer.
+///
+/// Returns the file names written.
+pub fn figures(entries: &[FamilyEntry], fig: &Path) -> Result<Vec<String>, ExperimentError> {
+    let mut written = Vec::new();
+    let zs: Vec<f64> = (0..=200).map(|i| -5.0 + 0.05 * i as f64).collect();
+    let mut panels: Vec<plot::LinePanel> = Vec::new();
+    for e in entries {
+        let Some((variant, seed, slot)) = split_name(&e.name) else {
+            continue;
+        };
+        let Ok(family) = family_of(Path::new("families.json"), e) else {
+            continue;
+        };
+        let first_seed = entries
+            .iter()
+            .filter_map(|o| split_name(&o.name))
+            .find(|(v, _, _)| *v == variant)
+            .map(|(_, s, _)| s);
+        if first_seed != Some(seed) {
+            continue;
+        }
+        let curve = |g: &dyn Fn(f64) -> f64| zs.iter().map(|&z| (z, g(z))).collect::<Vec<_>>();
+        let rows = &e.params.values;
+        let mut series = vec![Series {
+            label: if rows.len() > 1 {
+                format!("{slot} (channel 0)")
+            } else {
+                slot.to_string()
+            },
+            points: curve(&|z| value(family, &rows[0], z)),
+            dashed: false,
+        }];
+        if rows.len() > 1 {
+            series.push(Series {
+                label: format!("{slot} (mean of {} channels)", rows.len()),
+                points: curve(&|z| {
+                    rows.iter().map(|r| value(family, r, z)).sum::<f64>() / rows.len() as f64
+                }),
+                dashed: false,
+            });
+        }
+        match panels.iter_mut().find(|p| p.title == variant) {
+            Some(p) => p.series.extend(series),
+            None => panels.push(plot::LinePanel {
+                title: variant.to_string(),
+                series,
+            }),
+        }
+    }
+    for p in &mut panels {
+        p.series.push(Series {
+            label: "relu".into(),
+            points: zs.iter().map(|&z| (z, z.max(0.0))).collect(),
+            dashed: true,
+        });
+    }
+    if !panels.is_empty() {
+        plot::line_panels(
+            &fig.join("families.svg"),
+            "learned family activations (first seed)",
+            "z",
+            "g(z)",
+            &panels,
+            panels.len().min(2),
+        )?;
+        written.push("families.svg".to_string());
+    }
+    // One line per (variant, seed) through its slots' single parameter.
+    let mut lines: Vec<(String, String, Vec<f64>)> = Vec::new();
+    for e in entries.iter().filter(|e| e.params.param_names.len() == 1) {
+        let Some((variant, seed, _)) = split_name(&e.name) else {
+            continue;
+        };
+        let v = &e.params.values;
+        let mean = v.iter().map(|r| r[0]).sum::<f64>() / v.len().max(1) as f64;
+        let label = format!("{variant} {seed} ({})", e.params.param_names[0]);
+        match lines.iter_mut().find(|(l, _, _)| *l == label) {
+            Some((_, _, ys)) => ys.push(mean),
+            None => lines.push((label, variant.to_string(), vec![mean])),
+        }
+    }
+    if lines.iter().any(|(_, _, ys)| ys.len() >= 2) {
+        let series: Vec<Series> = lines
+            .into_iter()
+            .filter(|(_, _, ys)| ys.len() >= 2)
+            .map(|(label, _, ys)| Series {
+                label,
+                points: ys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &y)| ((i + 1) as f64, y))
+                    .collect(),
+                dashed: false,
+            })
+            .collect();
+        plot::line_plot(
+            &fig.join("family-params.svg"),
+            "learned parameter per layer (mean over channels)",
+            "layer (activation slot, input to output)",
+            "parameter",
+            &series,
+            false,
+        )?;
+        written.push("family-params.svg".to_string());
+    }
+    Ok(written)
+}
+
 /// A file name for a slot name: ASCII letters, digits and `-`, everything else `_`.
 pub fn file_stem(name: &str) -> String {
     name.chars()
@@ -227,7 +348,7 @@ impl Pieces {
             }
             Family::Pwlu { intervals } => {
                 let (l, r) = (row[0], row[1]);
-                if !(r > l) {
+                if r.partial_cmp(&l) != Some(std::cmp::Ordering::Greater) {
                     // Crossed bounds leave no interval (`z < L` or `z ≥ R` always holds): the
                     // function jumps at `L`, which no relu AFU can represent.
                     return None;
@@ -371,6 +492,39 @@ mod tests {
             let init = afu::with_family!(family, f => f.init());
             assert_bakes_exactly(&entry(name, vec![init]));
         }
+    }
+
+    #[test]
+    fn figures_show_functions_and_per_layer_parameters() {
+        let dir = std::env::temp_dir().join(format!("afu-family-figs-{}", std::process::id()));
+        let mut entries = Vec::new();
+        for seed in [1, 2] {
+            for (slot, a) in [("conv1", -0.05), ("fc1", 0.1), ("fc2", 0.15)] {
+                let mut e = entry("pmish", vec![vec![a], vec![a + 0.01]]);
+                e.name = format!("pmish-layer/seed{seed}/{slot}");
+                e.params.param_names = vec!["a".into()];
+                entries.push(e);
+            }
+        }
+        let mut pau = entry(
+            "pau",
+            vec![afu::with_family!(Family::Pau { m: 5, n: 4 }, f => f.init())],
+        );
+        pau.name = "pau/seed1/shared".into();
+        entries.push(pau);
+        let written = figures(&entries, &dir).unwrap();
+        assert_eq!(written, ["families.svg", "family-params.svg"]);
+        let svg = std::fs::read_to_string(dir.join("family-params.svg")).unwrap();
+        assert!(
+            svg.contains("pmish-layer seed2 (a)"),
+            "legend names variant and seed"
+        );
+        let svg = std::fs::read_to_string(dir.join("families.svg")).unwrap();
+        assert!(svg.contains("fc1 (mean of 2 channels)") && svg.contains("pau"));
+        // Network-shared single parameters (one slot) draw no per-layer figure.
+        let written = figures(&entries[6..], &dir.join("b")).unwrap();
+        assert_eq!(written, ["families.svg"]);
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

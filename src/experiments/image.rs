@@ -18,6 +18,7 @@ use crate::afu::analysis::InputDistribution;
 use crate::afu::file::{AfuFile, NamedAfu};
 use crate::afu::{AfuParams, KernelChoice};
 use crate::experiments::common::{self, AfuStart, ExperimentError};
+use crate::experiments::family_inspect;
 use crate::models::ImageClassifier;
 use crate::report::plot::{self, LinePanel, Series};
 use crate::stats::{self, Comparison, SeedValue};
@@ -649,9 +650,21 @@ fn write_outputs(
             .join(", ")
     ));
     md.push_str(&results_markdown(&variants, &comparisons));
+    let mut family_figures = Vec::new();
     if !trained.families.is_empty() {
         common::write_json(&out.join("families.json"), &trained.families)?;
         md.push_str(&families_markdown(&trained.families));
+        if draw {
+            let entries: Vec<family_inspect::FamilyEntry> = trained
+                .families
+                .iter()
+                .map(|f| family_inspect::FamilyEntry {
+                    name: f.name.clone(),
+                    params: f.params.clone(),
+                })
+                .collect();
+            family_figures = family_inspect::figures(&entries, &fig)?;
+        }
     }
     let checkpoints = if many {
         "`checkpoints/<variant>/seed<S>/`"
@@ -659,12 +672,16 @@ fn write_outputs(
         "`checkpoints/<variant>/`"
     };
     md.push_str(&format!(
-        "\nFigures: `figures/loss.svg`, `figures/accuracy.svg`{}. Checkpoints: {checkpoints} (rerun with `--resume` to continue).\n",
+        "\nFigures: `figures/loss.svg`, `figures/accuracy.svg`{}{}. Checkpoints: {checkpoints} (rerun with `--resume` to continue).\n",
         if trained.panels.is_empty() {
             ""
         } else {
             ", `figures/afus.svg`"
-        }
+        },
+        family_figures
+            .iter()
+            .map(|f| format!(", `figures/{f}`"))
+            .collect::<String>()
     ));
     let summary = ImageSummary {
         experiment: p.experiment.into(),

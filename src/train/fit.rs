@@ -15,6 +15,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::activation::InputStats;
 use crate::experiments::common::{self, ExperimentError};
 use crate::models::ImageClassifier;
 use crate::train::batches::ImageBatches;
@@ -366,6 +367,26 @@ pub fn fit<M: ImageClassifier>(
         }
         let epoch_seconds = earlier_seconds + start.elapsed().as_secs_f64();
         bar.finish_and_clear();
+        if epoch == 0 && s.epochs > 1 && model.activations().has_pwlu() {
+            // PWLU's second phase: bounds from the statistics of what its slots see now.
+            let stats = slot_input_stats(&model.valid(), train, s, &device.clone().inner());
+            let acts = model
+                .activations()
+                .clone()
+                .reinit_pwlu(&stats, device)
+                .map_err(|e| ExperimentError::Config {
+                    field: "pwlu",
+                    message: format!("{name}, seed {}: re-initialising PWLU: {e}", s.seed),
+                })?;
+            model = model.with_activations(acts);
+            if s.progress {
+                crate::note!(
+                    "{name} seed {}: PWLU bounds re-initialised from the inputs of {} training images",
+                    s.seed,
+                    train.len().min(PWLU_STATS_IMAGES)
+                );
+            }
+        }
         if !s.curriculum.is_none() {
             // Evaluate (and checkpoint) the network the next step would train: after the last
             // step of the curriculum, the activations alone.
@@ -410,6 +431,32 @@ pub fn fit<M: ImageClassifier>(
         history: state.history,
         stopped: None,
     })
+}
+
+/// Training images whose activation inputs set PWLU's bounds after the first epoch.
+pub const PWLU_STATS_IMAGES: usize = 2048;
+
+/// The input statistics of every activation slot of `model` over the first
+/// [`PWLU_STATS_IMAGES`] images of the run's first-epoch order (no augmentation, no dropout):
+/// a function of the model, the data and the seed alone, so a resumed run computes the same.
+fn slot_input_stats<M: ImageClassifier>(
+    model: &M,
+    train: &ImageBatches<'_>,
+    s: &FitSettings<'_>,
+    device: &Device,
+) -> Vec<InputStats> {
+    let mut stats = vec![InputStats::default(); model.activations().slots.len()];
+    let order = epoch_order(train.len(), s.seed, 0);
+    let count = train.len().min(PWLU_STATS_IMAGES);
+    for idx in order[..count].chunks(s.test_batch_size.max(1)) {
+        let b = train.batch(idx, None, device);
+        model.log_probs_with_taps(b.images, &mut |slot, t| {
+            if let Some(st) = stats.get_mut(slot) {
+                st.add(&common::to_vec(t.clone()));
+            }
+        });
+    }
+    stats
 }
 
 /// Test loss and accuracies of a model.

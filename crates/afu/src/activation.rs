@@ -11,6 +11,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::afu::{Afu, AfuConfig, AfuError, AfuParams, BaseActivation, KernelChoice};
+use crate::family::layer::FamilyError;
 use crate::family::{FAMILY_NAMES, Family, FamilyParams, Learnable};
 
 /// Which neurons share one AFU.
@@ -202,6 +203,47 @@ pub enum Slot {
     Learned(usize),
     /// The family module with this index in [`Activations::families`].
     Family(usize),
+}
+
+/// Running sums of the values an activation slot received: count, sum and sum of squares
+/// (in `f64`, in the order given, so equal inputs give equal statistics).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct InputStats {
+    /// Values seen.
+    pub count: u64,
+    /// Their sum.
+    pub sum: f64,
+    /// The sum of their squares.
+    pub sum_sq: f64,
+}
+
+impl InputStats {
+    /// Adds finite `values` (non-finite ones are skipped).
+    pub fn add(&mut self, values: &[f32]) {
+        for &v in values.iter().filter(|v| v.is_finite()) {
+            let v = f64::from(v);
+            self.count += 1;
+            self.sum += v;
+            self.sum_sq += v * v;
+        }
+    }
+
+    /// Adds another slot's statistics.
+    pub fn merge(&mut self, other: &InputStats) {
+        self.count += other.count;
+        self.sum += other.sum;
+        self.sum_sq += other.sum_sq;
+    }
+
+    /// Mean and (population) standard deviation; `None` without values.
+    pub fn mean_std(&self) -> Option<(f64, f64)> {
+        if self.count == 0 {
+            return None;
+        }
+        let n = self.count as f64;
+        let mean = self.sum / n;
+        Some((mean, (self.sum_sq / n - mean * mean).max(0.0).sqrt()))
+    }
 }
 
 /// The activation modules of one model: `slots[i]` is what follows layer `i`.
@@ -517,6 +559,56 @@ impl Activations {
         self
     }
 
+    /// Whether some family module is a PWLU (whose bounds [`reinit_pwlu`](Self::reinit_pwlu)
+    /// moves after the first phase of training).
+    pub fn has_pwlu(&self) -> bool {
+        self.families
+            .iter()
+            .any(|f| matches!(f.family, Family::Pwlu { .. }))
+    }
+
+    /// PWLU's statistics-based re-initialisation (Zhu et al. 2021, after their first phase):
+    /// every PWLU module gets bounds `mean ± 3·std` of its inputs, pooled over the slots that
+    /// share it (and over its channels: a per-channel PWLU moves all its channels alike), with
+    /// heights resampled from its current function on the new grid (so it keeps its shape
+    /// there) and its outer slopes kept. `stats[i]` are the input statistics of slot `i`;
+    /// modules whose slots saw no input are left alone. The new parameters are new values of
+    /// the same modules, with the module's element type and kernel.
+    pub fn reinit_pwlu(
+        mut self,
+        stats: &[InputStats],
+        device: &Device,
+    ) -> Result<Self, FamilyError> {
+        for (m, module) in self.families.iter_mut().enumerate() {
+            let Family::Pwlu { intervals } = module.family else {
+                continue;
+            };
+            let mut pooled = InputStats::default();
+            for (slot, kind) in self.slots.iter().enumerate() {
+                if *kind == Slot::Family(m)
+                    && let Some(s) = stats.get(slot)
+                {
+                    pooled.merge(s);
+                }
+            }
+            let Some((mean, std)) = pooled.mean_std() else {
+                continue;
+            };
+            let math = crate::family::math::Pwlu { n: intervals };
+            let np = module.family.n_params();
+            let values: Vec<f64> = module
+                .values()
+                .chunks(np)
+                .flat_map(|row| math.reinit_bounds(row, mean, std))
+                .collect();
+            let dtype = module.params.val().dtype();
+            *module =
+                Learnable::from_values(module.family, module.channels(), &values, device, dtype)?
+                    .with_kernel(module.kernel);
+        }
+        Ok(self)
+    }
+
     /// Uses the given kernel in every AFU and family module.
     pub fn with_kernel(mut self, kernel: KernelChoice) -> Self {
         self.afus = self
@@ -558,6 +650,44 @@ fn family_error(e: crate::family::layer::FamilyError) -> AfuError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pwlu_bounds_move_to_the_pooled_input_statistics() {
+        use rand::SeedableRng;
+        let device = Device::flex();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let spec: ActivationSpec = "pwlu-4-channel".parse().unwrap();
+        let acts = Activations::new(&spec, &[3, 2], &mut rng, &device).unwrap();
+        assert!(acts.has_pwlu());
+        // Slot 0 saw 1 and 3 (mean 2, std 1); slot 1 saw nothing: it keeps its start.
+        let mut s0 = InputStats::default();
+        s0.add(&[1.0, 3.0, f32::NAN]);
+        assert_eq!(s0.mean_std(), Some((2.0, 1.0)));
+        let acts = acts
+            .reinit_pwlu(&[s0, InputStats::default()], &device)
+            .unwrap();
+        let first = acts.families[0].values();
+        let (l, r) = (first[0], first[1]);
+        assert!(
+            (l - -1.0).abs() < 1e-6 && (r - 5.0).abs() < 1e-6,
+            "{first:?}"
+        );
+        // Heights resampled from relu (the start) on the new grid -1, 0.5, 2, 3.5, 5.
+        for (h, want) in first[4..9].iter().zip([0.0, 0.5, 2.0, 3.5, 5.0]) {
+            assert!((h - want).abs() < 1e-6, "{first:?}");
+        }
+        // Every channel of the module moves alike; the untouched module keeps (-3, 3).
+        assert_eq!(first[..9], first[9..18]);
+        let second = acts.families[1].values();
+        assert_eq!((second[0], second[1]), (-3.0, 3.0));
+        // Other families are left alone.
+        let spec: ActivationSpec = "prelu-layer".parse().unwrap();
+        let acts = Activations::new(&spec, &[3], &mut rng, &device).unwrap();
+        assert!(!acts.has_pwlu());
+        let before = acts.families[0].values();
+        let acts = acts.reinit_pwlu(&[s0], &device).unwrap();
+        assert_eq!(acts.families[0].values(), before);
+    }
 
     #[test]
     fn parses_and_displays() {
