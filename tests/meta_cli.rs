@@ -59,6 +59,27 @@ fn quick_run_learns_is_deterministic_and_its_afu_loads() {
     for f in ["meta.csv", "afu.json"] {
         assert_eq!(read(&a.join(f)), read(&b.join(f)), "{f} differs");
     }
+    // `afu run CONFIG` repeats the run from its config.toml, bit for bit.
+    let c = tmp.path().join("c");
+    let o = afu(&[
+        "run",
+        a.join("config.toml").to_str().unwrap(),
+        "--no-progress",
+        "--out",
+        c.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("faster convergence"));
+    for f in ["meta.csv", "afu.json", "config.toml"] {
+        assert_eq!(read(&a.join(f)), read(&c.join(f)), "afu run: {f} differs");
+    }
+    let o = afu(&[
+        "run",
+        a.join("config.toml").to_str().unwrap(),
+        "--out",
+        c.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "an existing run is refused");
     for f in [
         "config.toml",
         "checkpoint.json",

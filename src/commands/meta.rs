@@ -166,6 +166,11 @@ pub fn run(args: MetaArgs) -> anyhow::Result<()> {
         .map_err(|e| classify(e, context()))?;
     let s = meta_run::run(&config, &out, args.resume, !args.no_progress)
         .map_err(|e| classify(e, context()))?;
+    print(&s, &out)
+}
+
+/// Prints the summary of a finished meta run in `out`.
+pub fn print(s: &afu_cli::meta::run::MetaSummary, out: &std::path::Path) -> anyhow::Result<()> {
     afu_cli::outln!(
         "meta-loss of the distribution mean: {:.4} (generation 1) → {:.4} (generation {})",
         s.centre_first,

@@ -104,7 +104,10 @@ impl From<ModelArg> for afu_cli::experiments::cifar::CifarModel {
 /// What every image-classification command takes.
 #[derive(Args, Debug)]
 pub struct TrainingArgs {
-    /// Comma-separated variants (default: the paper's).
+    /// Comma-separated variants: a fixed activation (relu, tanh, sigmoid, swish, mish, leaky-relu,
+    /// linear), an AFU afu-<base>-<N>[-layer|-channel] (e.g. afu-relu-8-layer), or a learnable
+    /// family <family>[-layer|-channel] (prelu, swish-beta, pmish, pau[-M-N], pwlu-<N>, apl-<S>,
+    /// kaf[-D]; e.g. pau-channel, pwlu-16-layer). Default: the paper's.
     #[arg(long, value_delimiter = ',')]
     pub variants: Option<Vec<String>>,
     /// Epochs (default: the paper's).

@@ -32,6 +32,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
     use afu_cli::experiments::{RunConfig, cifar};
     let text = std::fs::read_to_string(&a.config)
         .map_err(|e| UsageError::msg(format!("{}: {e}", a.config.display())))?;
+    if afu_cli::meta::run::is_meta_config(&text) {
+        return run_meta(&a, &text);
+    }
     let config: RunConfig = toml::from_str(&text).map_err(|e| {
         UsageError::msg(format!(
             "{}: not an afu run config: {}",
@@ -97,4 +100,29 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `afu run` of an `afu meta` run's `config.toml` (meta runs keep their own folder rules:
+/// `--resume` continues the search, more generations allowed).
+fn run_meta(a: &RunArgs, text: &str) -> anyhow::Result<()> {
+    use afu_cli::meta::run as meta_run;
+    let config = meta_run::config_from_toml(text, &a.config).map_err(UsageError::of)?;
+    if a.resume && a.out.is_none() {
+        return Err(UsageError::msg(
+            "--resume needs --out DIR (the folder of the run to continue)",
+        )
+        .into());
+    }
+    let out = a.out.clone().unwrap_or_else(meta_run::default_out);
+    let context = || {
+        format!(
+            "afu run {} (meta, output folder {})",
+            a.config.display(),
+            out.display()
+        )
+    };
+    meta_run::claim_folder(&out, &config, a.resume, a.force).map_err(|e| classify(e, context()))?;
+    let s = meta_run::run(&config, &out, a.resume, !a.no_progress)
+        .map_err(|e| classify(e, context()))?;
+    super::meta::print(&s, &out)
 }

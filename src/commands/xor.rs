@@ -14,7 +14,10 @@ pub struct XorArgs {
     common: CommonArgs,
     #[command(flatten)]
     afu_start: AfuStartArgs,
-    /// Comma-separated variants: afu-<base>-<N> or a fixed activation (relu, tanh, ...).
+    /// Comma-separated variants: a fixed activation (relu, tanh, sigmoid, swish, mish, leaky-relu,
+    /// linear), an AFU afu-<base>-<N>[-layer|-channel] (e.g. afu-relu-8-layer), or a learnable
+    /// family <family>[-layer|-channel] (prelu, swish-beta, pmish, pau[-M-N], pwlu-<N>, apl-<S>,
+    /// kaf[-D]; e.g. pau-channel, pwlu-16-layer).
     #[arg(long, value_delimiter = ',')]
     variants: Option<Vec<String>>,
     /// Seeds per variant.

@@ -267,7 +267,27 @@ pub fn read_config(out: &Path) -> Result<MetaConfig, ExperimentError> {
         message: format!("{}: {message}", path.display()),
     };
     let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
-    let mut value: toml::Value = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    config_from_toml(&text, &path)
+}
+
+/// Whether the `config.toml` text `text` describes an `afu meta` run (`experiment = "meta"`).
+pub fn is_meta_config(text: &str) -> bool {
+    toml::from_str::<toml::Value>(text)
+        .ok()
+        .and_then(|v| {
+            v.get("experiment")
+                .and_then(|e| e.as_str().map(|e| e == "meta"))
+        })
+        .unwrap_or(false)
+}
+
+/// The settings in the `config.toml` text `text` (read from `path`, named in errors), checked.
+pub fn config_from_toml(text: &str, path: &Path) -> Result<MetaConfig, ExperimentError> {
+    let bad = |message: String| ExperimentError::Config {
+        field: "config",
+        message: format!("{}: {message}", path.display()),
+    };
+    let mut value: toml::Value = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
     let experiment = value
         .as_table_mut()
         .and_then(|t| t.remove("experiment"))
@@ -278,9 +298,11 @@ pub fn read_config(out: &Path) -> Result<MetaConfig, ExperimentError> {
             "holds an '{experiment}' run, not an afu meta run"
         )));
     }
-    value
+    let config: MetaConfig = value
         .try_into()
-        .map_err(|e: toml::de::Error| bad(e.to_string()))
+        .map_err(|e: toml::de::Error| bad(e.to_string()))?;
+    config.validate()?;
+    Ok(config)
 }
 
 /// Checks `out` before a run, as the other commands do: a folder holding a run is never
