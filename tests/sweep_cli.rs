@@ -93,7 +93,7 @@ fn sweep_runs_jobs_skips_finished_and_resumes_half_done() {
             r#"
 [[experiment]]
 name = "mnist"
-variants = ["relu", "afu-relu-8-layer"]
+variants = ["relu", "afu-relu-8-layer", "prelu-layer"]
 seeds = [1]
 [experiment.settings]
 data = "{}"
@@ -123,7 +123,7 @@ test_batch_size = 64
     assert!(o.status.success(), "{}", text(&o));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
-        stderr.contains("6 jobs: 0 finished, 6 to run; estimate"),
+        stderr.contains("7 jobs: 0 finished, 7 to run; estimate"),
         "{}",
         text(&o)
     );
@@ -133,6 +133,7 @@ test_batch_size = 64
         ids,
         [
             "mnist-afu-relu-8-layer-s1",
+            "mnist-prelu-layer-s1",
             "mnist-relu-s1",
             "xor-afu-relu-8-s0",
             "xor-afu-relu-8-s1",
@@ -150,6 +151,13 @@ test_batch_size = 64
         out.join("report.md").is_file(),
         "afu sweep wrote no <out>/report.md: {}",
         text(&o)
+    );
+    // The report merges the jobs and ranks the variants, a learnable family among them.
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("### Learned activations ranked")
+            && report.contains("| prelu-layer | PReLU (layer) |"),
+        "{report}"
     );
     let s = json(&dirs["mnist-relu-s1"].join("summary.json"));
     assert_eq!(s["epochs"].as_array().unwrap().len(), 2, "{s}");
@@ -173,11 +181,11 @@ test_batch_size = 64
     assert!(o.status.success(), "{}", text(&o));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
-        stderr.contains("6 jobs: 6 finished, 0 to run"),
+        stderr.contains("7 jobs: 7 finished, 0 to run"),
         "{}",
         text(&o)
     );
-    assert!(stderr.contains("skipped 6 finished job"), "{}", text(&o));
+    assert!(stderr.contains("skipped 7 finished job"), "{}", text(&o));
     assert_eq!(snapshot(&dirs), before, "finished jobs were touched");
 
     // (c) A half-done one resumes: job mnist-afu-relu-8-layer-s1 as if stopped after epoch 1.
@@ -195,7 +203,7 @@ test_batch_size = 64
     assert!(o.status.success(), "{}", text(&o));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
-        stderr.contains("6 jobs: 5 finished, 1 to run"),
+        stderr.contains("7 jobs: 6 finished, 1 to run"),
         "{}",
         text(&o)
     );

@@ -170,7 +170,16 @@ pub fn section(
                     }
                     None => by_size.push((key, names.clone(), sizes)),
                 }
-                let (variants, comparisons) = image::summarise_runs(&names, &image_runs);
+                let (mut variants, comparisons) = image::summarise_runs(&names, &image_runs);
+                // Each variant's parameter count, from the first job summary that states it.
+                for v in &mut variants {
+                    v.activation_parameters = summaries
+                        .iter()
+                        .flat_map(|s| s["variants"].as_array().into_iter().flatten())
+                        .find(|sv| sv["name"] == v.name.as_str())
+                        .and_then(|sv| sv["activation_parameters"].as_u64())
+                        .map(|p| p as usize);
+                }
                 let epochs: Vec<&Value> = summaries
                     .iter()
                     .flat_map(|s| s["epochs"].as_array().into_iter().flatten())
@@ -179,6 +188,7 @@ pub fn section(
                     "variants": variants,
                     "comparisons": comparisons,
                     "epochs": epochs,
+                    "runs": image_runs,
                 });
                 let what = format!("sweep, {title}");
                 crate::experiments::report::image_results(&merged, &what, md, claims);
