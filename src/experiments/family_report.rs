@@ -136,6 +136,11 @@ pub(crate) fn ranking_markdown(rows: &[RankRow], seconds_label: &str) -> String 
             kind(&r.name)
         );
     }
+    if order.iter().any(|r| r.added_parameters.is_none()) {
+        md.push_str(
+            "\n`?`: the run's summary predates the parameter count (afu before 2026-12-06).\n",
+        );
+    }
     let min_seeds = order.iter().map(|r| r.accuracy.len()).min().unwrap_or(0);
     if min_seeds < 2 {
         md.push_str("\nWith one seed no difference can be tested: run with `--seeds 3` or more.\n");
@@ -207,7 +212,11 @@ pub(crate) fn image_section(s: &Value) -> String {
             RankRow {
                 name: name.clone(),
                 accuracy: mine.iter().map(|r| (r.1, r.2)).collect(),
-                added_parameters: v["activation_parameters"].as_u64().map(|p| p as usize),
+                // Fixed activations add nothing, also in summaries without the count.
+                added_parameters: v["activation_parameters"]
+                    .as_u64()
+                    .map(|p| p as usize)
+                    .or_else(|| (kind(name) == "fixed").then_some(0)),
                 seconds: mine.iter().map(|r| r.3).sum::<f64>() / epochs.max(1) as f64,
             }
         })
