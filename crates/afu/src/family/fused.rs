@@ -11,10 +11,11 @@ use burn::backend::{Autodiff, Backend, Dispatch, ExtensionType, Flex, backend_ex
 use burn::tensor::{DType, Tensor, TensorData};
 
 use super::Family;
-use super::kernel;
+use super::kernel::{self, Isa};
+use super::math::FamilyFloat;
+use crate::afu::kernel::aligned::AlignedBuffer;
 use crate::afu::kernel::layout::Layout;
 use crate::ops::flex_tensor::{FlexTensor, dims_of, values, with_owned_values};
-use crate::ops::float::KernelFloat;
 
 /// The tensors of one family application.
 #[derive(ExtensionType)]
@@ -43,15 +44,21 @@ impl FamilyBackend for Flex {
 
 fn typed_forward<T>(x: &FlexTensor, p: &FlexTensor, family: Family) -> FlexTensor
 where
-    T: KernelFloat + num_traits::Float + burn::tensor::Element + bytemuck::Pod,
+    T: FamilyFloat + burn::tensor::Element + bytemuck::Pod,
 {
     let dims = dims_of(x);
     let channels = dims_of(p)[0];
     let layout = Layout::of(&dims, channels);
     let (xv, pv) = (values::<T>(x), values::<T>(p));
-    let mut y = vec![T::zero(); xv.len()];
-    crate::with_family!(family, f => kernel::forward(f, &xv, layout, &pv, &mut y));
-    FlexTensor::from_data(TensorData::new(y, dims))
+    // A fresh, cache-line aligned buffer, written once by the kernel (no zeroing pass, no
+    // pages faulted in by a zeroed allocation).
+    let n = xv.len();
+    let mut y = AlignedBuffer::new::<T>(n);
+    let out = y.values_mut::<T>(n);
+    crate::with_family!(family, f => kernel::forward_into(f, &xv, layout, &pv, out, Isa::from_env()));
+    // SAFETY: `forward_into` wrote all n values.
+    let bytes = unsafe { y.into_bytes(n * size_of::<T>()) };
+    FlexTensor::from_data(TensorData::from_bytes(bytes, dims, T::dtype()))
 }
 
 /// Converts other float types to `f32` and back around `run`.
@@ -76,7 +83,7 @@ fn typed_backward<T>(
     family: Family,
 ) -> [FlexTensor; 2]
 where
-    T: KernelFloat + num_traits::Float + burn::tensor::Element + bytemuck::Pod,
+    T: FamilyFloat + burn::tensor::Element + bytemuck::Pod,
 {
     let dims = dims_of(x);
     let [channels, np] = [dims_of(p)[0], dims_of(p)[1]];
