@@ -89,15 +89,24 @@ impl ScalarFamily for Apl {
         for (d, &z) in dz.iter_mut().zip(x) {
             *d = if z > T::zero() { T::one() } else { T::zero() };
         }
+        // Each hinge's contributions go to local lanes first and then to one accumulator row
+        // per loop: loops that write two rows of `acc` need run-time alias checks.
         for (((&ak, &bk), dak), dbk) in a.iter().zip(b).zip(da.iter_mut()).zip(db.iter_mut()) {
+            let mut va = [T::zero(); LANES];
+            let mut vb = [T::zero(); LANES];
             for l in 0..LANES {
                 let (z, up) = (x[l], g[l]);
                 let h = bk - z;
-                let on = h > T::zero();
-                let step = if on { T::one() } else { T::zero() };
-                dak[l] = dak[l] + up * h.max(T::zero());
-                dbk[l] = dbk[l] + up * ak * step;
+                let step = if h > T::zero() { T::one() } else { T::zero() };
+                va[l] = up * h.max(T::zero());
+                vb[l] = up * ak * step;
                 dz[l] = dz[l] - ak * step;
+            }
+            for l in 0..LANES {
+                dak[l] = dak[l] + va[l];
+            }
+            for l in 0..LANES {
+                dbk[l] = dbk[l] + vb[l];
             }
         }
         for (gl, d) in g.iter_mut().zip(dz) {

@@ -13,6 +13,10 @@
 //! differences in `f64`, its start against the stated function, and its block form against
 //! its element form.
 
+// The formulas keep the form `a = a + b` (as the maths reads, and with the evaluation order
+// spelled out); the float types implement `AddAssign`, which clippy would otherwise ask for.
+#![allow(clippy::assign_op_pattern)]
+
 pub mod apl;
 pub mod kaf;
 pub mod pau;
