@@ -36,6 +36,34 @@ pub trait FamilyBackend: Backend {
     ) -> FloatTensor<Self>;
 }
 
+/// Runs `$body` with `$f` bound to the family's math, as [`crate::with_family!`] does, but
+/// with compile-time sizes for the default PAU, PWLU, APL and KAF ([`super::math::PauFixed`]
+/// …): the same results, with the block forms' loop bounds known to the compiler.
+macro_rules! with_kernel_family {
+    ($family:expr, $f:ident => $body:expr) => {{
+        use $crate::family::math as m;
+        match $family {
+            Family::Pau { m: 5, n: 4 } => {
+                let $f = m::PauFixed::<5, 4>;
+                $body
+            }
+            Family::Pwlu { intervals: 16 } => {
+                let $f = m::PwluFixed::<16>;
+                $body
+            }
+            Family::Apl { hinges: 5 } => {
+                let $f = m::AplFixed::<5>;
+                $body
+            }
+            Family::Kaf { points: 20 } => {
+                let $f = m::KafFixed::<20>;
+                $body
+            }
+            other => $crate::with_family!(other, $f => $body),
+        }
+    }};
+}
+
 impl FamilyBackend for Flex {
     fn family_fused(inputs: FamilyInputs<Self>, family: Family) -> FloatTensor<Self> {
         flex_forward(&inputs.x, &inputs.p, family)
@@ -55,7 +83,7 @@ where
     let n = xv.len();
     let mut y = AlignedBuffer::new::<T>(n);
     let out = y.values_mut::<T>(n);
-    crate::with_family!(family, f => kernel::forward_into(f, &xv, layout, &pv, out, Isa::from_env()));
+    with_kernel_family!(family, f => kernel::forward_into(f, &xv, layout, &pv, out, Isa::from_env()));
     // SAFETY: `forward_into` wrote all n values.
     let bytes = unsafe { y.into_bytes(n * size_of::<T>()) };
     FlexTensor::from_data(TensorData::from_bytes(bytes, dims, T::dtype()))
@@ -91,7 +119,7 @@ where
     let (xv, pv) = (values::<T>(x), values::<T>(p));
     let (gx, gp) = with_owned_values::<T, _>(
         gy,
-        |buf| crate::with_family!(family, f => kernel::backward(f, &xv, layout, &pv, buf)),
+        |buf| with_kernel_family!(family, f => kernel::backward(f, &xv, layout, &pv, buf)),
     );
     [
         gx,

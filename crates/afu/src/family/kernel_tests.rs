@@ -219,6 +219,41 @@ fn vector_and_portable_paths_give_the_same_bits() {
     }
 }
 
+/// The compile-time-sized families (what the fused op runs at the default sizes) give the
+/// same bits as the run-time-sized ones.
+#[test]
+fn fixed_sizes_give_the_same_bits() {
+    use super::math::{Apl, AplFixed, Kaf, KafFixed, Pau, PauFixed, Pwlu, PwluFixed};
+    fn run<F: super::ScalarFamily>(f: F, family: Family) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let dims = [4usize, 6, 61, 67];
+        let m: usize = dims.iter().product();
+        let layout = Layout::of(&dims, 6);
+        let p: Vec<f32> = params(family, 6, 7).iter().map(|&v| v as f32).collect();
+        let x: Vec<f32> = random(m, 4.0, 8).iter().map(|&v| v as f32).collect();
+        let mut g: Vec<f32> = random(m, 1.0, 9).iter().map(|&v| v as f32).collect();
+        let mut y = vec![0.0f32; m];
+        kernel::forward(f, &x, layout, &p, &mut y);
+        let gp = kernel::backward(f, &x, layout, &p, &mut g);
+        (y, g, gp)
+    }
+    let pau = Family::Pau { m: 5, n: 4 };
+    assert_eq!(
+        run(PauFixed::<5, 4>, pau),
+        run(Pau { m: 5, n: 4 }, pau),
+        "pau"
+    );
+    let pwlu = Family::Pwlu { intervals: 16 };
+    assert_eq!(
+        run(PwluFixed::<16>, pwlu),
+        run(Pwlu { n: 16 }, pwlu),
+        "pwlu"
+    );
+    let apl = Family::Apl { hinges: 5 };
+    assert_eq!(run(AplFixed::<5>, apl), run(Apl { s: 5 }, apl), "apl");
+    let kaf = Family::Kaf { points: 20 };
+    assert_eq!(run(KafFixed::<20>, kaf), run(Kaf { d: 20 }, kaf), "kaf");
+}
+
 /// The `f32` kernels against the `f64` ones on the same inputs: within `f32` rounding
 /// (the lane sums and KAF's recurrence included).
 #[test]
