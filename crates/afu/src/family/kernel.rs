@@ -285,12 +285,6 @@ fn block<T>(xs: &[T]) -> &Lanes<T> {
     xs[..LANES].try_into().expect("a whole block")
 }
 
-/// As [`block`], mutable.
-#[inline(always)]
-fn block_mut<T>(xs: &mut [T]) -> &mut Lanes<T> {
-    (&mut xs[..LANES]).try_into().expect("a whole block")
-}
-
 /// The forward pass of one chunk, per ISA.
 mod forward_chunk {
     use super::*;
@@ -387,7 +381,13 @@ mod backward_chunk {
                 .chunks_exact(LANES)
                 .zip(gs[..whole].chunks_exact_mut(LANES))
             {
-                f.backward_lanes(block(xb), pc, block_mut(gb), acc);
+                // Local copies: the compiler then knows that the lane accumulators' stores
+                // cannot change them (with the slices it reloaded x lane by lane after every
+                // accumulator store, and left PAU's row loops scalar).
+                let xl = *block(xb);
+                let mut gl = *block(gb);
+                f.backward_lanes(&xl, pc, &mut gl, acc);
+                gb.copy_from_slice(&gl);
                 since += LANES;
                 if since == FLUSH {
                     flush(acc, row);
