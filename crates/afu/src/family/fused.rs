@@ -11,10 +11,11 @@ use burn::backend::{Autodiff, Backend, Dispatch, ExtensionType, Flex, backend_ex
 use burn::tensor::{DType, Tensor, TensorData};
 
 use super::Family;
-use super::kernel;
+use super::kernel::{self, Isa};
+use super::math::FamilyFloat;
+use crate::afu::kernel::aligned::AlignedBuffer;
 use crate::afu::kernel::layout::Layout;
 use crate::ops::flex_tensor::{FlexTensor, dims_of, values, with_owned_values};
-use crate::ops::float::KernelFloat;
 
 /// The tensors of one family application.
 #[derive(ExtensionType)]
@@ -35,6 +36,34 @@ pub trait FamilyBackend: Backend {
     ) -> FloatTensor<Self>;
 }
 
+/// Runs `$body` with `$f` bound to the family's math, as [`crate::with_family!`] does, but
+/// with compile-time sizes for the default PAU, PWLU, APL and KAF ([`super::math::PauFixed`]
+/// …): the same results, with the block forms' loop bounds known to the compiler.
+macro_rules! with_kernel_family {
+    ($family:expr, $f:ident => $body:expr) => {{
+        use $crate::family::math as m;
+        match $family {
+            Family::Pau { m: 5, n: 4 } => {
+                let $f = m::PauFixed::<5, 4>;
+                $body
+            }
+            Family::Pwlu { intervals: 16 } => {
+                let $f = m::PwluFixed::<16>;
+                $body
+            }
+            Family::Apl { hinges: 5 } => {
+                let $f = m::AplFixed::<5>;
+                $body
+            }
+            Family::Kaf { points: 20 } => {
+                let $f = m::KafFixed::<20>;
+                $body
+            }
+            other => $crate::with_family!(other, $f => $body),
+        }
+    }};
+}
+
 impl FamilyBackend for Flex {
     fn family_fused(inputs: FamilyInputs<Self>, family: Family) -> FloatTensor<Self> {
         flex_forward(&inputs.x, &inputs.p, family)
@@ -43,15 +72,21 @@ impl FamilyBackend for Flex {
 
 fn typed_forward<T>(x: &FlexTensor, p: &FlexTensor, family: Family) -> FlexTensor
 where
-    T: KernelFloat + num_traits::Float + burn::tensor::Element + bytemuck::Pod,
+    T: FamilyFloat + burn::tensor::Element + bytemuck::Pod,
 {
     let dims = dims_of(x);
     let channels = dims_of(p)[0];
     let layout = Layout::of(&dims, channels);
     let (xv, pv) = (values::<T>(x), values::<T>(p));
-    let mut y = vec![T::zero(); xv.len()];
-    crate::with_family!(family, f => kernel::forward(f, &xv, layout, &pv, &mut y));
-    FlexTensor::from_data(TensorData::new(y, dims))
+    // A fresh, cache-line aligned buffer, written once by the kernel (no zeroing pass, no
+    // pages faulted in by a zeroed allocation).
+    let n = xv.len();
+    let mut y = AlignedBuffer::new::<T>(n);
+    let out = y.values_mut::<T>(n);
+    with_kernel_family!(family, f => kernel::forward_into(f, &xv, layout, &pv, out, Isa::from_env()));
+    // SAFETY: `forward_into` wrote all n values.
+    let bytes = unsafe { y.into_bytes(n * size_of::<T>()) };
+    FlexTensor::from_data(TensorData::from_bytes(bytes, dims, T::dtype()))
 }
 
 /// Converts other float types to `f32` and back around `run`.
@@ -76,7 +111,7 @@ fn typed_backward<T>(
     family: Family,
 ) -> [FlexTensor; 2]
 where
-    T: KernelFloat + num_traits::Float + burn::tensor::Element + bytemuck::Pod,
+    T: FamilyFloat + burn::tensor::Element + bytemuck::Pod,
 {
     let dims = dims_of(x);
     let [channels, np] = [dims_of(p)[0], dims_of(p)[1]];
@@ -84,7 +119,7 @@ where
     let (xv, pv) = (values::<T>(x), values::<T>(p));
     let (gx, gp) = with_owned_values::<T, _>(
         gy,
-        |buf| crate::with_family!(family, f => kernel::backward(f, &xv, layout, &pv, buf)),
+        |buf| with_kernel_family!(family, f => kernel::backward(f, &xv, layout, &pv, buf)),
     );
     [
         gx,

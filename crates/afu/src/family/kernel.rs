@@ -2,77 +2,192 @@
 //! one for the backward (input gradient and every parameter gradient together), generic over
 //! the family's [`ScalarFamily`] math and the float type.
 //!
+//! # Vectorisation
+//! The forward hands each run of one channel to the family's `value_run` in pieces of
+//! `BLOCK` elements; the backward takes a run in blocks of [`LANES`] through the family's
+//! `backward_lanes`. The compiler vectorises both across the elements. A run's last, partial
+//! block is padded with `x = 0` and upstream gradient 0, which add nothing to the parameter
+//! gradients. The chunk loops are compiled for AVX-512,
+//! for AVX2+FMA and for the baseline, chosen at run time ([`Isa::Native`]) or the baseline only
+//! ([`Isa::Portable`], `AFU_KERNEL_ISA=portable`). No fused multiply-add is formed and every
+//! sum has a fixed order, so every path gives the same bits.
+//!
 //! # Determinism
 //! The elements are cut into chunks of [`CHUNK`] elements, fixed by the tensor's size alone
-//! (never by the number of threads). Each chunk sums its parameter gradients in element order
-//! into its own `f64` partial sums (per channel it touches); the partial sums are then added
-//! chunk by chunk in chunk order. The result is the same bits on every run and for any number
-//! of threads, without atomics. No `elements × parameters` tensor is ever built: the extra
-//! memory of the backward is one partial row per channel a chunk touches.
+//! (never by the number of threads). Within a chunk, each parameter's gradient builds up in
+//! one accumulator per lane, in `T`, over at most [`FLUSH`] elements of a run; the lanes are
+//! then added in lane order into the chunk's `f64` partial sums (per channel it touches). The
+//! partial sums are added chunk by chunk in chunk order. The result is the same bits on every
+//! run and for any number of threads, without atomics. No `elements × parameters` tensor is
+//! ever built: the extra memory of the backward is one partial row per channel a chunk
+//! touches, and one row of lanes per parameter.
 
-use num_traits::Float;
+use std::mem::MaybeUninit;
+use std::sync::Mutex;
 
-use super::math::ScalarFamily;
+use super::math::{FamilyFloat, LANES, Lanes, ScalarFamily};
+pub use crate::afu::kernel::isa::Isa;
 pub use crate::afu::kernel::layout::Layout;
 use crate::afu::kernel::pool::par_map;
-use crate::afu::kernel::shared::SharedMut;
+use crate::ops::float::KernelFloat;
 
 /// Elements per chunk (work item). Large enough that a chunk's scheduling and its partial
 /// sums cost little next to its elements, small enough that a layer of a small batch still
 /// splits over the threads.
 pub const CHUNK: usize = 8192;
 
-/// Elements a chunk accumulates in `T` before adding to its `f64` partial sums (bounds the
-/// rounding error of `f32` accumulation).
-const FLUSH: usize = 256;
+/// Elements of one run whose parameter gradients a lane accumulator sums in `T` before they
+/// go to the `f64` partial sums (`FLUSH / LANES` values per lane: bounds the rounding error
+/// of `f32` accumulation). A multiple of [`LANES`].
+pub const FLUSH: usize = 1024;
 
-/// The number of chunks of `len` elements.
-fn chunks(len: usize) -> usize {
-    len.div_ceil(CHUNK)
+/// Elements the forward pass evaluates into its buffer at a time (a multiple of [`LANES`]).
+const BLOCK: usize = 256;
+
+/// Where a kernel writes its output: initialised values, or a fresh buffer.
+pub trait OutSlot<T>: Send {
+    /// Stores `v`.
+    fn put(&mut self, v: T);
 }
 
-/// Calls `run(channel, start, end)` for every run of consecutive elements of one channel
-/// within `[start, end)`, in order.
-#[inline(always)]
-fn for_each_run(
-    layout: Layout,
-    start: usize,
-    end: usize,
-    mut run: impl FnMut(usize, usize, usize),
-) {
-    let inner = layout.inner.max(1);
-    let mut e = start;
-    while e < end {
-        let row = e / inner;
-        let stop = ((row + 1) * inner).min(end);
-        run(row % layout.channels, e, stop);
-        e = stop;
+impl<T: Send> OutSlot<T> for T {
+    #[inline(always)]
+    fn put(&mut self, v: T) {
+        *self = v;
     }
 }
 
-/// `y = g(x)` element-wise; `p` holds the `[C, P]` parameters (`C = layout.channels`).
-pub fn forward<F: ScalarFamily, T: Float + Send + Sync>(
+impl<T: Send> OutSlot<T> for MaybeUninit<T> {
+    #[inline(always)]
+    fn put(&mut self, v: T) {
+        self.write(v);
+    }
+}
+
+/// The runs of consecutive elements of one channel within `[start, end)`, in order, as
+/// `(channel, run start, run end)`.
+struct Runs {
+    inner: usize,
+    channels: usize,
+    e: usize,
+    end: usize,
+}
+
+impl Runs {
+    fn new(layout: Layout, start: usize, end: usize) -> Self {
+        Runs {
+            inner: layout.inner.max(1),
+            channels: layout.channels.max(1),
+            e: start,
+            end,
+        }
+    }
+}
+
+impl Iterator for Runs {
+    type Item = (usize, usize, usize);
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.e >= self.end {
+            return None;
+        }
+        let row = self.e / self.inner;
+        let stop = ((row + 1) * self.inner).min(self.end);
+        let run = (row % self.channels, self.e, stop);
+        self.e = stop;
+        Some(run)
+    }
+}
+
+/// `buf` cut into its chunks, each to be taken once by the work item of its index.
+fn chunk_slots<S>(buf: &mut [S]) -> Vec<Mutex<Option<&mut [S]>>> {
+    buf.chunks_mut(CHUNK).map(|c| Mutex::new(Some(c))).collect()
+}
+
+/// Takes chunk `k` out of `slots` (each is taken exactly once).
+fn take_chunk<'a, S>(slots: &[Mutex<Option<&'a mut [S]>>], k: usize) -> &'a mut [S] {
+    slots[k]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .expect("each chunk is taken once")
+}
+
+/// Which compiled copy of the chunk loops runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Generic,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Path {
+    /// The widest path the CPU has under [`Isa::Native`], the baseline under
+    /// [`Isa::Portable`].
+    fn of(isa: Isa) -> Path {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if isa == Isa::Native {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    return Path::Avx512;
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    return Path::Avx2;
+                }
+            }
+        }
+        let _ = isa;
+        Path::Generic
+    }
+}
+
+/// `y = g(x)` element-wise; `p` holds the `[C, P]` parameters (`C = layout.channels`). The
+/// paths follow `AFU_KERNEL_ISA` ([`Isa::from_env`]).
+pub fn forward<F: ScalarFamily, T: FamilyFloat>(
     f: F,
     x: &[T],
     layout: Layout,
     p: &[T],
     y: &mut [T],
 ) {
+    forward_into(f, x, layout, p, y, Isa::from_env());
+}
+
+/// As [`forward`], into `y` of initialised values or of fresh [`MaybeUninit`] ones (all of
+/// which it writes), on the paths `isa` selects.
+///
+/// # Panics
+/// If `x` and `y` differ in length or `p` is not `[C, P]`.
+pub fn forward_into<F: ScalarFamily, T: FamilyFloat, O: OutSlot<T>>(
+    f: F,
+    x: &[T],
+    layout: Layout,
+    p: &[T],
+    y: &mut [O],
+    isa: Isa,
+) {
     let np = f.n_params();
     assert_eq!(x.len(), y.len(), "family forward: input and output lengths");
     assert_eq!(p.len(), layout.channels * np, "family forward: parameters");
-    let len = x.len();
-    let out = SharedMut::new(y);
-    par_map(chunks(len), |k| {
-        let (start, end) = (k * CHUNK, ((k + 1) * CHUNK).min(len));
-        // SAFETY: chunk k alone touches elements [start, end), which lie within the buffer.
-        let y = unsafe { out.slice(start, end - start) };
-        for_each_run(layout, start, end, |c, a, b| {
-            let pc = &p[c * np..(c + 1) * np];
-            for (yi, &xi) in y[a - start..b - start].iter_mut().zip(&x[a..b]) {
-                *yi = f.value(xi, pc);
-            }
-        });
+    let path = Path::of(isa);
+    let slots = chunk_slots(y);
+    par_map(slots.len(), |k| {
+        let y = take_chunk(&slots, k);
+        let args = (f, x, layout, p, k * CHUNK);
+        match path {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX-512F (checked by `Path::of`).
+            Path::Avx512 => unsafe { forward_chunk::avx512(args, y) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX2 and FMA (checked by `Path::of`).
+            Path::Avx2 => unsafe { forward_chunk::avx2(args, y) },
+            Path::Generic => forward_chunk::generic(args, y),
+        }
     });
 }
 
@@ -84,13 +199,28 @@ struct Partial {
 }
 
 /// Backward pass: `g` holds the upstream gradient on entry and the input gradient on return;
-/// returns the `[C, P]` parameter gradients.
-pub fn backward<F: ScalarFamily, T: Float + Send + Sync>(
+/// returns the `[C, P]` parameter gradients. The paths follow `AFU_KERNEL_ISA`.
+pub fn backward<F: ScalarFamily, T: FamilyFloat>(
     f: F,
     x: &[T],
     layout: Layout,
     p: &[T],
     g: &mut [T],
+) -> Vec<T> {
+    backward_with(f, x, layout, p, g, Isa::from_env())
+}
+
+/// As [`backward`], on the paths `isa` selects.
+///
+/// # Panics
+/// If `x` and `g` differ in length or `p` is not `[C, P]`.
+pub fn backward_with<F: ScalarFamily, T: FamilyFloat>(
+    f: F,
+    x: &[T],
+    layout: Layout,
+    p: &[T],
+    g: &mut [T],
+    isa: Isa,
 ) -> Vec<T> {
     let np = f.n_params();
     let channels = layout.channels;
@@ -102,8 +232,10 @@ pub fn backward<F: ScalarFamily, T: Float + Send + Sync>(
     assert_eq!(p.len(), channels * np, "family backward: parameters");
     let len = x.len();
     let inner = layout.inner.max(1);
-    let grad = SharedMut::new(g);
-    let partials = par_map(chunks(len), |k| {
+    let path = Path::of(isa);
+    let slots = chunk_slots(g);
+    let partials = par_map(slots.len(), |k| {
+        let gk = take_chunk(&slots, k);
         let (start, end) = (k * CHUNK, ((k + 1) * CHUNK).min(len));
         // The channels this chunk touches: a contiguous range unless it wraps past the last
         // channel into the next outer index (then all of them).
@@ -115,26 +247,18 @@ pub fn backward<F: ScalarFamily, T: Float + Send + Sync>(
             (c0, c1 - c0 + 1)
         };
         let mut rows = vec![0.0f64; count * np];
-        let mut acc = vec![T::zero(); np];
-        // SAFETY: chunk k alone touches elements [start, end), which lie within the buffer.
-        let gk = unsafe { grad.slice(start, end - start) };
-        for_each_run(layout, start, end, |c, a, b| {
-            let pc = &p[c * np..(c + 1) * np];
-            let row = &mut rows[(c - first) * np..(c - first + 1) * np];
-            let mut s = a;
-            while s < b {
-                let t = (s + FLUSH).min(b);
-                acc.iter_mut().for_each(|v| *v = T::zero());
-                for (gi, &xi) in gk[s - start..t - start].iter_mut().zip(&x[s..t]) {
-                    let up = *gi;
-                    *gi = up * f.backward(xi, pc, up, &mut acc);
-                }
-                for (r, v) in row.iter_mut().zip(&acc) {
-                    *r += v.to_f64().unwrap_or(f64::NAN);
-                }
-                s = t;
-            }
-        });
+        let mut acc = vec![[T::ZERO; LANES]; np];
+        let args = (f, x, layout, p, start);
+        let sums = (first, rows.as_mut_slice(), acc.as_mut_slice());
+        match path {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX-512F (checked by `Path::of`).
+            Path::Avx512 => unsafe { backward_chunk::avx512(args, gk, sums) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX2 and FMA (checked by `Path::of`).
+            Path::Avx2 => unsafe { backward_chunk::avx2(args, gk, sums) },
+            Path::Generic => backward_chunk::generic(args, gk, sums),
+        }
         Partial { first, rows }
     });
     let mut total = vec![0.0f64; channels * np];
@@ -144,8 +268,175 @@ pub fn backward<F: ScalarFamily, T: Float + Send + Sync>(
             *t += v;
         }
     }
-    total
-        .into_iter()
-        .map(|v| T::from(v).unwrap_or_else(T::nan))
-        .collect()
+    total.into_iter().map(T::from_f64).collect()
+}
+
+/// What a chunk works on: the family, the input, the layout, the parameters and the chunk's
+/// first element.
+type ChunkArgs<'a, F, T> = (F, &'a [T], Layout, &'a [T], usize);
+
+/// Where a chunk's parameter gradients go: its first channel, its partial rows, and its lane
+/// accumulators (one row of lanes per parameter, zero on entry and on return).
+type ChunkSums<'a, T> = (usize, &'a mut [f64], &'a mut [Lanes<T>]);
+
+/// The first `LANES` values of `xs` (which has at least `LANES`).
+#[inline(always)]
+fn block<T>(xs: &[T]) -> &Lanes<T> {
+    xs[..LANES].try_into().expect("a whole block")
+}
+
+/// The forward pass of one chunk, per ISA.
+mod forward_chunk {
+    use super::*;
+
+    /// Writes `g(x)` of the chunk's elements into `y` (the chunk's part of the output), run
+    /// by run, through a buffer of [`BLOCK`] values (the output may be uninitialised).
+    #[inline(always)]
+    fn body<F: ScalarFamily, T: FamilyFloat, O: OutSlot<T>>(
+        (f, x, layout, p, start): ChunkArgs<'_, F, T>,
+        y: &mut [O],
+    ) {
+        let np = f.n_params();
+        let mut out = [T::ZERO; BLOCK];
+        for (c, a, b) in Runs::new(layout, start, start + y.len()) {
+            let pc = &p[c * np..(c + 1) * np];
+            for (xs, ys) in x[a..b]
+                .chunks(BLOCK)
+                .zip(y[a - start..b - start].chunks_mut(BLOCK))
+            {
+                let out = &mut out[..xs.len()];
+                f.value_run(xs, pc, out);
+                for (slot, &v) in ys.iter_mut().zip(out.iter()) {
+                    slot.put(v);
+                }
+            }
+        }
+    }
+
+    /// The baseline build.
+    pub(super) fn generic<F: ScalarFamily, T: FamilyFloat, O: OutSlot<T>>(
+        args: ChunkArgs<'_, F, T>,
+        y: &mut [O],
+    ) {
+        body(args, y)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn avx2<F: ScalarFamily, T: FamilyFloat, O: OutSlot<T>>(
+        args: ChunkArgs<'_, F, T>,
+        y: &mut [O],
+    ) {
+        body(args, y)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn avx512<F: ScalarFamily, T: FamilyFloat, O: OutSlot<T>>(
+        args: ChunkArgs<'_, F, T>,
+        y: &mut [O],
+    ) {
+        body(args, y)
+    }
+}
+
+/// The backward pass of one chunk, per ISA.
+mod backward_chunk {
+    use super::*;
+
+    /// Adds the lane accumulators, lane by lane, to `row` and clears them.
+    #[inline(always)]
+    fn flush<T: FamilyFloat>(acc: &mut [Lanes<T>], row: &mut [f64]) {
+        for (r, lanes) in row.iter_mut().zip(acc.iter_mut()) {
+            let mut s = 0.0f64;
+            for v in lanes.iter() {
+                s += KernelFloat::to_f64(*v);
+            }
+            *r += s;
+            *lanes = [T::ZERO; LANES];
+        }
+    }
+
+    /// Replaces the upstream gradients in `g` (the chunk's part) by the input gradients and
+    /// adds the chunk's parameter gradients to its partial rows.
+    #[inline(always)]
+    fn body<F: ScalarFamily, T: FamilyFloat>(
+        (f, x, layout, p, start): ChunkArgs<'_, F, T>,
+        g: &mut [T],
+        (first, rows, acc): ChunkSums<'_, T>,
+    ) {
+        let np = f.n_params();
+        for (c, a, b) in Runs::new(layout, start, start + g.len()) {
+            let pc = &p[c * np..(c + 1) * np];
+            let row = &mut rows[(c - first) * np..(c - first + 1) * np];
+            let xs = &x[a..b];
+            let gs = &mut g[a - start..b - start];
+            let whole = xs.len() / LANES * LANES;
+            let mut since = 0;
+            for (xb, gb) in xs[..whole]
+                .chunks_exact(LANES)
+                .zip(gs[..whole].chunks_exact_mut(LANES))
+            {
+                // Local copies: the compiler then knows that the lane accumulators' stores
+                // cannot change them (with the slices it reloaded x lane by lane after every
+                // accumulator store, and left PAU's row loops scalar).
+                let xl = *block(xb);
+                let mut gl = *block(gb);
+                f.backward_lanes(&xl, pc, &mut gl, acc);
+                gb.copy_from_slice(&gl);
+                since += LANES;
+                if since == FLUSH {
+                    flush(acc, row);
+                    since = 0;
+                }
+            }
+            let rest = xs.len() - whole;
+            if rest > 0 {
+                let mut xp = [T::ZERO; LANES];
+                let mut gp = [T::ZERO; LANES];
+                xp[..rest].copy_from_slice(&xs[whole..]);
+                gp[..rest].copy_from_slice(&gs[whole..]);
+                f.backward_lanes(&xp, pc, &mut gp, acc);
+                gs[whole..].copy_from_slice(&gp[..rest]);
+            }
+            flush(acc, row);
+        }
+    }
+
+    /// The baseline build.
+    pub(super) fn generic<F: ScalarFamily, T: FamilyFloat>(
+        args: ChunkArgs<'_, F, T>,
+        g: &mut [T],
+        sums: ChunkSums<'_, T>,
+    ) {
+        body(args, g, sums)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn avx2<F: ScalarFamily, T: FamilyFloat>(
+        args: ChunkArgs<'_, F, T>,
+        g: &mut [T],
+        sums: ChunkSums<'_, T>,
+    ) {
+        body(args, g, sums)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn avx512<F: ScalarFamily, T: FamilyFloat>(
+        args: ChunkArgs<'_, F, T>,
+        g: &mut [T],
+        sums: ChunkSums<'_, T>,
+    ) {
+        body(args, g, sums)
+    }
 }

@@ -170,6 +170,11 @@ fn fused_parameter_gradients_match_finite_differences() {
 
 /// `(y, gx, gp)` of the `f32` kernels on a pool of `threads` threads.
 fn f32_on_threads(family: Family, threads: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    f32_run(family, threads, kernel::Isa::from_env())
+}
+
+/// `(y, gx, gp)` of the `f32` kernels on a pool of `threads` threads, on the `isa` paths.
+fn f32_run(family: Family, threads: usize, isa: kernel::Isa) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let dims = [4usize, 6, 61, 67]; // 98 088 elements: 12 chunks, boundaries inside channels
     let m: usize = dims.iter().product();
     let layout = Layout::of(&dims, 6);
@@ -184,8 +189,8 @@ fn f32_on_threads(family: Family, threads: usize) -> (Vec<f32>, Vec<f32>, Vec<f3
         let mut y = vec![0.0f32; m];
         let mut g = gy.clone();
         let gp = crate::with_family!(family, f => {
-            kernel::forward(f, &x, layout, &p, &mut y);
-            kernel::backward(f, &x, layout, &p, &mut g)
+            kernel::forward_into(f, &x, layout, &p, &mut y, isa);
+            kernel::backward_with(f, &x, layout, &p, &mut g, isa)
         });
         (y, g, gp)
     })
@@ -200,6 +205,84 @@ fn reruns_and_thread_counts_give_the_same_bits() {
         assert!(one.2.iter().any(|v| *v != 0.0), "{family}: some gradient");
         assert_eq!(one, two, "{family}: 1 vs 2 threads");
         assert_eq!(two, again, "{family}: rerun");
+    }
+}
+
+/// The vector paths (AVX-512 or AVX2, whichever this CPU has) and the portable one give
+/// the same bits: no fused multiply-add, the same lane sums in the same order.
+#[test]
+fn vector_and_portable_paths_give_the_same_bits() {
+    for family in Family::DEFAULTS {
+        let native = f32_run(family, 2, kernel::Isa::Native);
+        let portable = f32_run(family, 2, kernel::Isa::Portable);
+        assert_eq!(native, portable, "{family}: native vs portable paths");
+    }
+}
+
+/// The compile-time-sized families (what the fused op runs at the default sizes) give the
+/// same bits as the run-time-sized ones.
+#[test]
+fn fixed_sizes_give_the_same_bits() {
+    use super::math::{Apl, AplFixed, Kaf, KafFixed, Pau, PauFixed, Pwlu, PwluFixed};
+    fn run<F: super::ScalarFamily>(f: F, family: Family) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let dims = [4usize, 6, 61, 67];
+        let m: usize = dims.iter().product();
+        let layout = Layout::of(&dims, 6);
+        let p: Vec<f32> = params(family, 6, 7).iter().map(|&v| v as f32).collect();
+        let x: Vec<f32> = random(m, 4.0, 8).iter().map(|&v| v as f32).collect();
+        let mut g: Vec<f32> = random(m, 1.0, 9).iter().map(|&v| v as f32).collect();
+        let mut y = vec![0.0f32; m];
+        kernel::forward(f, &x, layout, &p, &mut y);
+        let gp = kernel::backward(f, &x, layout, &p, &mut g);
+        (y, g, gp)
+    }
+    let pau = Family::Pau { m: 5, n: 4 };
+    assert_eq!(
+        run(PauFixed::<5, 4>, pau),
+        run(Pau { m: 5, n: 4 }, pau),
+        "pau"
+    );
+    let pwlu = Family::Pwlu { intervals: 16 };
+    assert_eq!(
+        run(PwluFixed::<16>, pwlu),
+        run(Pwlu { n: 16 }, pwlu),
+        "pwlu"
+    );
+    let apl = Family::Apl { hinges: 5 };
+    assert_eq!(run(AplFixed::<5>, apl), run(Apl { s: 5 }, apl), "apl");
+    let kaf = Family::Kaf { points: 20 };
+    assert_eq!(run(KafFixed::<20>, kaf), run(Kaf { d: 20 }, kaf), "kaf");
+}
+
+/// The `f32` kernels against the `f64` ones on the same inputs: within `f32` rounding
+/// (the lane sums and KAF's recurrence included).
+#[test]
+fn f32_kernels_agree_with_f64() {
+    let dims = [3usize, 7, 31, 29];
+    let m: usize = dims.iter().product();
+    for family in families() {
+        for channels in [1, 7] {
+            let layout = Layout::of(&dims, channels);
+            let p = params(family, channels, 11);
+            let (x, gy) = (random(m, 4.0, 12), random(m, 1.0, 13));
+            let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+            let (p32, x32) = (to32(&p), to32(&x));
+            let (mut y64, mut y32) = (vec![0.0f64; m], vec![0.0f32; m]);
+            let (mut g64, mut g32) = (gy.clone(), to32(&gy));
+            let (gp64, gp32) = crate::with_family!(family, f => {
+                kernel::forward(f, &x, layout, &p, &mut y64);
+                kernel::forward(f, &x32, layout, &p32, &mut y32);
+                (
+                    kernel::backward(f, &x, layout, &p, &mut g64),
+                    kernel::backward(f, &x32, layout, &p32, &mut g32),
+                )
+            });
+            let widen = |v: &[f32]| v.iter().map(|&a| f64::from(a)).collect::<Vec<f64>>();
+            let what = format!("{family} C={channels} f32 vs f64");
+            assert_close(&widen(&y32), &y64, 1e-4, &format!("{what} y"));
+            assert_close(&widen(&g32), &g64, 1e-4, &format!("{what} gx"));
+            assert_close(&widen(&gp32), &gp64, 1e-4, &format!("{what} gp"));
+        }
     }
 }
 

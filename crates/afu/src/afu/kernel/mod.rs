@@ -32,7 +32,7 @@
 //! - `layout` (`Layout`, `ParamSlices`, `ParamGrads`) → `ops::float`
 //! - `pool` (`par_map`, linger), `shared` (`SharedMut`), `isa` → nothing here
 
-mod aligned;
+pub(crate) mod aligned;
 pub mod cpu;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub mod cube;

@@ -3,9 +3,7 @@
 //! `g(z) = max(0, z) + Σₛ aₛ·max(0, −z + bₛ)`, `S` hinges, parameters `[a₁ … a_S, b₁ … b_S]`;
 //! at start `a = 0` (relu) and the hinges `b` evenly spread on [−2, 2].
 
-use num_traits::Float;
-
-use super::{ScalarFamily, linspace};
+use super::{FamilyFloat, LANES, Lanes, ScalarFamily, linspace};
 
 /// APL with `s` hinges (≥ 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +24,7 @@ impl ScalarFamily for Apl {
     }
 
     #[inline(always)]
-    fn value<T: Float>(&self, z: T, p: &[T]) -> T {
+    fn value<T: FamilyFloat>(&self, z: T, p: &[T]) -> T {
         let (a, b) = p.split_at(self.s);
         let mut y = z.max(T::zero());
         for (ak, bk) in a.iter().zip(b) {
@@ -36,7 +34,7 @@ impl ScalarFamily for Apl {
     }
 
     #[inline(always)]
-    fn backward<T: Float>(&self, z: T, p: &[T], upstream: T, dp: &mut [T]) -> T {
+    fn backward<T: FamilyFloat>(&self, z: T, p: &[T], upstream: T, dp: &mut [T]) -> T {
         let (a, b) = p.split_at(self.s);
         let (da, db) = dp.split_at_mut(self.s);
         let mut dz = if z > T::zero() { T::one() } else { T::zero() };
@@ -49,6 +47,71 @@ impl ScalarFamily for Apl {
             }
         }
         dz
+    }
+
+    #[inline(always)]
+    fn value_lanes<T: FamilyFloat>(&self, x: &Lanes<T>, p: &[T], y: &mut Lanes<T>) {
+        let (a, b) = p.split_at(self.s);
+        for (yl, &z) in y.iter_mut().zip(x) {
+            *yl = z.max(T::zero());
+        }
+        for (&ak, &bk) in a.iter().zip(b) {
+            for (yl, &z) in y.iter_mut().zip(x) {
+                *yl = *yl + ak * (bk - z).max(T::zero());
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn value_run<T: FamilyFloat>(&self, x: &[T], p: &[T], y: &mut [T]) {
+        let (a, b) = p.split_at(self.s);
+        for (yl, &z) in y.iter_mut().zip(x) {
+            *yl = z.max(T::zero());
+        }
+        for (&ak, &bk) in a.iter().zip(b) {
+            for (yl, &z) in y.iter_mut().zip(x) {
+                *yl = *yl + ak * (bk - z).max(T::zero());
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn backward_lanes<T: FamilyFloat>(
+        &self,
+        x: &Lanes<T>,
+        p: &[T],
+        g: &mut Lanes<T>,
+        acc: &mut [Lanes<T>],
+    ) {
+        let (a, b) = p.split_at(self.s);
+        let (da, db) = acc.split_at_mut(self.s);
+        let mut dz = [T::zero(); LANES];
+        for (d, &z) in dz.iter_mut().zip(x) {
+            *d = if z > T::zero() { T::one() } else { T::zero() };
+        }
+        // Each hinge's contributions go to local lanes first and then to one accumulator row
+        // per loop: loops that write two rows of `acc` need run-time alias checks.
+        for (((&ak, &bk), dak), dbk) in a.iter().zip(b).zip(da.iter_mut()).zip(db.iter_mut()) {
+            let mut va = [T::zero(); LANES];
+            let mut vb = [T::zero(); LANES];
+            for l in 0..LANES {
+                let (z, up) = (x[l], g[l]);
+                let h = bk - z;
+                let step = if h > T::zero() { T::one() } else { T::zero() };
+                va[l] = up * h.max(T::zero());
+                vb[l] = up * ak * step;
+                dz[l] = dz[l] - ak * step;
+            }
+            for l in 0..LANES {
+                dak[l] = dak[l] + va[l];
+            }
+            for l in 0..LANES {
+                dbk[l] = dbk[l] + vb[l];
+            }
+        }
+        for (gl, d) in g.iter_mut().zip(dz) {
+            *gl = *gl * d;
+        }
     }
 }
 

@@ -2,8 +2,20 @@
 //! `p` of one channel, with its derivatives: what the fused kernels evaluate per element and
 //! what the oracle tests evaluate in `f64`.
 //!
+//! Each family has two forms of the same formulas: per element (`value`, `backward`: the
+//! statement of the function and the `f64` oracle of the tests) and per block of [`LANES`]
+//! elements of one channel (`value_lanes`, `backward_lanes`: what the fused kernel runs). The
+//! block forms loop over the parameters outside and over the lanes inside, without branches or
+//! calls in the lane loops, so that the compiler vectorises them across the lanes; their
+//! parameter gradients go to one accumulator per lane.
+//!
 //! One file per family; [`tests`](mod@tests) checks every family against central finite
-//! differences in `f64` and its start against the stated function.
+//! differences in `f64`, its start against the stated function, and its block form against
+//! its element form.
+
+// The formulas keep the form `a = a + b` (as the maths reads, and with the evaluation order
+// spelled out); the float types implement `AddAssign`, which clippy would otherwise ask for.
+#![allow(clippy::assign_op_pattern)]
 
 pub mod apl;
 pub mod kaf;
@@ -15,6 +27,8 @@ pub mod swish_beta;
 
 use num_traits::Float;
 
+use crate::ops::float::KernelFloat;
+
 pub use apl::Apl;
 pub use kaf::Kaf;
 pub use pau::Pau;
@@ -23,6 +37,54 @@ pub use prelu::Prelu;
 pub use pwlu::Pwlu;
 pub use swish_beta::SwishBeta;
 
+/// Elements of one block of the block forms: one accumulator lane each (16 `f32` fill one
+/// AVX-512 register).
+pub const LANES: usize = 16;
+
+/// The values of one block, one per lane.
+pub type Lanes<T> = [T; LANES];
+
+/// The float types of the families (`f32`, `f64`): `num_traits`' [`Float`] with the kernels'
+/// branch-free `exp` ([`KernelFloat::exp_k`]) and index conversions that vectorise.
+pub trait FamilyFloat: Float + KernelFloat {
+    /// `self` truncated toward zero, as an index clamped to `[0, max]` (NaN and negative
+    /// values give 0); `max` must fit an `i32`.
+    fn index_clamped(self, max: usize) -> usize;
+    /// `i` as a float (exact for the indices used here).
+    fn from_index(i: usize) -> Self;
+}
+
+impl FamilyFloat for f32 {
+    #[inline(always)]
+    fn index_clamped(self, max: usize) -> usize {
+        // Clamped as a float first (`max` with NaN gives 0), so that the conversion needs no
+        // saturation and vectorises.
+        let v = self.max(0.0).min(max as f32);
+        // SAFETY: `v` is finite and within [0, max], and `max` (an interval count, at most
+        // `MAX_PIECES`) fits an i32.
+        let i: i32 = unsafe { v.to_int_unchecked() };
+        (i as usize).min(max)
+    }
+    #[inline(always)]
+    fn from_index(i: usize) -> Self {
+        i as f32
+    }
+}
+
+impl FamilyFloat for f64 {
+    #[inline(always)]
+    fn index_clamped(self, max: usize) -> usize {
+        let v = self.max(0.0).min(max as f64);
+        // SAFETY: as for `f32`.
+        let i: i32 = unsafe { v.to_int_unchecked() };
+        (i as usize).min(max)
+    }
+    #[inline(always)]
+    fn from_index(i: usize) -> Self {
+        i as f64
+    }
+}
+
 /// One learnable activation family, evaluated on scalars.
 ///
 /// Invariants every implementation keeps (checked by the tests of this folder):
@@ -30,17 +92,123 @@ pub use swish_beta::SwishBeta;
 ///   (e.g. PReLU with `a = 0.25`);
 /// - `backward` returns `∂g/∂z` and adds `upstream · ∂g/∂pₖ` to `dp[k]` for every `k`,
 ///   agreeing with central finite differences of `value` in `f64` away from kinks;
-/// - no allocation in `value` or `backward` (they run once per element).
+/// - in the block forms, a condition selects values, never whether memory is written (a
+///   conditional store compiles to a branch per lane, which blocks vectorisation);
+/// - `value_lanes`, `value_run` and `backward_lanes` compute the same as `value` and `backward` on each
+///   lane, to rounding (the block forms may evaluate in another order, e.g. KAF's Gaussians by
+///   a recurrence);
+/// - no allocation in any of them (they run once per element or block).
 pub trait ScalarFamily: Copy + Send + Sync + 'static {
     /// Number of learnable parameters of one channel.
     fn n_params(&self) -> usize;
     /// The parameters of one channel at the start of training.
     fn init(&self) -> Vec<f64>;
     /// `g(z; p)`.
-    fn value<T: Float>(&self, z: T, p: &[T]) -> T;
+    fn value<T: FamilyFloat>(&self, z: T, p: &[T]) -> T;
     /// `∂g/∂z` at `(z, p)`; adds `upstream · ∂g/∂pₖ` to `dp[k]`.
-    fn backward<T: Float>(&self, z: T, p: &[T], upstream: T, dp: &mut [T]) -> T;
+    fn backward<T: FamilyFloat>(&self, z: T, p: &[T], upstream: T, dp: &mut [T]) -> T;
+    /// `y[l] = g(x[l]; p)` for the [`LANES`] elements of one block.
+    fn value_lanes<T: FamilyFloat>(&self, x: &Lanes<T>, p: &[T], y: &mut Lanes<T>);
+    /// `y[i] = g(x[i]; p)` for a run of elements of one channel, of any length: by blocks
+    /// through [`ScalarFamily::value_lanes`] (the last one padded). A family whose element
+    /// form is a few operations overrides it with a plain loop over the run: the compiler
+    /// vectorises that directly, where it would vectorise the loop over blocks of so small a
+    /// body across blocks, with gathers and scatters.
+    #[inline(always)]
+    fn value_run<T: FamilyFloat>(&self, x: &[T], p: &[T], y: &mut [T]) {
+        assert_eq!(x.len(), y.len(), "value_run lengths");
+        let whole = x.len() / LANES * LANES;
+        for (xb, yb) in x[..whole]
+            .chunks_exact(LANES)
+            .zip(y[..whole].chunks_exact_mut(LANES))
+        {
+            let xb: &Lanes<T> = xb.try_into().expect("a whole block");
+            let yb: &mut Lanes<T> = yb.try_into().expect("a whole block");
+            self.value_lanes(xb, p, yb);
+        }
+        let rest = x.len() - whole;
+        if rest > 0 {
+            let mut xp = [T::zero(); LANES];
+            let mut yp = [T::zero(); LANES];
+            xp[..rest].copy_from_slice(&x[whole..]);
+            self.value_lanes(&xp, p, &mut yp);
+            y[whole..].copy_from_slice(&yp[..rest]);
+        }
+    }
+    /// The backward pass of one block: `g` holds the upstream gradients on entry and
+    /// `g[l]·∂g/∂z(x[l])` on return; `acc[k][l] += upstream[l]·∂g/∂pₖ(x[l])` (`acc` has one
+    /// row of lanes per parameter).
+    fn backward_lanes<T: FamilyFloat>(
+        &self,
+        x: &Lanes<T>,
+        p: &[T],
+        g: &mut Lanes<T>,
+        acc: &mut [Lanes<T>],
+    );
 }
+
+/// A family type whose sizes are compile-time constants, delegating to the family with those
+/// sizes: the same math, with loop bounds the compiler knows, which vectorises the block forms
+/// of PAU and PWLU better (the fused op uses these for the default sizes).
+macro_rules! fixed_family {
+    ($(#[$doc:meta])* $name:ident <$(const $c:ident),*> => $inner:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name<$(const $c: usize),*>;
+
+        impl<$(const $c: usize),*> ScalarFamily for $name<$($c),*> {
+            fn n_params(&self) -> usize {
+                $inner.n_params()
+            }
+            fn init(&self) -> Vec<f64> {
+                $inner.init()
+            }
+            #[inline(always)]
+            fn value<T: FamilyFloat>(&self, z: T, p: &[T]) -> T {
+                $inner.value(z, p)
+            }
+            #[inline(always)]
+            fn backward<T: FamilyFloat>(&self, z: T, p: &[T], up: T, dp: &mut [T]) -> T {
+                $inner.backward(z, p, up, dp)
+            }
+            #[inline(always)]
+            fn value_lanes<T: FamilyFloat>(&self, x: &Lanes<T>, p: &[T], y: &mut Lanes<T>) {
+                $inner.value_lanes(x, p, y)
+            }
+            #[inline(always)]
+            fn value_run<T: FamilyFloat>(&self, x: &[T], p: &[T], y: &mut [T]) {
+                $inner.value_run(x, p, y)
+            }
+            #[inline(always)]
+            fn backward_lanes<T: FamilyFloat>(
+                &self,
+                x: &Lanes<T>,
+                p: &[T],
+                g: &mut Lanes<T>,
+                acc: &mut [Lanes<T>],
+            ) {
+                $inner.backward_lanes(x, p, g, acc)
+            }
+        }
+    };
+}
+
+fixed_family!(
+    /// [`Pau`] of degrees `(M, N)` fixed at compile time.
+    PauFixed<const M, const N> => Pau { m: M, n: N }
+);
+fixed_family!(
+    /// [`Pwlu`] of `N` intervals fixed at compile time.
+    PwluFixed<const N> => Pwlu { n: N }
+);
+fixed_family!(
+    /// [`Apl`] of `S` hinges fixed at compile time.
+    AplFixed<const S> => Apl { s: S }
+);
+fixed_family!(
+    /// [`Kaf`] of `D` points fixed at compile time.
+    KafFixed<const D> => Kaf { d: D }
+);
 
 /// `v` as `T` (every constant of the families is representable in `f32`).
 #[inline(always)]
@@ -48,32 +216,31 @@ pub(crate) fn c<T: Float>(v: f64) -> T {
     T::from(v).unwrap_or_else(T::nan)
 }
 
-/// Logistic sigmoid, stable for large `|z|`.
+/// Logistic sigmoid `1/(1 + e^(−z))`, branch-free: `exp_k` clamps its argument, so very
+/// negative `z` give a tiny positive value (not a NaN) and very positive `z` give 1.
 #[inline(always)]
-pub(crate) fn sigmoid<T: Float>(z: T) -> T {
-    if z >= T::zero() {
-        T::one() / (T::one() + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (T::one() + e)
-    }
+pub(crate) fn sigmoid<T: FamilyFloat>(z: T) -> T {
+    T::one() / (T::one() + (-z).exp_k())
 }
 
 /// Mish `z·tanh(softplus(z))` and its derivative `t + z·(1 − t²)·σ(z)`, from one `exp`:
 /// with `e = exp(z)`, `tanh(ln(1 + e)) = n/(n + 2)` where `n = e·(e + 2)`, and
-/// `σ(z) = e/(1 + e)`. Above `z = 20`, `t` and `σ` are 1 to within `f64` rounding.
+/// `σ(z) = e/(1 + e)`. Above `z = 20`, `t` and `σ` are 1 to within `f64` rounding, and the
+/// result is `(z, 1)`. Branch-free (selects), so loops over it vectorise.
 #[inline(always)]
-pub(crate) fn mish_and_derivative<T: Float>(z: T) -> (T, T) {
-    if z > c(20.0) {
-        return (z, T::one());
-    }
+pub(crate) fn mish_and_derivative<T: FamilyFloat>(z: T) -> (T, T) {
     let one = T::one();
     let two = one + one;
-    let e = z.exp();
+    let cap = c::<T>(20.0);
+    let e = z.min(cap).exp_k();
     let n = e * (e + two);
     let t = n / (n + two);
     let s = e / (one + e);
-    (z * t, t + z * (one - t * t) * s)
+    let big = z > cap;
+    (
+        if big { z } else { z * t },
+        if big { one } else { t + z * (one - t * t) * s },
+    )
 }
 
 /// `n` points evenly spaced on `[lo, hi]` (`n ≥ 2`), or `[(lo + hi) / 2]` for `n = 1`.
@@ -157,6 +324,58 @@ pub(crate) mod tests {
             let a = f64::from(f.value(z as f32, &p32));
             let b = f.value(z, &p0);
             assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{name} f32 at {z}");
+        }
+        for p in [p0.clone(), perturbed(&p0)] {
+            check_lanes::<F, f64>(f, &p, 1e-12, name);
+            check_lanes::<F, f32>(f, &p, 2e-5, name);
+        }
+    }
+
+    /// Inputs of the block-form checks: the `ZS`, a sweep of [−12, 12] and far-out values, in
+    /// whole blocks.
+    fn lane_inputs() -> Vec<f64> {
+        let mut zs: Vec<f64> = ZS.to_vec();
+        zs.extend((0..97).map(|i| -12.0 + 24.0 * i as f64 / 96.0));
+        zs.extend([-1e4, -300.0, -40.0, 0.0, 40.0, 300.0, 1e4]);
+        let whole = zs.len().div_ceil(LANES) * LANES;
+        zs.extend((zs.len()..whole).map(|i| 0.37 * i as f64 - 20.0));
+        zs
+    }
+
+    /// Checks the block forms against the element forms in `T` (values, input gradients and
+    /// parameter gradients, to `tol` relative to `1 + |element form|`).
+    pub(crate) fn check_lanes<F: ScalarFamily, T: FamilyFloat + std::fmt::Debug>(
+        f: F,
+        p: &[f64],
+        tol: f64,
+        name: &str,
+    ) {
+        let p: Vec<T> = p.iter().map(|&v| c(v)).collect();
+        let close = |a: T, b: T, what: &str, z: f64| {
+            let (a, b) = (KernelFloat::to_f64(a), KernelFloat::to_f64(b));
+            assert!(
+                (a - b).abs() <= tol * (1.0 + b.abs()),
+                "{name} block form, {what} at z={z}: {a} vs element form {b}"
+            );
+        };
+        for block in lane_inputs().chunks(LANES) {
+            let x: Lanes<T> = std::array::from_fn(|l| c(block[l]));
+            let up: Lanes<T> = std::array::from_fn(|l| c(0.9 - 0.13 * l as f64));
+            let mut y = [T::zero(); LANES];
+            f.value_lanes(&x, &p, &mut y);
+            let mut g = up;
+            let mut acc = vec![[T::zero(); LANES]; p.len()];
+            f.backward_lanes(&x, &p, &mut g, &mut acc);
+            for l in 0..LANES {
+                let z = block[l];
+                close(y[l], f.value(x[l], &p), "value", z);
+                let mut dp = vec![T::zero(); p.len()];
+                let dz = f.backward(x[l], &p, up[l], &mut dp);
+                close(g[l], up[l] * dz, "input gradient", z);
+                for (k, d) in dp.iter().enumerate() {
+                    close(acc[k][l], *d, &format!("gradient of parameter {k}"), z);
+                }
+            }
         }
     }
 

@@ -8,9 +8,7 @@
 //! `pau/cuda/python_imp/Pade.py`). Other degrees take those coefficients where the degree
 //! has them and 0 for the rest.
 
-use num_traits::Float;
-
-use super::ScalarFamily;
+use super::{FamilyFloat, LANES, Lanes, ScalarFamily};
 
 /// Numerator coefficients `a₀ … a₅` of the published leaky-relu fit.
 pub const LEAKY_RELU_NUMERATOR: [f64; 6] = [
@@ -39,22 +37,19 @@ pub struct Pau {
     pub n: usize,
 }
 
-/// `+1`, `−1` or 0 (the sign the published backward pass uses, 0 at 0).
+/// `+1`, `−1` or 0 (the sign the published backward pass uses, 0 at 0); two selects, no
+/// branch.
 #[inline(always)]
-fn sign<T: Float>(v: T) -> T {
-    if v > T::zero() {
-        T::one()
-    } else if v < T::zero() {
-        -T::one()
-    } else {
-        T::zero()
-    }
+fn sign<T: FamilyFloat>(v: T) -> T {
+    let pos = if v > T::zero() { T::one() } else { T::zero() };
+    let neg = if v < T::zero() { T::one() } else { T::zero() };
+    pos - neg
 }
 
 impl Pau {
     /// `(P, P', Q, Q')` at `z`.
     #[inline(always)]
-    fn parts<T: Float>(&self, z: T, p: &[T]) -> (T, T, T, T) {
+    fn parts<T: FamilyFloat>(&self, z: T, p: &[T]) -> (T, T, T, T) {
         let (a, b) = p.split_at(self.m + 1);
         // Horner for P and P'.
         let mut pv = a[self.m];
@@ -69,13 +64,56 @@ impl Pau {
         let mut dq = T::zero();
         let mut pow = T::one(); // |z|^(k−1)
         for (k, bk) in b.iter().enumerate() {
-            let kk = T::from(k + 1).unwrap_or_else(T::one);
+            let kk = T::from_index(k + 1);
             let ab = bk.abs();
             dq = dq + kk * ab * pow;
             pow = pow * az;
             q = q + ab * pow;
         }
         (pv, dpv, q, dq * sign(z))
+    }
+
+    /// [`Pau::parts`] on a block: `(P, P', Q, Q')` per lane (`P'` and `Q'` only when
+    /// `DERIV`).
+    #[inline(always)]
+    #[allow(clippy::type_complexity)]
+    fn parts_lanes<T: FamilyFloat, const DERIV: bool>(
+        &self,
+        x: &Lanes<T>,
+        p: &[T],
+    ) -> (Lanes<T>, Lanes<T>, Lanes<T>, Lanes<T>) {
+        let (a, b) = p.split_at(self.m + 1);
+        let mut pv = [a[self.m]; LANES];
+        let mut dpv = [T::zero(); LANES];
+        for &aj in a[..self.m].iter().rev() {
+            for l in 0..LANES {
+                if DERIV {
+                    dpv[l] = dpv[l] * x[l] + pv[l];
+                }
+                pv[l] = pv[l] * x[l] + aj;
+            }
+        }
+        let mut q = [T::one(); LANES];
+        let mut dq = [T::zero(); LANES];
+        let mut pow = [T::one(); LANES];
+        for (k, bk) in b.iter().enumerate() {
+            let kk = T::from_index(k + 1);
+            let ab = bk.abs();
+            let kab = kk * ab;
+            for l in 0..LANES {
+                if DERIV {
+                    dq[l] = dq[l] + kab * pow[l];
+                }
+                pow[l] = pow[l] * x[l].abs();
+                q[l] = q[l] + ab * pow[l];
+            }
+        }
+        if DERIV {
+            for (d, &z) in dq.iter_mut().zip(x) {
+                *d = *d * sign(z);
+            }
+        }
+        (pv, dpv, q, dq)
     }
 }
 
@@ -91,13 +129,13 @@ impl ScalarFamily for Pau {
     }
 
     #[inline(always)]
-    fn value<T: Float>(&self, z: T, p: &[T]) -> T {
+    fn value<T: FamilyFloat>(&self, z: T, p: &[T]) -> T {
         let (pv, _, q, _) = self.parts(z, p);
         pv / q
     }
 
     #[inline(always)]
-    fn backward<T: Float>(&self, z: T, p: &[T], upstream: T, dp: &mut [T]) -> T {
+    fn backward<T: FamilyFloat>(&self, z: T, p: &[T], upstream: T, dp: &mut [T]) -> T {
         let (pv, dpv, q, dq) = self.parts(z, p);
         let inv_q = T::one() / q;
         let y = pv * inv_q;
@@ -115,6 +153,54 @@ impl ScalarFamily for Pau {
             zk = zk * az;
         }
         (dpv - y * dq) * inv_q
+    }
+
+    #[inline(always)]
+    fn value_lanes<T: FamilyFloat>(&self, x: &Lanes<T>, p: &[T], y: &mut Lanes<T>) {
+        let (pv, _, q, _) = self.parts_lanes::<T, false>(x, p);
+        for l in 0..LANES {
+            y[l] = pv[l] / q[l];
+        }
+    }
+
+    #[inline(always)]
+    fn backward_lanes<T: FamilyFloat>(
+        &self,
+        x: &Lanes<T>,
+        p: &[T],
+        g: &mut Lanes<T>,
+        acc: &mut [Lanes<T>],
+    ) {
+        let (pv, dpv, q, dq) = self.parts_lanes::<T, true>(x, p);
+        let mut inv_q = [T::zero(); LANES];
+        let mut y = [T::zero(); LANES];
+        let mut zj = [T::zero(); LANES];
+        for l in 0..LANES {
+            inv_q[l] = T::one() / q[l];
+            y[l] = pv[l] * inv_q[l];
+            zj[l] = g[l] * inv_q[l];
+        }
+        let (da, db) = acc.split_at_mut(self.m + 1);
+        for d in da.iter_mut() {
+            for l in 0..LANES {
+                d[l] = d[l] + zj[l];
+                zj[l] = zj[l] * x[l];
+            }
+        }
+        let mut zk = [T::zero(); LANES];
+        for l in 0..LANES {
+            zk[l] = -g[l] * y[l] * inv_q[l] * x[l].abs();
+        }
+        for (d, &bk) in db.iter_mut().zip(&p[self.m + 1..]) {
+            let sb = sign(bk);
+            for l in 0..LANES {
+                d[l] = d[l] + zk[l] * sb;
+                zk[l] = zk[l] * x[l].abs();
+            }
+        }
+        for l in 0..LANES {
+            g[l] = g[l] * ((dpv[l] - y[l] * dq[l]) * inv_q[l]);
+        }
     }
 }
 

@@ -1,9 +1,7 @@
 //! PReLU (He et al., 2015, "Delving Deep into Rectifiers"): `g(z) = max(0, z) + a·min(0, z)`,
 //! parameters `[a]`, `a = 0.25` at start.
 
-use num_traits::Float;
-
-use super::ScalarFamily;
+use super::{FamilyFloat, LANES, Lanes, ScalarFamily};
 
 /// PReLU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,17 +17,51 @@ impl ScalarFamily for Prelu {
     }
 
     #[inline(always)]
-    fn value<T: Float>(&self, z: T, p: &[T]) -> T {
+    fn value<T: FamilyFloat>(&self, z: T, p: &[T]) -> T {
         if z > T::zero() { z } else { p[0] * z }
     }
 
     #[inline(always)]
-    fn backward<T: Float>(&self, z: T, p: &[T], upstream: T, dp: &mut [T]) -> T {
+    fn backward<T: FamilyFloat>(&self, z: T, p: &[T], upstream: T, dp: &mut [T]) -> T {
         if z > T::zero() {
             T::one()
         } else {
             dp[0] = dp[0] + upstream * z;
             p[0]
+        }
+    }
+
+    #[inline(always)]
+    fn value_lanes<T: FamilyFloat>(&self, x: &Lanes<T>, p: &[T], y: &mut Lanes<T>) {
+        let a = p[0];
+        for (yl, &z) in y.iter_mut().zip(x) {
+            *yl = if z > T::zero() { z } else { a * z };
+        }
+    }
+
+    #[inline(always)]
+    fn value_run<T: FamilyFloat>(&self, x: &[T], p: &[T], y: &mut [T]) {
+        let a = p[0];
+        for (yl, &z) in y.iter_mut().zip(x) {
+            *yl = if z > T::zero() { z } else { a * z };
+        }
+    }
+
+    #[inline(always)]
+    fn backward_lanes<T: FamilyFloat>(
+        &self,
+        x: &Lanes<T>,
+        p: &[T],
+        g: &mut Lanes<T>,
+        acc: &mut [Lanes<T>],
+    ) {
+        let a = p[0];
+        let da = &mut acc[0];
+        for l in 0..LANES {
+            let (z, up) = (x[l], g[l]);
+            let pos = z > T::zero();
+            da[l] = da[l] + if pos { T::zero() } else { up * z };
+            g[l] = up * if pos { T::one() } else { a };
         }
     }
 }

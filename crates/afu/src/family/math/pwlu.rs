@@ -16,9 +16,7 @@
 //! phase: the bounds move to `mean ± 3·std` of the inputs seen, and the heights resample the
 //! current function on the new grid.
 
-use num_traits::Float;
-
-use super::ScalarFamily;
+use super::{FamilyFloat, LANES, Lanes, ScalarFamily};
 
 /// PWLU with `n` intervals (≥ 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +50,7 @@ impl ScalarFamily for Pwlu {
     }
 
     #[inline(always)]
-    fn value<T: Float>(&self, z: T, p: &[T]) -> T {
+    fn value<T: FamilyFloat>(&self, z: T, p: &[T]) -> T {
         let (l, r) = (p[0], p[1]);
         let h = &p[4..];
         if z < l {
@@ -60,15 +58,15 @@ impl ScalarFamily for Pwlu {
         } else if z >= r {
             h[self.n] + p[3] * (z - r)
         } else {
-            let t = (z - l) * T::from(self.n).unwrap_or_else(T::one) / (r - l);
-            let i = t.to_usize().unwrap_or(0).min(self.n - 1);
-            let f = t - T::from(i).unwrap_or_else(T::zero);
+            let t = (z - l) * (T::from_index(self.n) / (r - l));
+            let i = t.index_clamped(self.n - 1);
+            let f = t - T::from_index(i);
             h[i] + f * (h[i + 1] - h[i])
         }
     }
 
     #[inline(always)]
-    fn backward<T: Float>(&self, z: T, p: &[T], upstream: T, dp: &mut [T]) -> T {
+    fn backward<T: FamilyFloat>(&self, z: T, p: &[T], upstream: T, dp: &mut [T]) -> T {
         let (l, r) = (p[0], p[1]);
         let h = &p[4..];
         if z < l {
@@ -82,19 +80,111 @@ impl ScalarFamily for Pwlu {
             dp[4 + self.n] = dp[4 + self.n] + upstream;
             p[3]
         } else {
-            let nf = T::from(self.n).unwrap_or_else(T::one);
             let w = r - l;
-            let t = (z - l) * nf / w;
-            let i = t.to_usize().unwrap_or(0).min(self.n - 1);
-            let f = t - T::from(i).unwrap_or_else(T::zero);
+            // t = (z − L)·N/(R − L); ∂t/∂L = N·(z − R)/(R − L)², ∂t/∂R = −N·(z − L)/(R − L)².
+            let scale = T::from_index(self.n) / w;
+            let scale2 = scale / w;
+            let t = (z - l) * scale;
+            let i = t.index_clamped(self.n - 1);
+            let f = t - T::from_index(i);
             let s = h[i + 1] - h[i];
-            // ∂t/∂L = N·(z − R)/(R − L)², ∂t/∂R = −N·(z − L)/(R − L)².
-            let us = upstream * s * nf / (w * w);
+            let us = upstream * s * scale2;
             dp[0] = dp[0] + us * (z - r);
             dp[1] = dp[1] - us * (z - l);
             dp[4 + i] = dp[4 + i] + upstream * (T::one() - f);
             dp[5 + i] = dp[5 + i] + upstream * f;
-            s * nf / w
+            s * scale
+        }
+    }
+
+    /// Every lane is evaluated on all three pieces and the right one selected; the heights of
+    /// the inner piece are looked up per lane.
+    #[inline(always)]
+    fn value_lanes<T: FamilyFloat>(&self, x: &Lanes<T>, p: &[T], y: &mut Lanes<T>) {
+        assert!(self.n >= 1, "PWLU needs an interval");
+        let (l, r, kl, kr) = (p[0], p[1], p[2], p[3]);
+        let h = &p[4..5 + self.n];
+        let (h0, hn) = (h[0], h[self.n]);
+        let scale = T::from_index(self.n) / (r - l);
+        let last = self.n - 1;
+        for (yl, &z) in y.iter_mut().zip(x) {
+            let t = (z - l) * scale;
+            let i = t.index_clamped(last);
+            let f = t - T::from_index(i);
+            let inner = h[i] + f * (h[i + 1] - h[i]);
+            let below = z < l;
+            let outer = if below {
+                h0 + kl * (z - l)
+            } else {
+                hn + kr * (z - r)
+            };
+            *yl = if below | (z >= r) { outer } else { inner };
+        }
+    }
+
+    /// As [`Pwlu::value_lanes`]. The end parameters' gradients are added on every lane,
+    /// multiplied by 0/1 piece indicators (a select there compiles to masked stores, slow to
+    /// reload); the two heights a lane's gradient goes to are added lane by lane (a scatter,
+    /// not vectorised). An infinite input gives NaN, not ±∞, end-parameter gradients.
+    #[inline(always)]
+    fn backward_lanes<T: FamilyFloat>(
+        &self,
+        x: &Lanes<T>,
+        p: &[T],
+        g: &mut Lanes<T>,
+        acc: &mut [Lanes<T>],
+    ) {
+        assert!(self.n >= 1, "PWLU needs an interval");
+        let (l, r, kl, kr) = (p[0], p[1], p[2], p[3]);
+        let h = &p[4..5 + self.n];
+        let (zero, one) = (T::zero(), T::one());
+        // With crossed bounds no input is inside; a width of 1 then keeps the (unused) inner
+        // values finite, so that the indicators' zeros do not meet infinities.
+        let w = if r - l > zero { r - l } else { one };
+        let scale = T::from_index(self.n) / w;
+        let scale2 = scale / w;
+        let last = self.n - 1;
+        let (ends, heights) = acc.split_at_mut(4);
+        let [dl, dr, dkl, dkr] = ends else {
+            unreachable!("four end parameters")
+        };
+        // The lower height index of each lane and what goes to it and the next one.
+        let mut idx = [0usize; LANES];
+        let mut lo = [zero; LANES];
+        let mut hi = [zero; LANES];
+        for j in 0..LANES {
+            let (z, up) = (x[j], g[j]);
+            let t = (z - l) * scale;
+            let i = t.index_clamped(last);
+            let f = t - T::from_index(i);
+            let s = h[i + 1] - h[i];
+            let us = up * s * scale2;
+            let below = z < l;
+            let above = !below & (z >= r);
+            let outside = below | above;
+            let (is_below, is_above) = (
+                if below { one } else { zero },
+                if above { one } else { zero },
+            );
+            let inside = one - is_below - is_above;
+            // Left of L: L, k_L, h₀ and slope k_L; right of R: R, k_R, h_N and slope k_R;
+            // between: L, R and the two heights around z.
+            dl[j] = dl[j] + (-(up * kl) * is_below + us * (z - r) * inside);
+            dr[j] = dr[j] + (-(up * kr) * is_above - us * (z - l) * inside);
+            dkl[j] = dkl[j] + up * (z - l) * is_below;
+            dkr[j] = dkr[j] + up * (z - r) * is_above;
+            let side = if below { 0 } else { last };
+            idx[j] = if outside { side } else { i };
+            let (end_lo, end_hi) = if below { (up, zero) } else { (zero, up) };
+            lo[j] = if outside { end_lo } else { up * (one - f) };
+            hi[j] = if outside { end_hi } else { up * f };
+            let slope = if below { kl } else { kr };
+            g[j] = up * if outside { slope } else { s * scale };
+        }
+        for j in 0..LANES {
+            let i = idx[j];
+            heights[i][j] = heights[i][j] + lo[j];
+            heights[i + 1][j] = heights[i + 1][j] + hi[j];
         }
     }
 }
