@@ -165,8 +165,20 @@ impl Problem {
     }
 }
 
+/// The forward's tolerance (scaled): 1e-5 as the AFU's CubeCL test, except KAF's largest
+/// dictionaries. At 256 points `γ ≈ 301`, and the rounding of `z − dᵢ` to `f32` moves
+/// `exp(−γ·(z − dᵢ)²)` by `2γ·|z − dᵢ|` times it: the CPU's `f32` kernel is 1.1e-5 off the
+/// `f64` reference there too (and within 1.5e-6 of these kernels).
+fn forward_tolerance(family: Family) -> f64 {
+    match family {
+        Family::Kaf { points } if points > 64 => 3e-5,
+        _ => 1e-5,
+    }
+}
+
 /// Every family, every shape: the CubeCL kernels in `f32` against the reference in `f64`:
-/// forward ≤ 1e-5, gradients ≤ 1e-4 (scaled by the largest value, as the AFU's CubeCL test);
+/// forward ≤ [`forward_tolerance`], gradients ≤ 1e-4 (scaled by the largest value, as the
+/// AFU's CubeCL test);
 /// a second run through `Auto` (which must pick the kernel) gives the same bits, and so does
 /// the forward without autodiff.
 #[test]
@@ -175,6 +187,7 @@ fn cube_family_matches_reference_f32() {
     assert!(crate::afu::kernel::fused::has_fused_kernel(&gpu));
     let cpu = Device::flex().autodiff();
     let gpu_ad = gpu.clone().autodiff();
+    let mut failures = Vec::new();
     for (f, family) in families().into_iter().enumerate() {
         for (s, &(dims, per_channel)) in SHAPES.iter().enumerate() {
             let problem = Problem::random(family, dims, per_channel, (f * 100 + s) as u64);
@@ -184,11 +197,13 @@ fn cube_family_matches_reference_f32() {
             for ((name, a), (b, tol)) in ["y", "gx", "gp"]
                 .iter()
                 .zip(&first)
-                .zip(truth.iter().zip([1e-5, 1e-4, 1e-4]))
+                .zip(truth.iter().zip([forward_tolerance(family), 1e-4, 1e-4]))
             {
                 assert!(a.iter().any(|v| *v != 0.0), "{what}: {name} is all zeros");
                 let e = scaled_error(a, b);
-                assert!(e <= tol, "{what}: {name} error {e}");
+                if e > tol {
+                    failures.push(format!("{what}: {name} error {e}"));
+                }
             }
             let again = problem.run(&gpu_ad, DType::F32, KernelChoice::Auto);
             assert_eq!(
@@ -199,4 +214,5 @@ fn cube_family_matches_reference_f32() {
             assert_eq!(plain[0], first[0], "{what}: forward without autodiff");
         }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
