@@ -237,18 +237,18 @@ fn family_backward<F: Float>(
         if z > zero {
             one
         } else {
-            dp[0] = dp[0] + up * z;
+            dp[0] += up * z;
             p[o]
         }
     } else if comptime!(kind == SWISH_BETA) {
         let s = sigmoid_k::<F>(p[o] * z);
         let ds = s * (one - s);
-        dp[0] = dp[0] + up * z * z * ds;
+        dp[0] += up * z * z * ds;
         s + p[o] * z * ds
     } else if comptime!(kind == PMISH) {
         let d = dmish_k::<F>(z);
         if z < zero {
-            dp[0] = dp[0] + up * z;
+            dp[0] += up * z;
             d + p[o]
         } else {
             d
@@ -277,13 +277,13 @@ fn family_backward<F: Float>(
         // ∂g/∂aⱼ = zʲ/Q.
         let mut zj = up * inv_q;
         for j in 0..comptime!(sa + 1) {
-            dp[j] = dp[j] + zj;
+            dp[j] += zj;
             zj *= z;
         }
         // ∂g/∂bₖ = −(P/Q²)·sign(bₖ)·|z|ᵏ.
         let mut zk = (zero - up) * y * inv_q * az;
         for k in 0..sb {
-            dp[sa + 1 + k] = dp[sa + 1 + k] + zk * sign_k::<F>(p[o + sa + 1 + k]);
+            dp[sa + 1 + k] += zk * sign_k::<F>(p[o + sa + 1 + k]);
             zk *= az;
         }
         (dpv - y * dq) * inv_q
@@ -291,14 +291,14 @@ fn family_backward<F: Float>(
         let l = p[o];
         let r = p[o + 1];
         if z < l {
-            dp[0] = dp[0] - up * p[o + 2];
-            dp[2] = dp[2] + up * (z - l);
-            dp[4] = dp[4] + up;
+            dp[0] -= up * p[o + 2];
+            dp[2] += up * (z - l);
+            dp[4] += up;
             p[o + 2]
         } else if z >= r {
-            dp[1] = dp[1] - up * p[o + 3];
-            dp[3] = dp[3] + up * (z - r);
-            dp[4 + sa] = dp[4 + sa] + up;
+            dp[1] -= up * p[o + 3];
+            dp[3] += up * (z - r);
+            dp[4 + sa] += up;
             p[o + 3]
         } else {
             let nf = F::new(comptime!(sa as f32));
@@ -309,10 +309,10 @@ fn family_backward<F: Float>(
             let s = p[o + 5 + i] - p[o + 4 + i];
             // ∂t/∂L = N·(z − R)/(R − L)², ∂t/∂R = −N·(z − L)/(R − L)².
             let us = up * s * nf / (w * w);
-            dp[0] = dp[0] + us * (z - r);
-            dp[1] = dp[1] - us * (z - l);
-            dp[4 + i] = dp[4 + i] + up * (one - f);
-            dp[5 + i] = dp[5 + i] + up * f;
+            dp[0] += us * (z - r);
+            dp[1] -= us * (z - l);
+            dp[4 + i] += up * (one - f);
+            dp[5 + i] += up * f;
             s * nf / w
         }
     } else if comptime!(kind == APL) {
@@ -323,8 +323,8 @@ fn family_backward<F: Float>(
         for k in 0..sa {
             let h = p[o + sa + k] - z;
             if h > zero {
-                dp[k] = dp[k] + up * h;
-                dp[sa + k] = dp[sa + k] + up * p[o + k];
+                dp[k] += up * h;
+                dp[sa + k] += up * p[o + k];
                 dz -= p[o + k];
             }
         }
@@ -336,7 +336,7 @@ fn family_backward<F: Float>(
         for i in 0..sa {
             let u = z - kaf_point::<F>(i, sa);
             let e = F::exp(ng * u * u);
-            dp[i] = dp[i] + up * e;
+            dp[i] += up * e;
             dz -= g2 * u * p[o + i] * e;
         }
         dz
