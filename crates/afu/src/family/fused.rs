@@ -1,6 +1,7 @@
 //! The fused family kernel as a Burn custom operation (backend extension) with its own
-//! backward pass, on the Flex CPU backend and `Autodiff` over it. Other backends use
-//! [`super::reference`] (see [`super::layer::family_forward`]).
+//! backward pass, on the Flex CPU backend, the CubeCL backends (`super::cube`, with the `wgpu`
+//! or `cuda` feature) and `Autodiff` over either. Other backends use [`super::reference`] (see
+//! [`super::layer::family_forward`]).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -27,7 +28,7 @@ pub struct FamilyInputs<B: Backend> {
 }
 
 /// Backends with the fused family kernel.
-#[backend_extension(Autodiff, Flex)]
+#[backend_extension(Autodiff, Flex, Cube: cfg(any(feature = "wgpu", feature = "cuda")))]
 pub trait FamilyBackend: Backend {
     /// `y = g(x)` with the fused kernel.
     fn family_fused(
@@ -222,8 +223,8 @@ impl<B: FamilyKernels, C: CheckpointStrategy> FamilyBackend for Autodiff<B, C> {
     }
 }
 
-/// Applies the fused family kernel. The caller checks that the device is Flex
-/// ([`crate::ops::flex_tensor::on_flex`]).
+/// Applies the fused family kernel. The caller checks that the device has one
+/// ([`crate::afu::kernel::fused::has_fused_kernel`]).
 pub fn family_fused<const D: usize>(x: Tensor<D>, p: Tensor<2>, family: Family) -> Tensor<D> {
     let out = <Dispatch as FamilyBackend>::family_fused(
         FamilyInputs {

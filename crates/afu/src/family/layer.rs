@@ -162,8 +162,9 @@ impl Learnable {
     }
 }
 
-/// Dispatches one family application: the fused kernel on the Flex backend (`Auto`), the
-/// reference elsewhere or when asked.
+/// Dispatches one family application: the fused kernel on the Flex backend and, in builds
+/// with the `wgpu` or `cuda` feature, on the CubeCL backends (`Auto`); the reference elsewhere
+/// or when asked.
 pub fn family_forward<const D: usize>(
     x: Tensor<D>,
     p: Tensor<2>,
@@ -171,7 +172,7 @@ pub fn family_forward<const D: usize>(
     choice: KernelChoice,
 ) -> Tensor<D> {
     let fused = match choice {
-        KernelChoice::Auto => crate::ops::flex_tensor::on_flex(&x.device()),
+        KernelChoice::Auto => crate::afu::kernel::fused::has_fused_kernel(&x.device()),
         KernelChoice::Reference => false,
         KernelChoice::Fused => true,
     };

@@ -9,12 +9,18 @@
 //!   names, and [`with_family!`](crate::with_family) to run generic code on its math.
 //! - [`kernel`]: the fused CPU forward and backward passes, generic over the family.
 //! - [`fused`]: the Burn custom operation around [`kernel`] (Flex backend and autodiff).
+//! - `cube` (with the `wgpu` or `cuda` feature): the same passes as CubeCL kernels, behind the
+//!   same custom operation on the CubeCL backends.
 //! - [`reference`](mod@reference): the same functions in plain Burn tensor ops (the oracle of
-//!   the tests and the path on backends without the fused kernel).
+//!   the tests and the path on backends without a fused kernel).
 //! - [`layer`]: [`Learnable`], the module holding the `[C, P]` parameters of one slot.
 //!
 //! Design notes: `docs/kernels.md`, section "Learnable families".
 
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub mod cube;
+#[cfg(all(test, feature = "wgpu"))]
+mod cube_tests;
 pub mod fused;
 pub mod kernel;
 #[cfg(test)]
