@@ -109,8 +109,9 @@ fn families_path(source: &Path) -> PathBuf {
     }
 }
 
-/// Inspection rows of every selected family slot and channel over the uniform `range`
-/// (families record no input histogram); figures go to `figures/inspect/` under `out`.
+/// Inspection rows of every selected family slot and channel, over the inputs the slot saw
+/// when the run recorded them (`histograms.json`), else over the uniform `range`; figures go to
+/// `figures/inspect/` under `out`.
 pub fn inspect_all(
     source: &Path,
     prefix: Option<&str>,
@@ -118,11 +119,22 @@ pub fn inspect_all(
     out: Option<&Path>,
 ) -> Result<Vec<InspectRow>, ExperimentError> {
     let path = families_path(source);
-    let dist = InputDistribution::uniform(range.0, range.1, 201);
-    let inputs = format!("uniform over [{}, {}]", range.0, range.1);
+    let uniform = InputDistribution::uniform(range.0, range.1, 201);
+    let histograms: std::collections::BTreeMap<String, InputDistribution> = path
+        .parent()
+        .and_then(|dir| std::fs::read_to_string(dir.join("histograms.json")).ok())
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
     let mut rows = Vec::new();
     for e in load(source, prefix)? {
         let family = family_of(&path, &e)?;
+        // What the slot saw in the last epoch, when the run recorded it (pooled over the
+        // channels of a per-channel slot), else a uniform range.
+        let (dist, inputs) = match histograms.get(&e.name) {
+            Some(d) if e.params.channels == 1 => (d, "recorded inputs".to_string()),
+            Some(d) => (d, "recorded inputs of all channels".to_string()),
+            None => (&uniform, format!("uniform over [{}, {}]", range.0, range.1)),
+        };
         for (c, row) in e.params.values.iter().enumerate() {
             let g: Vec<f64> = dist.z.iter().map(|&z| value(family, row, z)).collect();
             let slopes: Vec<f64> = dist.z.iter().map(|&z| derivative(family, row, z)).collect();
@@ -130,7 +142,7 @@ pub fn inspect_all(
                 derivative(family, row, -50.0),
                 derivative(family, row, 50.0),
             );
-            let ins = analysis::inspect_values(&g, &slopes, far, &dist);
+            let ins = analysis::inspect_values(&g, &slopes, far, dist);
             let name = if e.params.channels == 1 {
                 e.name.clone()
             } else {
@@ -162,6 +174,23 @@ pub fn inspect_all(
                         dashed: true,
                     },
                 ];
+                let (gmin, gmax) = g
+                    .iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                        (lo.min(v), hi.max(v))
+                    });
+                let wmax = dist.weight.iter().fold(0.0f64, |m, &w| m.max(w)).max(1e-12);
+                let mut series = series;
+                series.push(Series {
+                    label: format!("inputs ({inputs}, scaled)"),
+                    points: dist
+                        .z
+                        .iter()
+                        .zip(&dist.weight)
+                        .map(|(&z, &w)| (z, gmin + (gmax - gmin) * w / wmax))
+                        .collect(),
+                    dashed: true,
+                });
                 plot::line_plot(
                     &out.join("figures")
                         .join("inspect")
@@ -569,6 +598,27 @@ mod tests {
         assert!(dir.join("figures/inspect/prelu_seed1_conv1.svg").exists());
         let only = inspect_all(&dir, Some("swish-beta"), (-5.0, 5.0), None).unwrap();
         assert_eq!(only.len(), 2);
+        assert_eq!(rows[0].inputs, "uniform over [-5, 5]");
+        // Recorded inputs, when the run has them, replace the uniform range.
+        let seen = InputDistribution::from_values(&[0.5, 1.0, 1.5, 2.0, 2.5], 10).unwrap();
+        let histograms = std::collections::BTreeMap::from([
+            ("prelu/seed1/conv1".to_string(), seen.clone()),
+            ("swish-beta/seed1/fc1".to_string(), seen),
+        ]);
+        std::fs::write(
+            dir.join("histograms.json"),
+            serde_json::to_string(&histograms).unwrap(),
+        )
+        .unwrap();
+        let rows = inspect_all(&dir, None, (-5.0, 5.0), None).unwrap();
+        assert_eq!(rows[0].inputs, "recorded inputs");
+        assert_eq!(rows[1].inputs, "recorded inputs of all channels");
+        // Only z > 0 seen: PReLU with a = 0 is linear there.
+        assert!(
+            rows[0].shape.distance_from_linear < 1e-6,
+            "{:?}",
+            rows[0].shape
+        );
         // A malformed row is an error naming the file and the slot.
         std::fs::write(
             dir.join("families.json"),

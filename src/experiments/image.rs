@@ -258,7 +258,9 @@ pub fn run<M: ImageClassifier>(
             let slots = model.activations().slots.len();
             let mut inputs = ActivationInputs::new(
                 slots,
-                t.record_inputs && !model.activations().afus.is_empty(),
+                t.record_inputs
+                    && !(model.activations().afus.is_empty()
+                        && model.activations().families.is_empty()),
             );
             let settings = FitSettings {
                 variant: name,
@@ -312,6 +314,20 @@ pub fn run<M: ImageClassifier>(
                     trained
                         .histograms
                         .insert(format!("{name}/seed{seed}/{slot_name}"), d);
+                }
+            }
+            // The same for the family modules (keys as in families.json).
+            for (f, family_name) in acts.family_names.iter().enumerate() {
+                let mut values = Vec::new();
+                for (slot, kind) in acts.slots.iter().enumerate() {
+                    if *kind == crate::activation::Slot::Family(f) {
+                        values.extend(inputs.values.get(slot).map_or(&[][..], |v| &v[..]));
+                    }
+                }
+                if let Some(d) = InputDistribution::from_values(&values, 60) {
+                    trained
+                        .histograms
+                        .insert(format!("{name}/seed{seed}/{family_name}"), d);
                 }
             }
             for (slot, params) in &learned {
