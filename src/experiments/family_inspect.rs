@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::afu::analysis::{self, InputDistribution};
 use crate::afu::{AfuParams, BaseActivation};
 use crate::experiments::common::ExperimentError;
-use crate::experiments::inspect::InspectRow;
+use crate::experiments::inspect::{self, InspectRow};
 use crate::family::{Family, FamilyParams, ScalarFamily};
 use crate::report::plot::{self, Series};
 
@@ -148,75 +148,11 @@ pub fn inspect_all(
             } else {
                 format!("{}[{c}]", e.name)
             };
-            let best = ins.nearest().clone();
             if let (true, Some(out)) = (c < MAX_FIGURES_PER_SLOT, out) {
-                let series = vec![
-                    Series {
-                        label: family.to_string(),
-                        points: dist.z.iter().copied().zip(g.iter().copied()).collect(),
-                        dashed: false,
-                    },
-                    Series {
-                        label: format!(
-                            "best fit: {} (error {:.3})",
-                            best.function, best.relative_error
-                        ),
-                        points: dist
-                            .z
-                            .iter()
-                            .map(|&z| {
-                                (
-                                    z,
-                                    best.a * best.function.value(best.b * z + best.c) + best.d,
-                                )
-                            })
-                            .collect(),
-                        dashed: true,
-                    },
-                ];
-                let (gmin, gmax) = g
-                    .iter()
-                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-                        (lo.min(v), hi.max(v))
-                    });
-                let wmax = dist.weight.iter().fold(0.0f64, |m, &w| m.max(w)).max(1e-12);
-                let mut series = series;
-                series.push(Series {
-                    label: format!("inputs ({inputs}, scaled)"),
-                    points: dist
-                        .z
-                        .iter()
-                        .zip(&dist.weight)
-                        .map(|(&z, &w)| (z, gmin + (gmax - gmin) * w / wmax))
-                        .collect(),
-                    dashed: true,
-                });
-                plot::line_plot(
-                    &out.join("figures")
-                        .join("inspect")
-                        .join(format!("{}.svg", file_stem(&name))),
-                    &format!("{name}: {} (nearest {})", ins.shape.kind, best.function),
-                    "z",
-                    "g(z)",
-                    &series,
-                    false,
-                )?;
+                let label = family.to_string();
+                inspect::write_figure(out, &name, &label, "g(z)", &g, &ins, dist, &inputs)?;
             }
-            let equally_near = ins
-                .fits
-                .iter()
-                .filter(|f| f.relative_error <= best.relative_error * 1.01 + 1e-9)
-                .map(|f| f.function.to_string())
-                .collect();
-            rows.push(InspectRow {
-                name,
-                inputs: inputs.clone(),
-                nearest: best.function.to_string(),
-                nearest_error: best.relative_error,
-                equally_near,
-                fits: ins.fits,
-                shape: ins.shape,
-            });
+            rows.push(inspect::row(name, inputs.clone(), ins));
         }
     }
     Ok(rows)
@@ -341,19 +277,6 @@ pub fn figures(entries: &[FamilyEntry], fig: &Path) -> Result<Vec<String>, Exper
         written.push("family-params.svg".to_string());
     }
     Ok(written)
-}
-
-/// A file name for a slot name: ASCII letters, digits and `-`, everything else `_`.
-pub fn file_stem(name: &str) -> String {
-    name.chars()
-        .map(|ch| {
-            if ch.is_ascii_alphanumeric() || ch == '-' {
-                ch
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// One channel of a piecewise-linear function as knots `x₀ < … < x_{K−1}`, the value at `x₀`

@@ -102,92 +102,110 @@ fn inspect_afus(
                 format!("{}[{c}]", a.name)
             };
             if let (true, Some(out)) = (c < 8, out) {
-                let best = ins.nearest().clone();
-                let gmax = dist
-                    .z
-                    .iter()
-                    .map(|&z| a.params.eval(c, z))
-                    .fold(f64::NEG_INFINITY, f64::max);
-                let gmin = dist
-                    .z
-                    .iter()
-                    .map(|&z| a.params.eval(c, z))
-                    .fold(f64::INFINITY, f64::min);
-                let wmax = dist.weight.iter().fold(0.0f64, |m, &w| m.max(w)).max(1e-12);
-                let series = vec![
-                    Series {
-                        label: "AFU".into(),
-                        points: dist.z.iter().map(|&z| (z, a.params.eval(c, z))).collect(),
-                        dashed: false,
-                    },
-                    Series {
-                        label: format!(
-                            "best fit: {} (error {:.3})",
-                            best.function, best.relative_error
-                        ),
-                        points: dist
-                            .z
-                            .iter()
-                            .map(|&z| {
-                                (
-                                    z,
-                                    best.a * best.function.value(best.b * z + best.c) + best.d,
-                                )
-                            })
-                            .collect(),
-                        dashed: true,
-                    },
-                    Series {
-                        label: format!("inputs ({inputs}, scaled)"),
-                        points: dist
-                            .z
-                            .iter()
-                            .zip(&dist.weight)
-                            .map(|(&z, &w)| (z, gmin + (gmax - gmin) * w / wmax))
-                            .collect(),
-                        dashed: true,
-                    },
-                ];
-                let file_name: String = name
-                    .chars()
-                    .map(|ch| {
-                        if ch.is_ascii_alphanumeric() || ch == '-' {
-                            ch
-                        } else {
-                            '_'
-                        }
-                    })
-                    .collect();
-                plot::line_plot(
-                    &out.join("figures")
-                        .join("inspect")
-                        .join(format!("{file_name}.svg")),
-                    &format!("{name}: {} (nearest {})", ins.shape.kind, best.function),
-                    "z",
-                    "G(z)",
-                    &series,
-                    false,
-                )?;
+                let g: Vec<f64> = dist.z.iter().map(|&z| a.params.eval(c, z)).collect();
+                write_figure(out, &name, "AFU", "G(z)", &g, &ins, &dist, &inputs)?;
             }
-            let best = ins.nearest().relative_error;
-            let equally_near = ins
-                .fits
-                .iter()
-                .filter(|f| f.relative_error <= best * 1.01 + 1e-9)
-                .map(|f| f.function.to_string())
-                .collect();
-            rows.push(InspectRow {
-                name,
-                inputs,
-                nearest: ins.nearest().function.to_string(),
-                nearest_error: best,
-                equally_near,
-                fits: ins.fits,
-                shape: ins.shape,
-            });
+            rows.push(row(name, inputs, ins));
         }
     }
     Ok(rows)
+}
+
+/// One row of `inspect.json` from an inspection.
+pub(crate) fn row(name: String, inputs: String, ins: analysis::Inspection) -> InspectRow {
+    let best = ins.nearest().relative_error;
+    let equally_near = ins
+        .fits
+        .iter()
+        .filter(|f| f.relative_error <= best * 1.01 + 1e-9)
+        .map(|f| f.function.to_string())
+        .collect();
+    InspectRow {
+        name,
+        inputs,
+        nearest: ins.nearest().function.to_string(),
+        nearest_error: best,
+        equally_near,
+        fits: ins.fits,
+        shape: ins.shape,
+    }
+}
+
+/// `figures/inspect/<name>.svg` under `out`: the function's values `g` at `dist.z` (labelled
+/// `label`), its best fit, and the inputs' distribution scaled to the function's range.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_figure(
+    out: &Path,
+    name: &str,
+    label: &str,
+    y_label: &str,
+    g: &[f64],
+    ins: &analysis::Inspection,
+    dist: &InputDistribution,
+    inputs: &str,
+) -> Result<(), ExperimentError> {
+    let best = ins.nearest();
+    let (gmin, gmax) = g
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    let wmax = dist.weight.iter().fold(0.0f64, |m, &w| m.max(w)).max(1e-12);
+    let series = vec![
+        Series {
+            label: label.to_string(),
+            points: dist.z.iter().copied().zip(g.iter().copied()).collect(),
+            dashed: false,
+        },
+        Series {
+            label: format!(
+                "best fit: {} (error {:.3})",
+                best.function, best.relative_error
+            ),
+            points: dist
+                .z
+                .iter()
+                .map(|&z| {
+                    (
+                        z,
+                        best.a * best.function.value(best.b * z + best.c) + best.d,
+                    )
+                })
+                .collect(),
+            dashed: true,
+        },
+        Series {
+            label: format!("inputs ({inputs}, scaled)"),
+            points: dist
+                .z
+                .iter()
+                .zip(&dist.weight)
+                .map(|(&z, &w)| (z, gmin + (gmax - gmin) * w / wmax))
+                .collect(),
+            dashed: true,
+        },
+    ];
+    let file_name: String = name
+        .chars()
+        .map(|ch| {
+            if ch.is_ascii_alphanumeric() || ch == '-' {
+                ch
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    plot::line_plot(
+        &out.join("figures")
+            .join("inspect")
+            .join(format!("{file_name}.svg")),
+        &format!("{name}: {} (nearest {})", ins.shape.kind, best.function),
+        "z",
+        y_label,
+        &series,
+        false,
+    )?;
+    Ok(())
 }
 
 /// Where `afu inspect` writes by default: the run folder (or the AFU file's folder).
