@@ -4,13 +4,17 @@
 //!
 //! # Vectorisation
 //! The forward hands each run of one channel to the family's `value_run` in pieces of
-//! `BLOCK` elements; the backward takes a run in blocks of [`LANES`] through the family's
-//! `backward_lanes`. The compiler vectorises both across the elements. A run's last, partial
+//! `BLOCK` elements; the backward hands it to the family's `backward_blocks` in spans of
+//! [`FLUSH`] elements (blocks of [`LANES`] through `backward_lanes`, unless the family
+//! overrides it). The compiler vectorises both across the elements. A run's last, partial
 //! block is padded with `x = 0` and upstream gradient 0, which add nothing to the parameter
 //! gradients. The chunk loops are compiled for AVX-512,
 //! for AVX2+FMA and for the baseline, chosen at run time ([`Isa::Native`]) or the baseline only
-//! ([`Isa::Portable`], `AFU_KERNEL_ISA=portable`). No fused multiply-add is formed and every
-//! sum has a fixed order, so every path gives the same bits.
+//! ([`Isa::Portable`], `AFU_KERNEL_ISA=portable`); the AVX-512 copy calls the families'
+//! `*_avx512` forms (PWLU's register tables). The compiler forms no fused multiply-add; KAF
+//! asks for them explicitly (`mul_add`), which every path computes exactly rounded (the
+//! baseline through libm's `fma`). Every sum has a fixed order, so every path gives the same
+//! bits.
 //!
 //! # Determinism
 //! The elements are cut into chunks of [`CHUNK`] elements, fixed by the tensor's size alone
@@ -279,20 +283,17 @@ type ChunkArgs<'a, F, T> = (F, &'a [T], Layout, &'a [T], usize);
 /// accumulators (one row of lanes per parameter, zero on entry and on return).
 type ChunkSums<'a, T> = (usize, &'a mut [f64], &'a mut [Lanes<T>]);
 
-/// The first `LANES` values of `xs` (which has at least `LANES`).
-#[inline(always)]
-fn block<T>(xs: &[T]) -> &Lanes<T> {
-    xs[..LANES].try_into().expect("a whole block")
-}
-
 /// The forward pass of one chunk, per ISA.
 mod forward_chunk {
     use super::*;
 
     /// Writes `g(x)` of the chunk's elements into `y` (the chunk's part of the output), run
     /// by run, through a buffer of [`BLOCK`] values (the output may be uninitialised).
+    ///
+    /// # Safety
+    /// With `AVX512`, the CPU must support AVX-512F.
     #[inline(always)]
-    fn body<F: ScalarFamily, T: FamilyFloat, O: OutSlot<T>>(
+    unsafe fn body<F: ScalarFamily, T: FamilyFloat, O: OutSlot<T>, const AVX512: bool>(
         (f, x, layout, p, start): ChunkArgs<'_, F, T>,
         y: &mut [O],
     ) {
@@ -305,7 +306,12 @@ mod forward_chunk {
                 .zip(y[a - start..b - start].chunks_mut(BLOCK))
             {
                 let out = &mut out[..xs.len()];
-                f.value_run(xs, pc, out);
+                if AVX512 {
+                    // SAFETY: as the caller's.
+                    unsafe { f.value_run_avx512(xs, pc, out) };
+                } else {
+                    f.value_run(xs, pc, out);
+                }
                 for (slot, &v) in ys.iter_mut().zip(out.iter()) {
                     slot.put(v);
                 }
@@ -318,7 +324,8 @@ mod forward_chunk {
         args: ChunkArgs<'_, F, T>,
         y: &mut [O],
     ) {
-        body(args, y)
+        // SAFETY: the baseline path never takes the AVX-512 code.
+        unsafe { body::<F, T, O, false>(args, y) }
     }
 
     /// # Safety
@@ -329,7 +336,8 @@ mod forward_chunk {
         args: ChunkArgs<'_, F, T>,
         y: &mut [O],
     ) {
-        body(args, y)
+        // SAFETY: the AVX2 path never takes the AVX-512 code.
+        unsafe { body::<F, T, O, false>(args, y) }
     }
 
     /// # Safety
@@ -340,7 +348,8 @@ mod forward_chunk {
         args: ChunkArgs<'_, F, T>,
         y: &mut [O],
     ) {
-        body(args, y)
+        // SAFETY: the caller guarantees AVX-512F.
+        unsafe { body::<F, T, O, true>(args, y) }
     }
 }
 
@@ -363,8 +372,11 @@ mod backward_chunk {
 
     /// Replaces the upstream gradients in `g` (the chunk's part) by the input gradients and
     /// adds the chunk's parameter gradients to its partial rows.
+    ///
+    /// # Safety
+    /// With `AVX512`, the CPU must support AVX-512F.
     #[inline(always)]
-    fn body<F: ScalarFamily, T: FamilyFloat>(
+    unsafe fn body<F: ScalarFamily, T: FamilyFloat, const AVX512: bool>(
         (f, x, layout, p, start): ChunkArgs<'_, F, T>,
         g: &mut [T],
         (first, rows, acc): ChunkSums<'_, T>,
@@ -376,22 +388,16 @@ mod backward_chunk {
             let xs = &x[a..b];
             let gs = &mut g[a - start..b - start];
             let whole = xs.len() / LANES * LANES;
-            let mut since = 0;
-            for (xb, gb) in xs[..whole]
-                .chunks_exact(LANES)
-                .zip(gs[..whole].chunks_exact_mut(LANES))
-            {
-                // Local copies: the compiler then knows that the lane accumulators' stores
-                // cannot change them (with the slices it reloaded x lane by lane after every
-                // accumulator store, and left PAU's row loops scalar).
-                let xl = *block(xb);
-                let mut gl = *block(gb);
-                f.backward_lanes(&xl, pc, &mut gl, acc);
-                gb.copy_from_slice(&gl);
-                since += LANES;
-                if since == FLUSH {
+            // Spans of FLUSH elements, the accumulators flushed after each whole one.
+            for (xspan, gspan) in xs[..whole].chunks(FLUSH).zip(gs[..whole].chunks_mut(FLUSH)) {
+                if AVX512 {
+                    // SAFETY: as the caller's.
+                    unsafe { f.backward_blocks_avx512(xspan, pc, gspan, acc) };
+                } else {
+                    f.backward_blocks(xspan, pc, gspan, acc);
+                }
+                if xspan.len() == FLUSH {
                     flush(acc, row);
-                    since = 0;
                 }
             }
             let rest = xs.len() - whole;
@@ -413,7 +419,8 @@ mod backward_chunk {
         g: &mut [T],
         sums: ChunkSums<'_, T>,
     ) {
-        body(args, g, sums)
+        // SAFETY: the baseline path never takes the AVX-512 code.
+        unsafe { body::<F, T, false>(args, g, sums) }
     }
 
     /// # Safety
@@ -425,7 +432,8 @@ mod backward_chunk {
         g: &mut [T],
         sums: ChunkSums<'_, T>,
     ) {
-        body(args, g, sums)
+        // SAFETY: the AVX2 path never takes the AVX-512 code.
+        unsafe { body::<F, T, false>(args, g, sums) }
     }
 
     /// # Safety
@@ -437,6 +445,7 @@ mod backward_chunk {
         g: &mut [T],
         sums: ChunkSums<'_, T>,
     ) {
-        body(args, g, sums)
+        // SAFETY: the caller guarantees AVX-512F.
+        unsafe { body::<F, T, true>(args, g, sums) }
     }
 }

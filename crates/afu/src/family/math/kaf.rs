@@ -6,29 +6,50 @@
 //! `α = (K + λ·I)⁻¹·elu(d)` with `Kᵢⱼ = exp(−γ·(dᵢ − dⱼ)²)` and `λ = 1e-4`, as the paper
 //! initialises its KAFs.
 //!
-//! The block form evaluates the Gaussians by a recurrence rather than one `exp` each: over
-//! consecutive points, `eᵢ = exp(−γ·uᵢ²)` with `uᵢ = z − dᵢ` satisfies `eᵢ₊₁ = eᵢ·qᵢ` with
-//! `qᵢ = exp(2γΔ·uᵢ − γΔ²)` and `qᵢ₊₁ = qᵢ·exp(−2γΔ²)`. Each [`GROUP`] of points starts the
-//! recurrence afresh with two `exp`s at its first point, so that a point far from `z` (whose
-//! Gaussian underflows) never multiplies into a near one. A group whose first Gaussian
-//! underflows (exponent below `EXP_MIN`) contributes 0: its other points are at least
-//! `EXP_MIN`'s distance less `GROUP − 1` spacings from `z`, so their Gaussians are below
-//! `exp(−(√(6·87) − 9)²/6) ≈ 1e-14` in `f32` (γΔ² = 1/6) and far smaller in `f64`. Each step
-//! of the recurrence adds a rounding, so the block form's Gaussians are within about
-//! `GROUP²/2` ulps of the element form's.
+//! The block forms evaluate the Gaussians by products rather than one `exp` each. With `Δ` the
+//! spacing and `γΔ² = 1/6`, the Gaussian of the point `j` places from a centre point `c`, at
+//! `u = z − d_c`, factors as
+//! `exp(−γ(u − jΔ)²) = exp(−γu²) · Rʲ · w_j`, `R = exp(u/(3Δ))`, `w_j = exp(−j²/6)`:
+//! one `exp` for the centre, one for `R` and one for `1/R`, then one product per point on
+//! each side. The points are cut into groups of at most [`REACH`] points on either side of a
+//! centre, so that no product leaves the float range and a group far from `z` never hides a
+//! near one: when the centre's Gaussian underflows (exponent below `EXP_MIN`, `u` beyond
+//! `√(6·87.3)·Δ ≈ 22.9Δ` in `f32`) the group contributes 0, and its points are then at least
+//! `(22.9 − REACH)·Δ` from `z`, where the Gaussian is below `exp(−12.9²/6) ≈ 1e-12` in `f32`
+//! (far smaller in `f64`); otherwise `Rʲ ≤ exp(22.9·REACH/3) ≈ 1e33` and every product
+//! `exp(−γu²)·Rʲ` is at most `exp(j²/6)`. The weights `w_j`, and `α·w_j` and `α·w_j·j`, are
+//! per-point constants, so each point costs one product and one fused multiply-add in the
+//! forward, one product and three in the backward. Each product adds a rounding, so the block
+//! forms' Gaussians are within about `REACH` ulps of the element form's.
 
 use num_traits::Float;
 
-use super::{FamilyFloat, LANES, Lanes, ScalarFamily, linspace};
+use super::{FamilyFloat, LANES, Lanes, ScalarFamily, c, linspace};
 
 /// Half-width of the dictionary's range.
 const RANGE: f64 = 3.0;
 /// Ridge regularisation of the initial fit.
 const RIDGE: f64 = 1e-4;
-/// `exp(−1/3) = exp(−2γΔ²)`, the ratio of consecutive factors of the recurrence.
-const EXP_MINUS_THIRD: f64 = 0.716_531_310_573_789_3;
-/// Dictionary points per recurrence of the block form (see the module docs).
-pub const GROUP: usize = 10;
+/// Points on either side of a group's centre in the block forms (see the module docs).
+pub const REACH: usize = 10;
+/// Points of a whole group: a centre and [`REACH`] on either side.
+const GROUP: usize = 2 * REACH + 1;
+/// `w_j = exp(−j²/6)`, the Gaussian `j` spacings from its point, for `j = 0 … REACH`.
+const WEIGHTS: [f64; REACH + 1] = [
+    1.0,
+    0.846_481_724_890_614_1,
+    0.513_417_119_032_592,
+    0.223_130_160_148_429_82,
+    0.069_483_451_222_801_54,
+    0.015_503_853_599_009_314,
+    0.002_478_752_176_666_358_5,
+    0.000_283_962_983_903_256_63,
+    2.330_910_114_293_701_6e-5,
+    1.370_959_086_384_084_5e-6,
+    5.777_748_519_419_133e-8,
+];
+/// Largest dictionary the block forms take (the family's size limit).
+const MAX_POINTS: usize = crate::family::MAX_PIECES;
 
 /// KAF with `d` dictionary points (≥ 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,41 +75,159 @@ impl Kaf {
         T::from(-RANGE + self.spacing() * i as f64).unwrap_or_else(T::zero)
     }
 
-    /// The constants of the recurrence: `(γ, 2γΔ, γΔ², exp(−2γΔ²))`, where `γΔ² = 1/6` by
-    /// the choice of `γ`.
+    /// The groups of the block forms: `(first, centre, end)` point indices, `end` exclusive,
+    /// at most [`REACH`] points on either side of the centre.
     #[inline(always)]
-    fn recurrence<T: FamilyFloat>(&self) -> (T, T, T, T) {
-        let c = |v: f64| T::from(v).unwrap_or_else(T::nan);
-        (
-            c(self.gamma()),
-            c(1.0 / (3.0 * self.spacing())),
-            c(1.0 / 6.0),
-            c(EXP_MINUS_THIRD),
-        )
+    fn groups(&self) -> impl Iterator<Item = (usize, usize, usize)> {
+        let d = self.d;
+        (0..d.div_ceil(GROUP)).map(move |k| {
+            let first = k * GROUP;
+            let end = (first + GROUP).min(d);
+            (first, first + (end - first) / 2, end)
+        })
     }
 
-    /// Starts the recurrence at dictionary point `first` for every lane: `e = exp(−γ·u²)`
-    /// (0 where the exponent is below `EXP_MIN`) and `q = exp(2γΔ·u − γΔ²)`.
+    /// Per lane, for the group centred on point `centre`: `u = z − d_c`, the centre's
+    /// Gaussian `exp(−γu²)` (0 where the exponent is below `EXP_MIN`), `R = exp(u/(3Δ))` and
+    /// `1/R = exp(−u/(3Δ))`.
     #[inline(always)]
-    fn start<T: FamilyFloat>(
-        &self,
-        x: &Lanes<T>,
-        first: usize,
-        e: &mut Lanes<T>,
-        q: &mut Lanes<T>,
-    ) {
-        let (g, step, half, _) = self.recurrence::<T>();
-        let d0 = self.point::<T>(first);
+    fn factors<T: FamilyFloat>(&self, x: &Lanes<T>, centre: usize) -> [Lanes<T>; 4] {
+        let gamma = c::<T>(self.gamma());
+        let rate = c::<T>(1.0 / (3.0 * self.spacing()));
+        let dc = self.point::<T>(centre);
+        let mut out = [[T::zero(); LANES]; 4];
         for l in 0..LANES {
-            let u = x[l] - d0;
-            let arg = -g * u * u;
-            e[l] = if arg < T::EXP_MIN {
+            let u = x[l] - dc;
+            let arg = -gamma * u * u;
+            let a = u * rate;
+            out[0][l] = u;
+            out[1][l] = if arg < T::EXP_MIN {
                 T::zero()
             } else {
                 arg.exp_k()
             };
-            q[l] = (step * u - half).exp_k();
+            out[2][l] = a.exp_k();
+            out[3][l] = (-a).exp_k();
         }
+        out
+    }
+
+    /// `α_i·w_j` for every point `i`, `j` its distance in points from its group's centre.
+    #[inline(always)]
+    fn weighted<T: FamilyFloat>(&self, p: &[T]) -> [T; MAX_POINTS] {
+        let mut aw = [T::zero(); MAX_POINTS];
+        for (first, centre, end) in self.groups() {
+            for i in first..end {
+                aw[i] = p[i] * c::<T>(WEIGHTS[i.abs_diff(centre)]);
+            }
+        }
+        aw
+    }
+
+    /// `y = g(x)` of one block from the weighted parameters `aw` ([`Kaf::weighted`]).
+    #[inline(always)]
+    fn value_block<T: FamilyFloat>(&self, x: &Lanes<T>, aw: &[T], y: &mut Lanes<T>) {
+        *y = [T::zero(); LANES];
+        for (first, centre, end) in self.groups() {
+            let [_, e, r, ri] = self.factors(x, centre);
+            // The two sides in one loop with their own sums: two short dependency chains
+            // instead of one long one.
+            let (mut up, mut down) = (e, e);
+            let (mut y_up, mut y_down) = ([T::zero(); LANES], [T::zero(); LANES]);
+            for j in 1..=REACH {
+                if centre + j < end {
+                    let a = aw[centre + j];
+                    for l in 0..LANES {
+                        up[l] = up[l] * r[l];
+                        y_up[l] = a.mul_add(up[l], y_up[l]);
+                    }
+                }
+                if j <= centre - first {
+                    let a = aw[centre - j];
+                    for l in 0..LANES {
+                        down[l] = down[l] * ri[l];
+                        y_down[l] = a.mul_add(down[l], y_down[l]);
+                    }
+                }
+            }
+            for l in 0..LANES {
+                y[l] = y[l] + (aw[centre].mul_add(e[l], y_up[l]) + y_down[l]);
+            }
+        }
+    }
+
+    /// The backward pass of one block (as [`ScalarFamily::backward_lanes`]) from the weighted
+    /// parameters `aw` and `awj[i] = aw[i]·(i − centre)`.
+    #[inline(always)]
+    fn backward_block<T: FamilyFloat>(
+        &self,
+        x: &Lanes<T>,
+        (aw, awj): (&[T], &[T]),
+        g: &mut Lanes<T>,
+        acc: &mut [Lanes<T>],
+    ) {
+        let two_gamma = c::<T>(2.0 * self.gamma());
+        let spacing = c::<T>(self.spacing());
+        // Σ over the points of α_i·e_i·(z − d_i), times the upstream gradient.
+        let mut slope = [T::zero(); LANES];
+        for (first, centre, end) in self.groups() {
+            let [u, e, r, ri] = self.factors(x, centre);
+            // With the upstream gradient folded in: p0 = g·e_c; sg = Σ α_i·g·e_i and
+            // sj = Σ α_i·g·e_i·(i − c) over the group (each the sum of its two sides), so
+            // that Σ α_i·g·e_i·(z − d_i) is u·sg − Δ·sj.
+            let mut p0 = [T::zero(); LANES];
+            for l in 0..LANES {
+                p0[l] = g[l] * e[l];
+                acc[centre][l] = acc[centre][l] + p0[l];
+            }
+            // The two sides in one loop with their own sums (short dependency chains).
+            let (mut up, mut down) = (p0, p0);
+            let mut sums = [[T::zero(); LANES]; 4];
+            for (j, &w) in WEIGHTS.iter().enumerate().skip(1) {
+                let w = c::<T>(w);
+                if centre + j < end {
+                    let i = centre + j;
+                    let [sg, sj, _, _] = &mut sums;
+                    for l in 0..LANES {
+                        up[l] = up[l] * r[l];
+                        acc[i][l] = w.mul_add(up[l], acc[i][l]);
+                        sg[l] = aw[i].mul_add(up[l], sg[l]);
+                        sj[l] = awj[i].mul_add(up[l], sj[l]);
+                    }
+                }
+                if j <= centre - first {
+                    let i = centre - j;
+                    let [_, _, sg, sj] = &mut sums;
+                    for l in 0..LANES {
+                        down[l] = down[l] * ri[l];
+                        acc[i][l] = w.mul_add(down[l], acc[i][l]);
+                        sg[l] = aw[i].mul_add(down[l], sg[l]);
+                        sj[l] = awj[i].mul_add(down[l], sj[l]);
+                    }
+                }
+            }
+            let [sg_up, sj_up, sg_down, sj_down] = sums;
+            for l in 0..LANES {
+                let sg = aw[centre].mul_add(p0[l], sg_up[l]) + sg_down[l];
+                let sj = sj_up[l] + sj_down[l];
+                slope[l] = slope[l] + (u[l] * sg - spacing * sj);
+            }
+        }
+        for l in 0..LANES {
+            g[l] = -two_gamma * slope[l];
+        }
+    }
+
+    /// `α_i·w_j·(i − centre)` from the weighted parameters `aw`.
+    #[inline(always)]
+    fn weighted_offsets<T: FamilyFloat>(&self, aw: &[T; MAX_POINTS]) -> [T; MAX_POINTS] {
+        let mut awj = [T::zero(); MAX_POINTS];
+        for (first, centre, end) in self.groups() {
+            for i in first..end {
+                awj[i] = aw[i] * (T::from_index(i) - T::from_index(centre));
+            }
+        }
+        awj
     }
 }
 
@@ -175,18 +314,30 @@ impl ScalarFamily for Kaf {
 
     #[inline(always)]
     fn value_lanes<T: FamilyFloat>(&self, x: &Lanes<T>, p: &[T], y: &mut Lanes<T>) {
-        let (_, _, _, c) = self.recurrence::<T>();
-        let (mut e, mut q) = ([T::zero(); LANES], [T::zero(); LANES]);
-        *y = [T::zero(); LANES];
-        for (k, group) in p.chunks(GROUP).enumerate() {
-            self.start(x, k * GROUP, &mut e, &mut q);
-            for &a in group {
-                for l in 0..LANES {
-                    y[l] = y[l] + a * e[l];
-                    e[l] = e[l] * q[l];
-                    q[l] = q[l] * c;
-                }
-            }
+        self.value_block(x, &self.weighted(p), y);
+    }
+
+    #[inline(always)]
+    fn value_run<T: FamilyFloat>(&self, x: &[T], p: &[T], y: &mut [T]) {
+        assert_eq!(x.len(), y.len(), "value_run lengths");
+        let aw = self.weighted(p);
+        let whole = x.len() / LANES * LANES;
+        for (xb, yb) in x[..whole]
+            .chunks_exact(LANES)
+            .zip(y[..whole].chunks_exact_mut(LANES))
+        {
+            let xl: Lanes<T> = xb.try_into().expect("a whole block");
+            let mut yl = [T::zero(); LANES];
+            self.value_block(&xl, &aw, &mut yl);
+            yb.copy_from_slice(&yl);
+        }
+        let rest = x.len() - whole;
+        if rest > 0 {
+            let mut xp = [T::zero(); LANES];
+            let mut yp = [T::zero(); LANES];
+            xp[..rest].copy_from_slice(&x[whole..]);
+            self.value_block(&xp, &aw, &mut yp);
+            y[whole..].copy_from_slice(&yp[..rest]);
         }
     }
 
@@ -198,25 +349,22 @@ impl ScalarFamily for Kaf {
         g: &mut Lanes<T>,
         acc: &mut [Lanes<T>],
     ) {
-        let (gamma, _, _, c) = self.recurrence::<T>();
-        let g2 = gamma + gamma;
-        let (mut e, mut q) = ([T::zero(); LANES], [T::zero(); LANES]);
-        let mut dz = [T::zero(); LANES];
-        for (k, (group, dgroup)) in p.chunks(GROUP).zip(acc.chunks_mut(GROUP)).enumerate() {
-            self.start(x, k * GROUP, &mut e, &mut q);
-            for (i, (&a, d)) in group.iter().zip(dgroup.iter_mut()).enumerate() {
-                let di = self.point::<T>(k * GROUP + i);
-                for l in 0..LANES {
-                    let u = x[l] - di;
-                    d[l] = d[l] + g[l] * e[l];
-                    dz[l] = dz[l] - g2 * u * a * e[l];
-                    e[l] = e[l] * q[l];
-                    q[l] = q[l] * c;
-                }
-            }
-        }
-        for (gl, d) in g.iter_mut().zip(dz) {
-            *gl = *gl * d;
+        let aw = self.weighted(p);
+        let awj = self.weighted_offsets(&aw);
+        self.backward_block(x, (&aw, &awj), g, acc);
+    }
+
+    #[inline(always)]
+    fn backward_blocks<T: FamilyFloat>(&self, x: &[T], p: &[T], g: &mut [T], acc: &mut [Lanes<T>]) {
+        assert_eq!(x.len(), g.len(), "backward_blocks lengths");
+        assert_eq!(x.len() % LANES, 0, "backward_blocks takes whole blocks");
+        let aw = self.weighted(p);
+        let awj = self.weighted_offsets(&aw);
+        for (xb, gb) in x.chunks_exact(LANES).zip(g.chunks_exact_mut(LANES)) {
+            let xl: Lanes<T> = xb.try_into().expect("a whole block");
+            let mut gl: Lanes<T> = (&*gb).try_into().expect("a whole block");
+            self.backward_block(&xl, (&aw, &awj), &mut gl, acc);
+            gb.copy_from_slice(&gl);
         }
     }
 }
@@ -244,8 +392,26 @@ mod tests {
     }
 
     #[test]
-    fn recurrence_constants() {
-        assert_eq!(EXP_MINUS_THIRD, (-1.0f64 / 3.0).exp());
+    fn block_form_constants() {
+        for (j, &w) in WEIGHTS.iter().enumerate() {
+            let exact = (-((j * j) as f64) / 6.0).exp();
+            assert!((w - exact).abs() <= 1e-16 * exact, "w_{j}: {w} vs {exact}");
+        }
+        for d in [2, 20, 21, 22, 256] {
+            let k = Kaf { d };
+            let mut seen = vec![0; d];
+            for (first, centre, end) in k.groups() {
+                assert!(first <= centre && centre < end && end <= d);
+                assert!(centre - first <= REACH && end - 1 - centre <= REACH);
+                for s in &mut seen[first..end] {
+                    *s += 1;
+                }
+            }
+            assert!(
+                seen.iter().all(|&s| s == 1),
+                "every point in one group, d = {d}"
+            );
+        }
         for d in [2, 20, 256] {
             let k = Kaf { d };
             assert!((k.gamma() * k.spacing() * k.spacing() - 1.0 / 6.0).abs() < 1e-15);

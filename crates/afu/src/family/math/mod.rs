@@ -23,6 +23,8 @@ pub mod pau;
 pub mod pmish;
 pub mod prelu;
 pub mod pwlu;
+#[cfg(target_arch = "x86_64")]
+pub mod pwlu_avx512;
 pub mod swish_beta;
 
 use num_traits::Float;
@@ -145,6 +147,48 @@ pub trait ScalarFamily: Copy + Send + Sync + 'static {
         g: &mut Lanes<T>,
         acc: &mut [Lanes<T>],
     );
+    /// [`ScalarFamily::value_run`] in the kernels' AVX-512 code: a family with hand-written
+    /// AVX-512 block code overrides it, giving the same bits as `value_run`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[inline(always)]
+    unsafe fn value_run_avx512<T: FamilyFloat>(&self, x: &[T], p: &[T], y: &mut [T]) {
+        self.value_run(x, p, y)
+    }
+    /// [`ScalarFamily::backward_blocks`] in the kernels' AVX-512 code: a family with
+    /// hand-written AVX-512 block code overrides it, giving the same bits as
+    /// `backward_blocks`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[inline(always)]
+    unsafe fn backward_blocks_avx512<T: FamilyFloat>(
+        &self,
+        x: &[T],
+        p: &[T],
+        g: &mut [T],
+        acc: &mut [Lanes<T>],
+    ) {
+        self.backward_blocks(x, p, g, acc)
+    }
+    /// [`ScalarFamily::backward_lanes`] over whole blocks of one channel (`x.len()` a multiple
+    /// of [`LANES`]), in block order. A family whose block form needs values derived from the
+    /// parameters overrides it to derive them once per call.
+    #[inline(always)]
+    fn backward_blocks<T: FamilyFloat>(&self, x: &[T], p: &[T], g: &mut [T], acc: &mut [Lanes<T>]) {
+        assert_eq!(x.len(), g.len(), "backward_blocks lengths");
+        assert_eq!(x.len() % LANES, 0, "backward_blocks takes whole blocks");
+        for (xb, gb) in x.chunks_exact(LANES).zip(g.chunks_exact_mut(LANES)) {
+            // Local copies: the compiler then knows that the lane accumulators' stores cannot
+            // change them (with the slices it reloaded x lane by lane after every accumulator
+            // store, and left PAU's row loops scalar).
+            let xl: Lanes<T> = xb.try_into().expect("a whole block");
+            let mut gl: Lanes<T> = (&*gb).try_into().expect("a whole block");
+            self.backward_lanes(&xl, p, &mut gl, acc);
+            gb.copy_from_slice(&gl);
+        }
+    }
 }
 
 /// A family type whose sizes are compile-time constants, delegating to the family with those
@@ -189,6 +233,32 @@ macro_rules! fixed_family {
             ) {
                 $inner.backward_lanes(x, p, g, acc)
             }
+            #[inline(always)]
+            fn backward_blocks<T: FamilyFloat>(
+                &self,
+                x: &[T],
+                p: &[T],
+                g: &mut [T],
+                acc: &mut [Lanes<T>],
+            ) {
+                $inner.backward_blocks(x, p, g, acc)
+            }
+            #[inline(always)]
+            unsafe fn value_run_avx512<T: FamilyFloat>(&self, x: &[T], p: &[T], y: &mut [T]) {
+                // SAFETY: as the caller's.
+                unsafe { $inner.value_run_avx512(x, p, y) }
+            }
+            #[inline(always)]
+            unsafe fn backward_blocks_avx512<T: FamilyFloat>(
+                &self,
+                x: &[T],
+                p: &[T],
+                g: &mut [T],
+                acc: &mut [Lanes<T>],
+            ) {
+                // SAFETY: as the caller's.
+                unsafe { $inner.backward_blocks_avx512(x, p, g, acc) }
+            }
         }
     };
 }
@@ -209,6 +279,31 @@ fixed_family!(
     /// [`Kaf`] of `D` points fixed at compile time.
     KafFixed<const D> => Kaf { d: D }
 );
+
+/// `s` as `f32` values when `T` is `f32`.
+#[inline(always)]
+pub(crate) fn as_f32<T: FamilyFloat>(s: &[T]) -> Option<&[f32]> {
+    (T::IS_F32 && size_of::<T>() == size_of::<f32>())
+        // SAFETY: `T` is `f32` (the two float types are `f32` and `f64`; checked by size too).
+        .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) })
+}
+
+/// `s` as `f32` values when `T` is `f32`.
+#[inline(always)]
+pub(crate) fn as_f32_mut<T: FamilyFloat>(s: &mut [T]) -> Option<&mut [f32]> {
+    (T::IS_F32 && size_of::<T>() == size_of::<f32>())
+        // SAFETY: as for `as_f32`.
+        .then(|| unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) })
+}
+
+/// Lane rows as `f32` lane rows when `T` is `f32`.
+#[inline(always)]
+pub(crate) fn lanes_as_f32_mut<T: FamilyFloat>(s: &mut [Lanes<T>]) -> Option<&mut [Lanes<f32>]> {
+    (T::IS_F32 && size_of::<T>() == size_of::<f32>()).then(|| {
+        // SAFETY: as for `as_f32`; `[T; LANES]` is then `[f32; LANES]`.
+        unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<Lanes<f32>>(), s.len()) }
+    })
+}
 
 /// `v` as `T` (every constant of the families is representable in `f32`).
 #[inline(always)]

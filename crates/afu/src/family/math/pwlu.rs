@@ -16,7 +16,7 @@
 //! phase: the bounds move to `mean ± 3·std` of the inputs seen, and the heights resample the
 //! current function on the new grid.
 
-use super::{FamilyFloat, LANES, Lanes, ScalarFamily};
+use super::{FamilyFloat, LANES, Lanes, ScalarFamily, as_f32, as_f32_mut, lanes_as_f32_mut};
 
 /// PWLU with `n` intervals (≥ 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +120,43 @@ impl ScalarFamily for Pwlu {
             };
             *yl = if below | (z >= r) { outer } else { inner };
         }
+    }
+
+    /// With up to 16 intervals in `f32`, the register-table code of [`super::pwlu_avx512`]
+    /// (the same bits).
+    #[inline(always)]
+    unsafe fn value_run_avx512<T: FamilyFloat>(&self, x: &[T], p: &[T], y: &mut [T]) {
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(x), Some(p), Some(y)) = (as_f32(x), as_f32(p), as_f32_mut(y))
+            && self.n <= super::pwlu_avx512::MAX_INTERVALS
+        {
+            // SAFETY: the caller guarantees AVX-512F.
+            unsafe { super::pwlu_avx512::value_run(self.n, x, p, y) };
+            return;
+        }
+        self.value_run(x, p, y)
+    }
+
+    /// With up to 16 intervals in `f32`, the register-table code of [`super::pwlu_avx512`]
+    /// (the same bits).
+    #[inline(always)]
+    unsafe fn backward_blocks_avx512<T: FamilyFloat>(
+        &self,
+        x: &[T],
+        p: &[T],
+        g: &mut [T],
+        acc: &mut [Lanes<T>],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(x), Some(p), Some(g), Some(acc)) =
+            (as_f32(x), as_f32(p), as_f32_mut(g), lanes_as_f32_mut(acc))
+            && self.n <= super::pwlu_avx512::MAX_INTERVALS
+        {
+            // SAFETY: the caller guarantees AVX-512F.
+            unsafe { super::pwlu_avx512::backward_blocks(self.n, x, p, g, acc) };
+            return;
+        }
+        self.backward_blocks(x, p, g, acc)
     }
 
     /// As [`Pwlu::value_lanes`]. The end parameters' gradients are added on every lane,
