@@ -89,7 +89,7 @@ impl Kaf {
 
     /// Per lane, for the group centred on point `centre`: `u = z − d_c`, the centre's
     /// Gaussian `exp(−γu²)` (0 where the exponent is below `EXP_MIN`), `R = exp(u/(3Δ))` and
-    /// `1/R = exp(−u/(3Δ))`.
+    /// `1/R`.
     #[inline(always)]
     fn factors<T: FamilyFloat>(&self, x: &Lanes<T>, centre: usize) -> [Lanes<T>; 4] {
         let gamma = c::<T>(self.gamma());
@@ -107,7 +107,9 @@ impl Kaf {
                 arg.exp_k()
             };
             out[2][l] = a.exp_k();
-            out[3][l] = (-a).exp_k();
+            // A division runs beside the multiply-adds, where another exp would take their
+            // ports; exp_k clamps, so R is finite and positive.
+            out[3][l] = T::one() / out[2][l];
         }
         out
     }
