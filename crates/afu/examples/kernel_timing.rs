@@ -1,5 +1,6 @@
 //! Times the fused CPU kernels on plain slices (no Burn), to separate kernel time from framework
-//! overhead: `cargo run --release --example kernel_timing [reps]` (medians of `reps` calls).
+//! overhead: `cargo run --release --example kernel_timing [reps] [base-N …]` (medians of `reps`
+//! calls; e.g. `sigmoid-128 mish-128` picks those cases).
 use afu::afu::BaseActivation;
 use afu::afu::kernel::cpu::{self, Layout, ParamSlices};
 use std::time::Instant;
@@ -22,6 +23,8 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(21);
+    // Further arguments pick cases by base and size, e.g. `sigmoid-128 mish-128`.
+    let wanted: Vec<String> = std::env::args().skip(2).collect();
     let m = 64 * 32 * 26 * 26;
     // A normal-ish input (sum of uniforms) and upstream gradient.
     let mut s = 1u64;
@@ -40,7 +43,12 @@ fn main() {
         (BaseActivation::Relu, 128, 1),
         (BaseActivation::Relu, 128, 32),
         (BaseActivation::Sigmoid, 8, 1),
+        (BaseActivation::Sigmoid, 128, 1),
+        (BaseActivation::Mish, 128, 1),
     ] {
+        if !wanted.is_empty() && !wanted.iter().any(|w| *w == format!("{base}-{n}")) {
+            continue;
+        }
         let w: Vec<f32> = (0..n * channels)
             .map(|i| (i as f32 * 0.37 + 0.1).sin())
             .collect();

@@ -39,6 +39,9 @@ pub trait KernelFloat:
     fn to_f64(self) -> f64;
     /// `e^x` for `x` in `[EXP_MIN, EXP_MAX]`; branch-free so loops over it vectorise.
     fn exp_k(self) -> Self;
+    /// `self·b + c` with one rounding (a fused multiply-add: `vfmadd` on the vector paths,
+    /// libm's `fma` on the baseline, the same bits on each).
+    fn fma_k(self, b: Self, c: Self) -> Self;
     /// Absolute value.
     fn abs_k(self) -> Self;
     /// True for NaN.
@@ -74,25 +77,32 @@ impl KernelFloat for f32 {
         self as f64
     }
     /// Cephes-style `expf`: `2^n · p(r)` with `n = round(x·log2 e)`, `|r| ≤ ln2/2`, a degree-6
-    /// polynomial (relative error ~2 ulp). Rounding and the `2^n` scale use bit tricks, so the
-    /// function has no branch and no libm call (hand-written: std's `exp` does not vectorise).
+    /// polynomial (relative error ~2 ulp) evaluated with fused multiply-adds. Rounding and the
+    /// `2^n` scale use bit tricks, so the function has no branch and, on the vector paths, no
+    /// libm call (hand-written: std's `exp` does not vectorise).
     #[inline(always)]
     fn exp_k(self) -> Self {
         const MAGIC: f32 = 12_582_912.0; // 1.5·2^23: adding it rounds to an integer
         let x = self.clamp(Self::EXP_MIN, Self::EXP_MAX);
-        let t = x * std::f32::consts::LOG2_E + MAGIC;
+        let t = x.mul_add(std::f32::consts::LOG2_E, MAGIC);
         let n = t - MAGIC;
-        let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+        // ln 2 in two parts: n·0.693359375 is exact for the n that occur.
+        let r = n.mul_add(-0.693_359_4, x);
+        let r = n.mul_add(2.121_944_4e-4, r);
         let mut p = 1.987_569_1e-4_f32;
-        p = p * r + 1.398_199_9e-3;
-        p = p * r + 8.333_452e-3;
-        p = p * r + 4.166_579_6e-2;
-        p = p * r + 1.666_666_5e-1;
-        p = p * r + 0.5;
-        let e = p * r * r + r + 1.0;
+        p = p.mul_add(r, 1.398_199_9e-3);
+        p = p.mul_add(r, 8.333_452e-3);
+        p = p.mul_add(r, 4.166_579_6e-2);
+        p = p.mul_add(r, 1.666_666_5e-1);
+        p = p.mul_add(r, 0.5);
+        let e = p.mul_add(r * r, r) + 1.0;
         // The low mantissa bits of `t` hold n (two's complement around MAGIC's pattern).
         let bits = t.to_bits().wrapping_sub(0x4B40_0000_u32.wrapping_sub(127)) << 23;
         e * f32::from_bits(bits)
+    }
+    #[inline(always)]
+    fn fma_k(self, b: Self, c: Self) -> Self {
+        self.mul_add(b, c)
     }
     #[inline(always)]
     fn abs_k(self) -> Self {
@@ -148,6 +158,10 @@ impl KernelFloat for f64 {
     #[inline(always)]
     fn exp_k(self) -> Self {
         self.clamp(Self::EXP_MIN, Self::EXP_MAX).exp()
+    }
+    #[inline(always)]
+    fn fma_k(self, b: Self, c: Self) -> Self {
+        self.mul_add(b, c)
     }
     #[inline(always)]
     fn abs_k(self) -> Self {

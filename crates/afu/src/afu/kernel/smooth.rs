@@ -5,8 +5,10 @@
 //!
 //! Each base is a type ([`Psi`]), so that it gets its own monomorphised loop; the loops are
 //! compiled for AVX-512, for AVX2+FMA and for the baseline, chosen at run time
-//! ([`Isa::Native`]) or the baseline only ([`Isa::Portable`]). No fused multiply-add is
-//! formed and the reductions keep a fixed order, so every build gives the same bits.
+//! ([`Isa::Native`]) or the baseline only ([`Isa::Portable`]). The compiler forms no fused
+//! multiply-add; the smooth bases ask for them explicitly ([`KernelFloat::fma_k`]), exactly
+//! rounded on every path (libm's `fma` on the baseline), and the reductions keep a fixed
+//! order, so every build gives the same bits.
 
 use super::isa::Isa;
 use super::layout::{Layout, ParamGrads, ParamSlices};
@@ -162,8 +164,18 @@ unsafe fn scatter<T: Copy>(dst: &SharedMut<'_, T>, offs: &[(usize, usize)], src:
 /// A smooth base activation as a type, so that each base gets its own monomorphised, vectorised
 /// loop (a `match` inside the hot loop would block vectorisation).
 trait Psi {
+    /// Whether the loops fuse their multiply-adds (`KernelFloat::fma_k`): the smooth bases.
+    /// The relu family keeps `w0·x + b0` rounded as the reference rounds it (its kinks sit
+    /// where the reference puts them) and its sums unfused.
+    const FUSED: bool = false;
     /// `ψ(u)` and `ψ'(u)`, branch-free.
     fn eval<T: KernelFloat>(u: T) -> (T, T);
+}
+
+/// `a·b + c`, fused for the smooth bases ([`Psi::FUSED`]).
+#[inline(always)]
+fn mul_add<T: KernelFloat, P: Psi>(a: T, b: T, c: T) -> T {
+    if P::FUSED { a.fma_k(b, c) } else { a * b + c }
 }
 
 struct SigmoidPsi;
@@ -204,37 +216,44 @@ struct SwishPsi;
 struct MishPsi;
 
 impl Psi for SigmoidPsi {
+    const FUSED: bool = true;
+    /// `σ(u) = 1/(1 + e^(−u))`, `σ' = σ − σ²`.
     #[inline(always)]
     fn eval<T: KernelFloat>(u: T) -> (T, T) {
         let one = T::ONE;
         let s = one / (one + (T::ZERO - u).exp_k());
-        (s, s * (one - s))
+        (s, (T::ZERO - s).fma_k(s, s))
     }
 }
 
 impl Psi for TanhPsi {
-    /// `tanh(u) = 2σ(2u) − 1`
+    const FUSED: bool = true;
+    /// `tanh(u) = 2σ(2u) − 1`, `tanh' = 1 − tanh²`.
     #[inline(always)]
     fn eval<T: KernelFloat>(u: T) -> (T, T) {
         let one = T::ONE;
         let s = one / (one + (T::ZERO - (u + u)).exp_k());
         let t = s + s - one;
-        (t, one - t * t)
+        (t, (T::ZERO - t).fma_k(t, one))
     }
 }
 
 impl Psi for SwishPsi {
+    const FUSED: bool = true;
+    /// `u·σ(u)`, derivative `σ + u·σ·(1 − σ)`.
     #[inline(always)]
     fn eval<T: KernelFloat>(u: T) -> (T, T) {
         let one = T::ONE;
         let s = one / (one + (T::ZERO - u).exp_k());
-        (u * s, s + u * s * (one - s))
+        let us = u * s;
+        (us, us.fma_k(one - s, s))
     }
 }
 
 impl Psi for MishPsi {
+    const FUSED: bool = true;
     /// `tanh(softplus(u)) = q / (q + 2)` with `q = n(n + 2)`, `n = e^u` (capped where the ratio
-    /// is 1 to working precision); `σ(u) = n / (1 + n)`.
+    /// is 1 to working precision); `σ(u) = n / (1 + n)`; derivative `th + u·(1 − th²)·σ`.
     #[inline(always)]
     fn eval<T: KernelFloat>(u: T) -> (T, T) {
         let one = T::ONE;
@@ -243,7 +262,8 @@ impl Psi for MishPsi {
         let q = nexp * (nexp + two);
         let th = q / (q + two);
         let sig = nexp / (one + nexp);
-        (u * th, th + u * (one - th * th) * sig)
+        let v = (T::ZERO - th).fma_k(th, one);
+        (u * th, (u * v).fma_k(sig, th))
     }
 }
 
@@ -280,8 +300,8 @@ impl<'a, T> SmoothItem<'a, T> {
 
 /// Calls `$f::<T, P>` for the smooth base `$base`, compiled for the widest vector ISA the CPU
 /// has (AVX-512, AVX2+FMA, or the baseline) under [`Isa::Native`], for the baseline under
-/// [`Isa::Portable`]. No fused multiply-add is formed, so every path gives bit-identical
-/// results.
+/// [`Isa::Portable`]. Fused multiply-adds are exactly rounded on each, so every path gives
+/// bit-identical results.
 macro_rules! dispatch_smooth {
     ($isa:expr, $base:expr, $f:ident, $($arg:expr),*) => {{
         let isa: Isa = $isa;
@@ -346,7 +366,7 @@ mod forward_item {
             for i in 0..a.w0.len() {
                 let (w0, b0, w1) = (a.w0[i], a.b0[i], a.w1[i]);
                 for (yv, &xv) in ys.iter_mut().zip(xs) {
-                    *yv += w1 * P::eval(w0 * xv + b0).0;
+                    *yv = mul_add::<T, P>(w1, P::eval(mul_add::<T, P>(w0, xv, b0)).0, *yv);
                 }
             }
             // SAFETY: the item's runs are its own (caller's contract).
@@ -509,13 +529,13 @@ fn backward_block<T: KernelFloat, P: Psi>(
             .zip(gx.chunks_exact_mut(LANES))
         {
             for l in 0..LANES {
-                let (psi, d) = P::eval(a * xc[l] + b);
+                let (psi, d) = P::eval(mul_add::<T, P>(a, xc[l], b));
                 let g = gc[l];
                 let gd = g * d;
-                s_psi[l] += g * psi;
+                s_psi[l] = mul_add::<T, P>(g, psi, s_psi[l]);
                 s_d[l] += gd;
-                s_dx[l] += gd * xc[l];
-                gxc[l] += aw * d;
+                s_dx[l] = mul_add::<T, P>(gd, xc[l], s_dx[l]);
+                gxc[l] = mul_add::<T, P>(aw, d, gxc[l]);
             }
         }
         let sum = |v: [T; LANES]| v.iter().fold(0.0f64, |s, &t| s + t.to_f64());
