@@ -168,8 +168,27 @@ trait Psi {
     /// The relu family keeps `w0·x + b0` rounded as the reference rounds it (its kinks sit
     /// where the reference puts them) and its sums unfused.
     const FUSED: bool = false;
+    /// The factor the loops fold into `w0` and `b0` (once per unit) before calling
+    /// [`Psi::eval_scaled`]: `v = SCALE·u` for one `2^v` (sigmoid: `−log₂e`), 1 for the rest.
+    const SCALE: f64 = 1.0;
     /// `ψ(u)` and `ψ'(u)`, branch-free.
     fn eval<T: KernelFloat>(u: T) -> (T, T);
+    /// `ψ(u)` and `ψ'(u)` from `v = SCALE·u`.
+    #[inline(always)]
+    fn eval_scaled<T: KernelFloat>(v: T) -> (T, T) {
+        Self::eval(v)
+    }
+}
+
+/// `w0` and `b0` of one unit with `P::SCALE` folded in.
+#[inline(always)]
+fn scaled<T: KernelFloat, P: Psi>(w0: T, b0: T) -> (T, T) {
+    if P::SCALE == 1.0 {
+        (w0, b0)
+    } else {
+        let k = T::from_f64(P::SCALE);
+        (w0 * k, b0 * k)
+    }
 }
 
 /// `a·b + c`, fused for the smooth bases ([`Psi::FUSED`]).
@@ -217,22 +236,34 @@ struct MishPsi;
 
 impl Psi for SigmoidPsi {
     const FUSED: bool = true;
+    const SCALE: f64 = -std::f64::consts::LOG2_E;
     /// `σ(u) = 1/(1 + e^(−u))`, `σ' = σ − σ²`.
     #[inline(always)]
     fn eval<T: KernelFloat>(u: T) -> (T, T) {
+        Self::eval_scaled(u * T::from_f64(Self::SCALE))
+    }
+    /// From `v = −u·log₂e`: `e^(−u) = 2^v`.
+    #[inline(always)]
+    fn eval_scaled<T: KernelFloat>(v: T) -> (T, T) {
         let one = T::ONE;
-        let s = one / (one + (T::ZERO - u).exp_k());
+        let s = one / (one + v.exp2_k());
         (s, (T::ZERO - s).fma_k(s, s))
     }
 }
 
 impl Psi for TanhPsi {
     const FUSED: bool = true;
+    const SCALE: f64 = -2.0 * std::f64::consts::LOG2_E;
     /// `tanh(u) = 2σ(2u) − 1`, `tanh' = 1 − tanh²`.
     #[inline(always)]
     fn eval<T: KernelFloat>(u: T) -> (T, T) {
+        Self::eval_scaled(u * T::from_f64(Self::SCALE))
+    }
+    /// From `v = −2u·log₂e`: `e^(−2u) = 2^v`.
+    #[inline(always)]
+    fn eval_scaled<T: KernelFloat>(v: T) -> (T, T) {
         let one = T::ONE;
-        let s = one / (one + (T::ZERO - (u + u)).exp_k());
+        let s = one / (one + v.exp2_k());
         let t = s + s - one;
         (t, (T::ZERO - t).fma_k(t, one))
     }
@@ -364,9 +395,11 @@ mod forward_item {
             let (xs, ys) = (&xb[..n], &mut yb[..n]);
             ys.fill(a.b1);
             for i in 0..a.w0.len() {
-                let (w0, b0, w1) = (a.w0[i], a.b0[i], a.w1[i]);
+                let (w0, b0) = scaled::<T, P>(a.w0[i], a.b0[i]);
+                let w1 = a.w1[i];
                 for (yv, &xv) in ys.iter_mut().zip(xs) {
-                    *yv = mul_add::<T, P>(w1, P::eval(mul_add::<T, P>(w0, xv, b0)).0, *yv);
+                    let psi = P::eval_scaled(mul_add::<T, P>(w0, xv, b0)).0;
+                    *yv = mul_add::<T, P>(w1, psi, *yv);
                 }
             }
             // SAFETY: the item's runs are its own (caller's contract).
@@ -520,6 +553,7 @@ fn backward_block<T: KernelFloat, P: Psi>(
     for i in 0..w0.len() {
         let (a, b, w) = (w0[i], b0[i], w1[i]);
         let aw = a * w;
+        let (a, b) = scaled::<T, P>(a, b);
         let mut s_psi = [T::ZERO; LANES];
         let mut s_d = [T::ZERO; LANES];
         let mut s_dx = [T::ZERO; LANES];
@@ -529,7 +563,7 @@ fn backward_block<T: KernelFloat, P: Psi>(
             .zip(gx.chunks_exact_mut(LANES))
         {
             for l in 0..LANES {
-                let (psi, d) = P::eval(mul_add::<T, P>(a, xc[l], b));
+                let (psi, d) = P::eval_scaled(mul_add::<T, P>(a, xc[l], b));
                 let g = gc[l];
                 let gd = g * d;
                 s_psi[l] = mul_add::<T, P>(g, psi, s_psi[l]);
