@@ -168,15 +168,17 @@ trait Psi {
     /// The relu family keeps `w0·x + b0` rounded as the reference rounds it (its kinks sit
     /// where the reference puts them) and its sums unfused.
     const FUSED: bool = false;
-    /// The factor the loops fold into `w0` and `b0` (once per unit) before calling
-    /// [`Psi::eval_scaled`]: `v = SCALE·u` for one `2^v` (sigmoid: `−log₂e`), 1 for the rest.
+    /// The factor the loops fold into copies of `w0` and `b0` (once per unit) to hand
+    /// [`Psi::eval_uv`] `v = SCALE·u` beside `u`, for one `2^v` (sigmoid: `−log₂e`); 1 for
+    /// the bases without an `exp`.
     const SCALE: f64 = 1.0;
     /// `ψ(u)` and `ψ'(u)`, branch-free.
     fn eval<T: KernelFloat>(u: T) -> (T, T);
-    /// `ψ(u)` and `ψ'(u)` from `v = SCALE·u`.
+    /// `ψ(u)` and `ψ'(u)` from `u` and `v = SCALE·u` (each from its own fused `w·x + b`; a base
+    /// that uses only one lets the compiler drop the other).
     #[inline(always)]
-    fn eval_scaled<T: KernelFloat>(v: T) -> (T, T) {
-        Self::eval(v)
+    fn eval_uv<T: KernelFloat>(u: T, _v: T) -> (T, T) {
+        Self::eval(u)
     }
 }
 
@@ -240,11 +242,11 @@ impl Psi for SigmoidPsi {
     /// `σ(u) = 1/(1 + e^(−u))`, `σ' = σ − σ²`.
     #[inline(always)]
     fn eval<T: KernelFloat>(u: T) -> (T, T) {
-        Self::eval_scaled(u * T::from_f64(Self::SCALE))
+        Self::eval_uv(u, u * T::from_f64(Self::SCALE))
     }
     /// From `v = −u·log₂e`: `e^(−u) = 2^v`.
     #[inline(always)]
-    fn eval_scaled<T: KernelFloat>(v: T) -> (T, T) {
+    fn eval_uv<T: KernelFloat>(_u: T, v: T) -> (T, T) {
         let one = T::ONE;
         let s = one / (one + v.exp2_k());
         (s, (T::ZERO - s).fma_k(s, s))
@@ -257,11 +259,11 @@ impl Psi for TanhPsi {
     /// `tanh(u) = 2σ(2u) − 1`, `tanh' = 1 − tanh²`.
     #[inline(always)]
     fn eval<T: KernelFloat>(u: T) -> (T, T) {
-        Self::eval_scaled(u * T::from_f64(Self::SCALE))
+        Self::eval_uv(u, u * T::from_f64(Self::SCALE))
     }
     /// From `v = −2u·log₂e`: `e^(−2u) = 2^v`.
     #[inline(always)]
-    fn eval_scaled<T: KernelFloat>(v: T) -> (T, T) {
+    fn eval_uv<T: KernelFloat>(_u: T, v: T) -> (T, T) {
         let one = T::ONE;
         let s = one / (one + v.exp2_k());
         let t = s + s - one;
@@ -271,11 +273,16 @@ impl Psi for TanhPsi {
 
 impl Psi for SwishPsi {
     const FUSED: bool = true;
-    /// `u·σ(u)`, derivative `σ + u·σ·(1 − σ)`.
+    const SCALE: f64 = -std::f64::consts::LOG2_E;
     #[inline(always)]
     fn eval<T: KernelFloat>(u: T) -> (T, T) {
+        Self::eval_uv(u, u * T::from_f64(Self::SCALE))
+    }
+    /// `u·σ(u)`, derivative `σ + u·σ·(1 − σ)`, with `e^(−u) = 2^v`.
+    #[inline(always)]
+    fn eval_uv<T: KernelFloat>(u: T, v: T) -> (T, T) {
         let one = T::ONE;
-        let s = one / (one + (T::ZERO - u).exp_k());
+        let s = one / (one + v.exp2_k());
         let us = u * s;
         (us, us.fma_k(one - s, s))
     }
@@ -283,13 +290,19 @@ impl Psi for SwishPsi {
 
 impl Psi for MishPsi {
     const FUSED: bool = true;
-    /// `tanh(softplus(u)) = q / (q + 2)` with `q = n(n + 2)`, `n = e^u` (capped where the ratio
-    /// is 1 to working precision); `σ(u) = n / (1 + n)`; derivative `th + u·(1 − th²)·σ`.
+    const SCALE: f64 = std::f64::consts::LOG2_E;
     #[inline(always)]
     fn eval<T: KernelFloat>(u: T) -> (T, T) {
+        Self::eval_uv(u, u * T::from_f64(Self::SCALE))
+    }
+    /// `tanh(softplus(u)) = q / (q + 2)` with `q = n(n + 2)`, `n = e^u = 2^v` (capped where
+    /// the ratio is 1 to working precision); `σ(u) = n / (1 + n)`; derivative
+    /// `th + u·(1 − th²)·σ`.
+    #[inline(always)]
+    fn eval_uv<T: KernelFloat>(u: T, v: T) -> (T, T) {
         let one = T::ONE;
         let two = one + one;
-        let nexp = u.min_k(T::from_f64(20.0)).exp_k();
+        let nexp = v.min_k(T::from_f64(20.0 * Self::SCALE)).exp2_k();
         let q = nexp * (nexp + two);
         let th = q / (q + two);
         let sig = nexp / (one + nexp);
@@ -395,11 +408,12 @@ mod forward_item {
             let (xs, ys) = (&xb[..n], &mut yb[..n]);
             ys.fill(a.b1);
             for i in 0..a.w0.len() {
-                let (w0, b0) = scaled::<T, P>(a.w0[i], a.b0[i]);
-                let w1 = a.w1[i];
+                let (w0, b0, w1) = (a.w0[i], a.b0[i], a.w1[i]);
+                let (w0s, b0s) = scaled::<T, P>(w0, b0);
                 for (yv, &xv) in ys.iter_mut().zip(xs) {
-                    let psi = P::eval_scaled(mul_add::<T, P>(w0, xv, b0)).0;
-                    *yv = mul_add::<T, P>(w1, psi, *yv);
+                    let u = mul_add::<T, P>(w0, xv, b0);
+                    let v = mul_add::<T, P>(w0s, xv, b0s);
+                    *yv = mul_add::<T, P>(w1, P::eval_uv(u, v).0, *yv);
                 }
             }
             // SAFETY: the item's runs are its own (caller's contract).
@@ -553,7 +567,7 @@ fn backward_block<T: KernelFloat, P: Psi>(
     for i in 0..w0.len() {
         let (a, b, w) = (w0[i], b0[i], w1[i]);
         let aw = a * w;
-        let (a, b) = scaled::<T, P>(a, b);
+        let (a_s, b_s) = scaled::<T, P>(a, b);
         let mut s_psi = [T::ZERO; LANES];
         let mut s_d = [T::ZERO; LANES];
         let mut s_dx = [T::ZERO; LANES];
@@ -563,7 +577,9 @@ fn backward_block<T: KernelFloat, P: Psi>(
             .zip(gx.chunks_exact_mut(LANES))
         {
             for l in 0..LANES {
-                let (psi, d) = P::eval_scaled(mul_add::<T, P>(a, xc[l], b));
+                let u = mul_add::<T, P>(a, xc[l], b);
+                let v = mul_add::<T, P>(a_s, xc[l], b_s);
+                let (psi, d) = P::eval_uv(u, v);
                 let g = gc[l];
                 let gd = g * d;
                 s_psi[l] = mul_add::<T, P>(g, psi, s_psi[l]);
