@@ -92,8 +92,11 @@ impl Kaf {
     /// `1/R`.
     #[inline(always)]
     fn factors<T: FamilyFloat>(&self, x: &Lanes<T>, centre: usize) -> [Lanes<T>; 4] {
-        let gamma = c::<T>(self.gamma());
-        let rate = c::<T>(1.0 / (3.0 * self.spacing()));
+        // Both exponentials as powers of 2, log₂e folded into their constants.
+        let log2e = std::f64::consts::LOG2_E;
+        let gamma = c::<T>(self.gamma() * log2e);
+        let rate = c::<T>(log2e / (3.0 * self.spacing()));
+        let below = T::EXP_MIN * c::<T>(log2e);
         let dc = self.point::<T>(centre);
         let mut out = [[T::zero(); LANES]; 4];
         for l in 0..LANES {
@@ -101,14 +104,10 @@ impl Kaf {
             let arg = -gamma * u * u;
             let a = u * rate;
             out[0][l] = u;
-            out[1][l] = if arg < T::EXP_MIN {
-                T::zero()
-            } else {
-                arg.exp_k()
-            };
-            out[2][l] = a.exp_k();
+            out[1][l] = if arg < below { T::zero() } else { arg.exp2_k() };
+            out[2][l] = a.exp2_k();
             // A division runs beside the multiply-adds, where another exp would take their
-            // ports; exp_k clamps, so R is finite and positive.
+            // ports; exp2_k clamps, so R is finite and positive.
             out[3][l] = T::one() / out[2][l];
         }
         out
