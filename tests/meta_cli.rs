@@ -286,3 +286,77 @@ fn image_tasks_from_mnist_format_data() {
         "{kinds:?}"
     );
 }
+
+/// `afu report` over `afu meta` runs given side by side: each run its own section, and the runs
+/// that differ in the seed only merged into one multi-seed section; `afu run CONFIG --out DIR
+/// --resume` on a folder holding only the run's `config.toml` (as a sweep job's folder does)
+/// runs it from the beginning, to the same result.
+#[test]
+fn report_merges_meta_runs_that_differ_in_the_seed_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tiny = [
+        "--generations",
+        "2",
+        "--population",
+        "3",
+        "--tasks",
+        "2",
+        "--held-out",
+        "3",
+        "--inner-steps",
+        "8",
+    ];
+    let run = |name: &str, extra: &[&str]| {
+        let out = tmp.path().join(name);
+        let mut args = tiny.to_vec();
+        args.extend_from_slice(extra);
+        meta(&out, &args);
+        out
+    };
+    let a = run("a", &["--seed", "0"]);
+    let b = run("b", &["--seed", "1"]);
+    let c = run("c", &["--seed", "2", "--meta-loss", "final"]);
+    let r = tmp.path().join("report.md");
+    let o = afu(&[
+        "report",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        c.to_str().unwrap(),
+        "--out",
+        r.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = read(&r);
+    assert_eq!(
+        text.matches("## Meta-learned AFU (paper §4").count(),
+        3,
+        "{text}"
+    );
+    // a and b only: c has another meta-loss.
+    assert_eq!(text.matches("Meta-learned AFU over").count(), 1, "{text}");
+    let head = format!(
+        "## Meta-learned AFU over 2 seeds — the runs `{}`, `{}`",
+        a.display(),
+        b.display()
+    );
+    assert!(text.contains(&head), "{text}");
+    assert!(text.contains("**Verdict over 2 seeds"), "{text}");
+    assert!(tmp.path().join("figures/meta-seeds-1.svg").is_file());
+
+    // A folder with only the config.toml: --resume starts from the beginning.
+    let d = tmp.path().join("d");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::copy(a.join("config.toml"), d.join("config.toml")).unwrap();
+    let o = afu(&[
+        "run",
+        d.join("config.toml").to_str().unwrap(),
+        "--out",
+        d.to_str().unwrap(),
+        "--resume",
+        "--no-progress",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in ["meta.csv", "afu.json"] {
+        assert_eq!(read(&a.join(f)), read(&d.join(f)), "{f} differs");
+    }
+}

@@ -461,7 +461,17 @@ fn bad_sweep_files_exit_2_with_one_line_naming_the_field() {
         (
             "experiment",
             "[[experiment]]\nname = \"mnst\"\nvariants = [\"relu\"]",
-            "experiment[0].name: unknown experiment 'mnst' (expected xor, xor-neuron, mnist, cifar10)",
+            "experiment[0].name: unknown experiment 'mnst' (expected xor, xor-neuron, mnist, cifar10, meta)",
+        ),
+        (
+            "meta-variants",
+            "[[experiment]]\nname = \"meta\"\nvariants = [\"relu\"]",
+            "experiment[0].variants: meta has no variants",
+        ),
+        (
+            "meta-setting",
+            "[[experiment]]\nname = \"meta\"\n[experiment.settings]\ngenerations = 0",
+            "experiment[0].settings.generations: must be at least 1",
         ),
         (
             "variant",
@@ -548,4 +558,164 @@ fn bad_sweep_files_exit_2_with_one_line_naming_the_field() {
         "{}",
         text(&o)
     );
+}
+
+/// A tiny `meta` sweep (2 seeds of `afu meta --quick`, cut down further) runs end to end;
+/// `afu report` merges the seeds into the multi-seed meta section; a rerun skips the finished
+/// jobs, and jobs stopped before or after their search resume to the same result.
+#[test]
+fn meta_sweep_runs_seeds_and_reports_them_together() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("meta.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[experiment]]
+name = "meta"
+seeds = 2
+quick = true
+[experiment.settings]
+generations = 2
+population = 3
+tasks = 2
+inner_steps = 8
+held_out = 3
+full_factor = 3
+points = 24
+meta_loss = "final"
+"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("sweep");
+    let run = || {
+        afu(&[
+            "sweep",
+            file.to_str().unwrap(),
+            "--jobs",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+            "--no-progress",
+        ])
+    };
+    let o = run();
+    assert!(o.status.success(), "{}", text(&o));
+    let dirs = job_dirs(&out);
+    assert_eq!(
+        dirs.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["meta-s0", "meta-s1"]
+    );
+    for (id, dir) in &dirs {
+        for f in ["summary.json", "meta.csv", "afu.json", "log.txt"] {
+            assert!(dir.join(f).is_file(), "{id}: no {f}");
+        }
+        let s = json(&dir.join("summary.json"));
+        assert_eq!(s["experiment"], "meta");
+        assert_eq!(s["config"]["seed"], if id == "meta-s0" { 0 } else { 1 });
+    }
+
+    // The report: the multi-seed section with a row per variant, the tests across seeds, the
+    // verdict and the figure.
+    let report = tmp.path().join("report").join("report.md");
+    let o = afu(&[
+        "report",
+        out.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let md = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        md.contains("#### Meta-learned AFU over 2 seeds — sweep `sweep`, meta"),
+        "{md}"
+    );
+    let s0 = json(&dirs["meta-s0"].join("summary.json"));
+    let variants = s0["variants"].as_array().unwrap();
+    assert!(variants.len() >= 5);
+    for v in variants {
+        let row = format!("| {} — ", v["name"].as_str().unwrap());
+        let line = md.lines().find(|l| l.starts_with(&row));
+        // Two seeds per variant.
+        assert!(
+            line.is_some_and(|l| l.contains(" | 2 | ")),
+            "no row {row}:\n{md}"
+        );
+    }
+    for other in ["relu", "afu-relu-init"] {
+        assert!(
+            md.contains(&format!("| meta-learned − {other} | steps_to_target | 2 |")),
+            "{md}"
+        );
+    }
+    assert!(
+        md.lines().any(|l| l.starts_with(
+            "**Verdict over 2 seeds on \"activation functions that guarantee faster convergence\": "
+        )),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "converge faster* (paper §4; sweep `sweep`, meta; meta-loss here: the loss after K"
+        ),
+        "{md}"
+    );
+    let figure = tmp.path().join("report/figures/sweep-meta-1.svg");
+    let svg = std::fs::read_to_string(&figure).unwrap();
+    assert!(svg.contains("seed 0") && svg.contains("seed 1"));
+
+    // A rerun skips both jobs and touches nothing.
+    let summaries: Vec<Vec<u8>> = dirs
+        .values()
+        .map(|d| std::fs::read(d.join("summary.json")).unwrap())
+        .collect();
+    let o = run();
+    assert!(o.status.success(), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("2 jobs: 2 finished, 0 to run")
+            && stderr.contains("skipped 2 finished job"),
+        "{}",
+        text(&o)
+    );
+    let again: Vec<Vec<u8>> = dirs
+        .values()
+        .map(|d| std::fs::read(d.join("summary.json")).unwrap())
+        .collect();
+    assert_eq!(again, summaries, "finished jobs were touched");
+
+    // meta-s0 stopped after its search (checkpoint, no summary), meta-s1 before its first
+    // generation (only its config.toml and log): both resume to the same search.
+    let keep = |d: &Path| {
+        (
+            std::fs::read(d.join("meta.csv")).unwrap(),
+            std::fs::read(d.join("afu.json")).unwrap(),
+        )
+    };
+    let before: Vec<_> = dirs.values().map(|d| keep(d)).collect();
+    std::fs::remove_file(dirs["meta-s0"].join("summary.json")).unwrap();
+    for entry in std::fs::read_dir(&dirs["meta-s1"]).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "config.toml" || name == "log.txt" {
+            continue;
+        }
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p).unwrap();
+        } else {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+    let o = run();
+    assert!(o.status.success(), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("start   meta-s0 (resuming)") && stderr.contains("start   meta-s1"),
+        "{}",
+        text(&o)
+    );
+    let after: Vec<_> = dirs.values().map(|d| keep(d)).collect();
+    assert_eq!(after, before, "a resumed job differs from the first run");
+    for d in dirs.values() {
+        assert!(d.join("summary.json").is_file());
+    }
 }

@@ -98,6 +98,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
                 .map_err(|e| classify(e, context("cifar10", &out)))?;
             print_image_summary(&s, &out)?;
         }
+        // Meta configs were recognised above; their own reader names bad fields better.
+        RunConfig::Meta(_) => return run_meta(&a, &text),
     }
     Ok(())
 }

@@ -32,4 +32,7 @@ pub enum RunConfig {
     Mnist(mnist::MnistConfig),
     /// `afu cifar10`
     Cifar10(cifar::CifarConfig),
+    /// `afu meta` (its `config.toml` is this one's format: the settings with
+    /// `experiment = "meta"`).
+    Meta(crate::meta::MetaConfig),
 }

@@ -92,6 +92,8 @@ pub fn run(dirs: &[PathBuf], out: &Path) -> Result<String, ExperimentError> {
     };
     let mut md = String::from("# afu report — learned activations, measured\n\n");
     let mut claims: Vec<String> = Vec::new();
+    // `afu meta` run folders, for the multi-seed section of those that differ in the seed only.
+    let mut meta_runs: Vec<crate::meta::seeds::SeedRun> = Vec::new();
     for dir in dirs {
         if crate::experiments::sweep_report::is_sweep(dir) {
             crate::experiments::sweep_report::section(dir, &base, &mut md, &mut claims)?;
@@ -288,13 +290,16 @@ pub fn run(dirs: &[PathBuf], out: &Path) -> Result<String, ExperimentError> {
                 }
                 let _ = writeln!(md, "\n{}\n\n{}\n", fig("accuracy.svg"), fig("afus.svg"));
             }
-            "meta" => crate::meta::report::section(
-                dir,
-                &s,
-                &rel(&base, &dir.join("figures")),
-                &mut md,
-                &mut claims,
-            )?,
+            "meta" => {
+                let summary = crate::meta::report::section(
+                    dir,
+                    &s,
+                    &rel(&base, &dir.join("figures")),
+                    &mut md,
+                    &mut claims,
+                )?;
+                meta_runs.push(crate::meta::seeds::SeedRun::new(dir, summary));
+            }
             other => {
                 return Err(ExperimentError::Config {
                     field: "runs",
@@ -302,6 +307,26 @@ pub fn run(dirs: &[PathBuf], out: &Path) -> Result<String, ExperimentError> {
                 });
             }
         }
+    }
+    for (i, group) in crate::meta::seeds::seed_groups(meta_runs)
+        .into_iter()
+        .enumerate()
+    {
+        let dirs = group
+            .iter()
+            .map(|r| format!("`{}`", r.dir.display()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let file = format!("figures/meta-seeds-{}.svg", i + 1);
+        crate::meta::seeds::section(
+            "##",
+            &format!("the runs {dirs}"),
+            group,
+            &base.join(&file),
+            &file,
+            &mut md,
+            &mut claims,
+        )?;
     }
     md.push_str("## The paper's conclusions, measured\n\n");
     if claims.is_empty() {

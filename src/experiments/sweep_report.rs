@@ -1,6 +1,7 @@
 //! The `afu report` section of a sweep folder: its job folders merged into one table per
 //! experiment and grid point, with each variant's mean ± std and 95 % interval over seeds and
-//! paired tests between variants (the statistics of a multi-seed run, over jobs).
+//! paired tests between variants (the statistics of a multi-seed run, over jobs); `meta` jobs
+//! per grid point over their seeds ([`crate::meta::seeds`]).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -10,6 +11,7 @@ use serde_json::Value;
 use crate::experiments::common::ExperimentError;
 use crate::experiments::generalisation::{self, SizeRuns};
 use crate::experiments::image::{self, ImageRun};
+use crate::meta::seeds::SeedRun;
 use crate::stats::{self, SeedValue};
 
 /// A group of jobs: (experiment, grid point as text).
@@ -75,10 +77,14 @@ pub fn section(
         jobs.len(),
         finished
     );
+    let sweep_name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "sweep".into());
     // Image runs by (experiment, grid without limit_train): their sizes, for the regularisation
     // section.
     let mut by_size: Vec<(String, Vec<String>, Vec<SizeRuns>)> = Vec::new();
-    for ((experiment, label), entries) in &groups {
+    for (group, ((experiment, label), entries)) in groups.iter().enumerate() {
         let title = if label.is_empty() {
             experiment.clone()
         } else {
@@ -99,7 +105,9 @@ pub fn section(
                 .and_then(|t| serde_json::from_str::<Value>(&t).ok())
             {
                 Some(v) => {
-                    if let Some(s) = v["total_seconds"].as_f64() {
+                    let meta_seconds =
+                        || Some(v["search_seconds"].as_f64()? + v["eval_seconds"].as_f64()?);
+                    if let Some(s) = v["total_seconds"].as_f64().or_else(meta_seconds) {
                         seconds.push(s);
                     }
                     summaries.push(v);
@@ -127,6 +135,24 @@ pub fn section(
             .flat_map(|s| s["runs"].as_array().into_iter().flatten())
             .collect();
         match experiment.as_str() {
+            "meta" => {
+                let mut seed_runs = Vec::new();
+                for (_, _, job_dir) in entries {
+                    if let Some(r) = SeedRun::load(job_dir)? {
+                        seed_runs.push(r);
+                    }
+                }
+                let file = format!("figures/{sweep_name}-meta-{}.svg", group + 1);
+                crate::meta::seeds::section(
+                    "####",
+                    &format!("sweep `{sweep_name}`, {title}"),
+                    seed_runs,
+                    &base.join(&file),
+                    &file,
+                    md,
+                    claims,
+                )?;
+            }
             "mnist" | "cifar10" => {
                 let image_runs: Vec<ImageRun> = runs
                     .iter()
@@ -213,10 +239,6 @@ pub fn section(
         }
         md.push('\n');
     }
-    let sweep_name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "sweep".into());
     for (i, (key, names, mut sizes)) in by_size.into_iter().enumerate() {
         let distinct: std::collections::BTreeSet<usize> =
             sizes.iter().map(|s| s.train_images).collect();

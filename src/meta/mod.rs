@@ -5,12 +5,14 @@
 //! ([`tasks`]) of what K steps of training a fresh MLP achieve ([`inner`]); CMA-ES ([`cmaes`])
 //! searches the AFU's 3N+1 parameters; [`run`] checkpoints every generation, evaluates the
 //! learned AFU on held-out tasks and writes the run folder; [`report`] is its `afu report`
-//! section.
+//! section, and [`seeds`] the section of several runs that differ in the seed only (a sweep's
+//! `meta` jobs).
 
 pub mod cmaes;
 pub mod inner;
 pub mod report;
 pub mod run;
+pub mod seeds;
 pub mod tasks;
 
 use std::path::PathBuf;

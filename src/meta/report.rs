@@ -39,6 +39,17 @@ fn significant(t: &PairedTest, lower: bool) -> bool {
 /// somewhere, or (with at least 10 tasks) better at neither horizon. Otherwise inconclusive —
 /// typically faster at K only: the short-horizon bias of a K-step meta-loss.
 pub fn verdict(c: &[MetaComparison], tasks: usize) -> (String, String) {
+    verdict_over(c, tasks, "held-out tasks", MIN_TASKS_FOR_NEGATIVE)
+}
+
+/// [`verdict`] for paired tests over `n` observations of any kind (`unit`, e.g. "seeds"):
+/// "not supported" for lack of a significant gain needs at least `min_for_negative` of them.
+pub fn verdict_over(
+    c: &[MetaComparison],
+    n: usize,
+    unit: &str,
+    min_for_negative: usize,
+) -> (String, String) {
     let better = |metric: &str| {
         BASELINES
             .iter()
@@ -61,13 +72,13 @@ pub fn verdict(c: &[MetaComparison], tasks: usize) -> (String, String) {
         "not supported"
     } else if at_k && at_full {
         "supported"
-    } else if !at_k && !at_full && tasks >= MIN_TASKS_FOR_NEGATIVE {
+    } else if !at_k && !at_full && n >= min_for_negative {
         "not supported"
     } else {
         "inconclusive"
     };
     let mut why = format!(
-        "paired t-tests over {tasks} held-out tasks, p < {ALPHA}: loss after K steps lower than relu and the relu-initialised AFU: {}; steps to the target loss fewer: {}",
+        "paired t-tests over {n} {unit}, p < {ALPHA}: loss after K steps lower than relu and the relu-initialised AFU: {}; steps to the target loss fewer: {}",
         yes(at_k),
         yes(at_full)
     );
@@ -207,14 +218,15 @@ pub fn markdown(s: &MetaSummary, figures: Option<&str>) -> String {
     md
 }
 
-/// The `afu report` section of the run in `dir` (its `summary.json` already read as `s`).
+/// The `afu report` section of the run in `dir` (its `summary.json` already read as `s`);
+/// returns the summary, for the multi-seed section ([`seeds`](crate::meta::seeds)).
 pub fn section(
     dir: &Path,
     s: &serde_json::Value,
     figures: &str,
     md: &mut String,
     claims: &mut Vec<String>,
-) -> Result<(), crate::experiments::common::ExperimentError> {
+) -> Result<MetaSummary, crate::experiments::common::ExperimentError> {
     let summary: MetaSummary = serde_json::from_value(s.clone()).map_err(|e| {
         crate::experiments::common::ExperimentError::Config {
             field: "runs",
@@ -227,17 +239,22 @@ pub fn section(
         dir.display()
     );
     md.push_str(&markdown(&summary, Some(figures)));
-    let which = match summary.config.meta_loss {
-        crate::meta::MetaLoss::Decrease => "the paper's decrease (L_K − L_0)/L_0",
-        crate::meta::MetaLoss::Final => {
-            "the loss after K steps, L_K / ln 2, instead of the paper's decrease"
-        }
-    };
+    let which = meta_loss_words(summary.config.meta_loss);
     claims.push(format!(
         "*The loss change in a fixed number of steps, as a meta-loss, gives AFUs that converge faster* (paper §4; meta-loss here: {which}, K = {}): **{}** — {}.",
         summary.config.inner_steps, summary.verdict, summary.verdict_reason
     ));
-    Ok(())
+    Ok(summary)
+}
+
+/// How the claim names the meta-loss.
+pub(crate) fn meta_loss_words(m: crate::meta::MetaLoss) -> &'static str {
+    match m {
+        crate::meta::MetaLoss::Decrease => "the paper's decrease (L_K − L_0)/L_0",
+        crate::meta::MetaLoss::Final => {
+            "the loss after K steps, L_K / ln 2, instead of the paper's decrease"
+        }
+    }
 }
 
 #[cfg(test)]

@@ -384,8 +384,34 @@ fn write_history(out: &Path, history: &[MetaRow]) -> Result<(), ExperimentError>
     common::write_text(&out.join("meta.csv"), &csv)
 }
 
-/// Runs (or, with `resume`, continues) the search in `out`, then evaluates and writes the run
-/// folder. The folder must have been claimed ([`claim_folder`]).
+/// The search history of the run in `out`, from its `meta.csv` (`None` when the file is
+/// missing or not a `meta.csv`).
+pub fn read_history(out: &Path) -> Option<Vec<MetaRow>> {
+    let text = std::fs::read_to_string(out.join("meta.csv")).ok()?;
+    let mut lines = text.lines();
+    if lines.next()? != "generation,best,mean,sigma,centre,start" {
+        return None;
+    }
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let x = |i: usize| f.get(i)?.parse::<f64>().ok();
+            Some(MetaRow {
+                generation: f.first()?.parse().ok()?,
+                best: x(1)?,
+                mean: x(2)?,
+                sigma: x(3)?,
+                centre: x(4)?,
+                start: x(5)?,
+            })
+        })
+        .collect()
+}
+
+/// Runs (or, with `resume`, continues from its checkpoint, if it has one) the search in `out`,
+/// then evaluates and writes the run folder. The folder must have been claimed
+/// ([`claim_folder`]).
 pub fn run(
     config: &MetaConfig,
     out: &Path,
@@ -396,7 +422,9 @@ pub fn run(
     let images = load_images(config)?;
     let images = images.as_ref();
     let ck_path = out.join(CHECKPOINT);
-    let mut ck = if resume {
+    // A claimed folder without a checkpoint (a sweep job's folder holding only its
+    // `config.toml`, or a run stopped before its first generation) starts from the beginning.
+    let mut ck = if resume && ck_path.exists() {
         let text = std::fs::read_to_string(&ck_path).map_err(|e| ExperimentError::Checkpoint {
             path: ck_path.clone(),
             source: e.into(),

@@ -53,13 +53,35 @@ fn builtin(config: &RunConfig) -> Builtin {
             per_test_image: 5.0e-3,
             afu_factor: 1.15,
         },
+        // cost = inner steps × points × width × (width + N), see [`job_cost`]: the README's
+        // `afu meta --generations 30 --population 12 --tasks 8 --inner-steps 50` run (1.8e10
+        // units) took 67 s alone.
+        RunConfig::Meta(_) => Builtin {
+            overhead: 1.0,
+            per_unit: 3.8e-9,
+            per_test_image: 0.0,
+            afu_factor: 1.0,
+        },
     }
+}
+
+/// Inner training steps of an `afu meta` run: the search (λ candidates, the distribution mean
+/// and the start AFU on every generation's tasks), the learning-rate tuning of the control
+/// and the held-out evaluation (six variants at the long horizon).
+fn meta_steps(c: &crate::meta::MetaConfig) -> f64 {
+    let f = |n: usize| n as f64;
+    let search = f(c.generations) * f(c.population + 2) * f(c.tasks) * f(c.inner_steps);
+    let tuning = f(crate::meta::run::LR_FACTORS.len()) * f(c.tasks) * f(c.inner_steps);
+    let evaluation = 6.0 * f(c.held_out) * f(c.full_steps());
+    search + tuning + evaluation
 }
 
 /// The cost measure of a job, which its time is taken proportional to: mnist and cifar10:
 /// epochs × training images (`limit_train`, or the full 60 000 / 50 000); xor: steps × points;
 /// xor-neuron: steps. Multiplied by the number of seeds and variants the config runs (1 for a
-/// sweep's jobs).
+/// sweep's jobs). meta: inner training steps (search, tuning and evaluation together) × points
+/// per task × width × (width + N), the work of a step of a `d → width → width → 1` MLP with
+/// N-unit AFUs.
 pub fn job_cost(config: &RunConfig) -> f64 {
     let f = |n: usize| n as f64;
     match config {
@@ -80,6 +102,7 @@ pub fn job_cost(config: &RunConfig) -> f64 {
                 * f(c.variants.len().max(1))
         }
         RunConfig::Smoothness(_) => 1.0,
+        RunConfig::Meta(c) => meta_steps(c) * f(c.points) * f(c.width) * f(c.width + c.hidden),
     }
 }
 
@@ -119,6 +142,13 @@ pub(crate) fn recorded_seconds(dir: &Path) -> Option<f64> {
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     if let Some(s) = v.get("total_seconds").and_then(|s| s.as_f64()) {
         return Some(s);
+    }
+    // afu meta: search and evaluation.
+    if let (Some(a), Some(b)) = (
+        v.get("search_seconds").and_then(|s| s.as_f64()),
+        v.get("eval_seconds").and_then(|s| s.as_f64()),
+    ) {
+        return Some(a + b);
     }
     for (list, field) in [("epochs", "epoch_seconds"), ("runs", "seconds")] {
         if let Some(items) = v.get(list).and_then(|l| l.as_array()) {

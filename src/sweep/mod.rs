@@ -15,7 +15,7 @@
 //! out = "runs/sweeps/mnist-seeds"      # optional; default runs/sweeps/<file stem>; --out overrides
 //!
 //! [[experiment]]                       # one block per experiment; several blocks are allowed
-//! name = "mnist"                       # xor | xor-neuron | mnist | cifar10
+//! name = "mnist"                       # xor | xor-neuron | mnist | cifar10 | meta
 //! variants = ["relu", "afu-relu-8-layer"]
 //! seeds = [1, 2, 3]                    # a list, or an integer K: first_seed .. first_seed+K-1
 //! first_seed = 1                       # optional, only with an integer `seeds`
@@ -31,13 +31,13 @@
 //! ```
 //!
 //! * `name` (required): the experiment, as its subcommand is spelled.
-//! * `variants` (required, non-empty): activation names (`relu`, `afu-relu-8`, `afu-sigmoid-128-layer`,
-//!   …); each job trains one.
+//! * `variants` (required, non-empty; not allowed for `meta`): activation names (`relu`,
+//!   `afu-relu-8`, `afu-sigmoid-128-layer`, …); each job trains one.
 //! * `seeds` (optional, default 1): a non-empty list of distinct seeds, or a count `K ≥ 1` meaning
 //!   `first_seed, …, first_seed + K − 1`. `first_seed` defaults to the experiment's own default
-//!   (1 for mnist and cifar10, 0 for xor and xor-neuron). Each job trains one seed: mnist and
-//!   cifar10 jobs get `seed = S` (and `seeds = 1` where the config has that field), xor and
-//!   xor-neuron jobs `first_seed = S`, `seeds = 1`.
+//!   (1 for mnist and cifar10, 0 for xor, xor-neuron and meta, as `afu meta --seed`). Each job
+//!   trains one seed: mnist, cifar10 and meta jobs get `seed = S` (and `seeds = 1` where the
+//!   config has that field), xor and xor-neuron jobs `first_seed = S`, `seeds = 1`.
 //! * `quick` (optional, default false): start from the experiment's `--quick` configuration
 //!   instead of its full (paper) one.
 //! * `settings` (optional): fields of the experiment's `config.toml` fixed for every job; any field
@@ -58,6 +58,19 @@
 //! sorted order, with every character outside `[A-Za-z0-9._-]` replaced by `_`; e.g.
 //! `mnist-afu-relu-8-layer-s2-limit_train-5000`. They must be unique.
 //!
+//! # Meta-learning (`name = "meta"`)
+//!
+//! A `meta` block runs `afu meta` once per seed and grid point: the fields of `settings` and
+//! `grid` are those of a meta `config.toml` (`generations`, `population`, `tasks`,
+//! `inner_steps`, `held_out`, `full_factor`, `hidden`, `base`, `start`, `meta_loss`, `sigma0`,
+//! `lr`, `width`, `points`, `target_loss`, `data`), `quick = true` starts from `afu meta
+//! --quick`'s settings, and seeds default to 0, 1, …. There are no variants (each job learns one
+//! AFU and compares it with relu and trained AFUs itself), so `variants` is an error; jobs are
+//! recorded with the variant `meta` and their ids leave it out: `meta-s0-meta_loss-final`. As
+//! with `afu meta --hidden`, a full (not quick) block that sets `hidden` but not `population`
+//! gets λ = 4 + ⌊3 ln(3N+1)⌋. `afu report` merges a meta sweep's jobs per grid point over seeds
+//! ([`meta::seeds`](crate::meta::seeds)).
+//!
 //! # The sweep folder
 //!
 //! ```text
@@ -73,7 +86,7 @@
 //!
 //! Before running, `afu sweep` prints the counts and an estimate of the time left: per job,
 //! seconds per unit of cost (mnist and cifar10: epochs × training images; xor: steps × points;
-//! xor-neuron: steps) of the finished jobs of the same experiment and variant, times the job's
+//! xor-neuron: steps; meta: inner training steps × points × width × (width + N)) of the finished jobs of the same experiment and variant, times the job's
 //! cost; where none has finished, built-in timings of a 2-core x86-64 CPU host (the estimate
 //! then says "rough"); the sum divided by the jobs run at once. The built-in timings were
 //! measured with a sweep over a grid of sizes, one job at a time (xor: steps 250/1000 ×
@@ -98,7 +111,7 @@ pub use estimate::{Estimate, estimate};
 pub use files::{JobInfo, JobState, job_dir, job_state, prepare, read_manifest};
 pub use local::{LocalOptions, LocalOutcome, run_local};
 pub use slurm::{SlurmOptions, emit_slurm};
-pub use spec::{EXPERIMENTS, load, load_str};
+pub use spec::{EXPERIMENTS, META_VARIANT, load, load_str};
 
 /// A sweep file expanded into jobs.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,9 +132,9 @@ pub struct Sweep {
 pub struct Job {
     /// The job's id, also its folder name under `<out>/jobs/`.
     pub id: String,
-    /// `xor`, `xor-neuron`, `mnist` or `cifar10`.
+    /// `xor`, `xor-neuron`, `mnist`, `cifar10` or `meta`.
     pub experiment: String,
-    /// The activation variant.
+    /// The activation variant (`meta` for a meta job, which has none).
     pub variant: String,
     /// The seed.
     pub seed: u64,

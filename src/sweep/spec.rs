@@ -13,9 +13,14 @@ use crate::experiments::common::ExperimentError;
 use crate::experiments::mnist::MnistConfig;
 use crate::experiments::xor::XorConfig;
 use crate::experiments::xor_neuron::XorNeuronConfig;
+use crate::meta::MetaConfig;
 
 /// The experiments a sweep can run, as `name` spells them.
-pub const EXPERIMENTS: [&str; 4] = ["xor", "xor-neuron", "mnist", "cifar10"];
+pub const EXPERIMENTS: [&str; 5] = ["xor", "xor-neuron", "mnist", "cifar10", "meta"];
+
+/// The variant recorded for a `meta` job (`sweep.json`, estimates): a meta run has no
+/// variants of its own; it learns one AFU and compares it with fixed baselines.
+pub const META_VARIANT: &str = "meta";
 
 const BLOCK_KEYS: &str = "name, variants, seeds, first_seed, quick, settings, grid";
 
@@ -29,6 +34,7 @@ pub(crate) enum Kind {
     XorNeuron,
     Mnist,
     Cifar10,
+    Meta,
 }
 
 impl Kind {
@@ -38,6 +44,7 @@ impl Kind {
             "xor-neuron" => Some(Kind::XorNeuron),
             "mnist" => Some(Kind::Mnist),
             "cifar10" => Some(Kind::Cifar10),
+            "meta" => Some(Kind::Meta),
             _ => None,
         }
     }
@@ -48,12 +55,14 @@ impl Kind {
             Kind::XorNeuron => "xor-neuron",
             Kind::Mnist => "mnist",
             Kind::Cifar10 => "cifar10",
+            Kind::Meta => "meta",
         }
     }
 
     fn default_first_seed(self) -> u64 {
         match self {
-            Kind::Xor | Kind::XorNeuron => 0,
+            // afu meta's default seed is 0.
+            Kind::Xor | Kind::XorNeuron | Kind::Meta => 0,
             Kind::Mnist | Kind::Cifar10 => 1,
         }
     }
@@ -63,6 +72,15 @@ impl Kind {
         match self {
             Kind::Xor | Kind::XorNeuron => &["variants", "seeds", "first_seed", "experiment"],
             Kind::Mnist | Kind::Cifar10 => &["variants", "seed", "seeds", "experiment"],
+            Kind::Meta => &["seed", "experiment"],
+        }
+    }
+
+    /// What the sweep sets instead of the reserved fields.
+    fn reserved_hint(self) -> &'static str {
+        match self {
+            Kind::Meta => "set by the sweep (use the block's seeds and first_seed)",
+            _ => "set by the sweep (use the block's variants, seeds and first_seed)",
         }
     }
 
@@ -77,12 +95,21 @@ impl Kind {
             (Kind::Mnist, true) => Table::try_from(MnistConfig::quick("data/mnist".into())),
             (Kind::Cifar10, false) => Table::try_from(CifarConfig::paper("data/cifar10".into())),
             (Kind::Cifar10, true) => Table::try_from(CifarConfig::quick("data/cifar10".into())),
+            (Kind::Meta, false) => Table::try_from(MetaConfig::default()),
+            (Kind::Meta, true) => Table::try_from(MetaConfig::quick()),
         };
         table.map_err(|e| one_line(&e.to_string()))
     }
 
-    /// Sets the job's variant and seed.
+    /// Sets the job's variant and seed (a meta job: its seed only).
     fn set_job(self, t: &mut Table, variant: &str, seed: u64) {
+        if self == Kind::Meta {
+            t.insert(
+                "seed".into(),
+                Value::Integer(i64::try_from(seed).unwrap_or(i64::MAX)),
+            );
+            return;
+        }
         t.insert(
             "variants".into(),
             Value::Array(vec![Value::String(variant.into())]),
@@ -99,6 +126,7 @@ impl Kind {
                     t.insert("seeds".into(), Value::Integer(1));
                 }
             }
+            Kind::Meta => {}
         }
     }
 
@@ -136,6 +164,11 @@ impl Kind {
                 let c: CifarConfig = de(t)?;
                 check(c.validate())?;
                 RunConfig::Cifar10(c)
+            }
+            Kind::Meta => {
+                let c: MetaConfig = de(t)?;
+                check(c.validate().map(|()| Vec::new()))?;
+                RunConfig::Meta(c)
             }
         })
     }
@@ -308,7 +341,17 @@ fn expand_block(block: &Table, at: &str, file: &Path) -> Result<Vec<Job>, SweepE
         Some(Value::Boolean(b)) => *b,
         Some(_) => return Err(err("quick", "expected true or false".into())),
     };
-    let variants = parse_variants(block.get("variants"), &err)?;
+    let variants = if kind == Kind::Meta {
+        if block.contains_key("variants") {
+            return Err(err(
+                "variants",
+                "meta has no variants (each job learns one AFU and compares it with relu and trained AFUs); remove it".into(),
+            ));
+        }
+        vec![META_VARIANT.to_string()]
+    } else {
+        parse_variants(block.get("variants"), &err)?
+    };
     let seeds = parse_seeds(block, kind, &err)?;
     let settings = match block.get("settings") {
         None => Table::new(),
@@ -349,7 +392,7 @@ fn expand_block(block: &Table, at: &str, file: &Path) -> Result<Vec<Job>, SweepE
             if kind.reserved().contains(&path[0].as_str()) {
                 return Err(err(
                     &format!("{section}.{}", path.join(".")),
-                    "set by the sweep (use the block's variants, seeds and first_seed)".into(),
+                    kind.reserved_hint().into(),
                 ));
             }
         }
@@ -359,10 +402,23 @@ fn expand_block(block: &Table, at: &str, file: &Path) -> Result<Vec<Job>, SweepE
         .map_err(|m| err("", format!("cannot build the base config: {m}")))?;
     deep_merge(&mut base, &settings);
     let first = (variants[0].as_str(), seeds[0]);
+    // afu meta's rule: a full run with another N but no population gets λ = 4 + ⌊3 ln(3N+1)⌋.
+    let derive_population = kind == Kind::Meta
+        && !quick
+        && !settings.contains_key("population")
+        && !grid.iter().any(|g| g.0 == "population");
     let job_table = |extra: &[(&[String], &Value)], variant: &str, seed: u64| {
         let mut t = base.clone();
         for (path, value) in extra {
             set_path(&mut t, path, (*value).clone());
+        }
+        if derive_population && let Some(Value::Integer(h)) = t.get("hidden") {
+            let n = usize::try_from(*h).unwrap_or(0);
+            let lambda = crate::meta::cmaes::default_population(3 * n + 1);
+            t.insert(
+                "population".into(),
+                Value::Integer(i64::try_from(lambda).unwrap_or(i64::MAX)),
+            );
         }
         kind.set_job(&mut t, variant, seed);
         absolutise(&mut t);
@@ -419,7 +475,11 @@ fn expand_block(block: &Table, at: &str, file: &Path) -> Result<Vec<Job>, SweepE
                 .map(|((key, _, values), &j)| (key.clone(), value_text(&values[j])))
                 .collect();
             for variant in &variants {
-                let mut id = format!("{}-{variant}-s{seed}", kind.name());
+                let mut id = if kind == Kind::Meta {
+                    format!("{}-s{seed}", kind.name())
+                } else {
+                    format!("{}-{variant}-s{seed}", kind.name())
+                };
                 for (k, v) in &texts {
                     id.push_str(&format!("-{k}-{v}"));
                 }

@@ -234,13 +234,22 @@ fn every_example_sweep_expands() {
         "mnist-seeds",
         "mnist-data-size",
         "cifar10",
+        "meta-seeds",
     ] {
         assert!(
             dir.join(format!("{name}.toml")).exists(),
             "{name}.toml missing"
         );
     }
-    assert!(n >= 5);
+    assert!(n >= 6);
+    let s = load(&dir.join("meta-seeds.toml")).unwrap();
+    assert_eq!(s.jobs.len(), 6);
+    assert_eq!(s.jobs[1].id, "meta-s0-meta_loss-final");
+    let c = meta(&s.jobs[5].config);
+    assert_eq!(
+        (c.generations, c.population, c.tasks, c.inner_steps, c.seed),
+        (30, 12, 8, 50, 2)
+    );
     let s = load(&dir.join("mnist-seeds.toml")).unwrap();
     assert_eq!(s.jobs.len(), 9);
     let c = mnist(&s.jobs[0].config);
@@ -254,7 +263,7 @@ fn bad_files_name_the_field() {
         ("out = [", "sweep.toml: not valid TOML: line 1, column"),
         (
             "[[experiment]]\nname = \"mnst\"\nvariants = [\"relu\"]",
-            "sweep.toml: experiment[0].name: unknown experiment 'mnst' (expected xor, xor-neuron, mnist, cifar10)",
+            "sweep.toml: experiment[0].name: unknown experiment 'mnst' (expected xor, xor-neuron, mnist, cifar10, meta)",
         ),
         (
             "[[experiment]]\nvariants = [\"relu\"]",
@@ -539,4 +548,208 @@ fn slurm_script_is_an_array_over_the_jobs() {
     )
     .unwrap_err();
     assert!(e.is_usage(), "{e}");
+}
+
+fn meta(c: &RunConfig) -> &crate::meta::MetaConfig {
+    match c {
+        RunConfig::Meta(c) => c,
+        other => panic!("not meta: {other:?}"),
+    }
+}
+
+const META: &str = r#"
+[[experiment]]
+name = "meta"
+seeds = 2
+quick = true
+[experiment.settings]
+generations = 3
+tasks = 2
+data = "fashion"
+[experiment.grid]
+meta_loss = ["decrease", "final"]
+"#;
+
+#[test]
+fn meta_block_expands_into_one_job_per_seed_and_grid_point() {
+    let s = ok(META);
+    let ids: Vec<&str> = s.jobs.iter().map(|j| j.id.as_str()).collect();
+    // Seeds count from afu meta's default seed, 0.
+    assert_eq!(
+        ids,
+        [
+            "meta-s0-meta_loss-decrease",
+            "meta-s0-meta_loss-final",
+            "meta-s1-meta_loss-decrease",
+            "meta-s1-meta_loss-final",
+        ]
+    );
+    let j = &s.jobs[3];
+    assert_eq!(
+        (j.experiment.as_str(), j.variant.as_str(), j.seed),
+        ("meta", META_VARIANT, 1)
+    );
+    assert_eq!(j.grid["meta_loss"], "final");
+    let c = meta(&j.config);
+    let quick = crate::meta::MetaConfig::quick();
+    // Quick base, then the settings, the grid point and the seed.
+    assert_eq!(
+        c,
+        &crate::meta::MetaConfig {
+            generations: 3,
+            tasks: 2,
+            seed: 1,
+            meta_loss: crate::meta::MetaLoss::Final,
+            data: Some(std::path::absolute("fashion").unwrap()),
+            ..quick
+        }
+    );
+    // A list of seeds, or a count from first_seed.
+    let s = ok("[[experiment]]\nname = \"meta\"\nseeds = [4, 2]");
+    let got: Vec<(&str, u64)> = s.jobs.iter().map(|j| (j.id.as_str(), j.seed)).collect();
+    assert_eq!(got, [("meta-s4", 4), ("meta-s2", 2)]);
+    assert_eq!(meta(&s.jobs[1].config).seed, 2);
+    // The full base is afu meta's default config.
+    assert_eq!(
+        meta(&s.jobs[0].config),
+        &crate::meta::MetaConfig {
+            seed: 4,
+            ..Default::default()
+        }
+    );
+    let s = ok("[[experiment]]\nname = \"meta\"\nseeds = 2\nfirst_seed = 7");
+    assert_eq!(s.jobs.iter().map(|j| j.seed).collect::<Vec<_>>(), [7, 8]);
+    // As with `afu meta --hidden 4`: λ follows N unless given (not in quick blocks).
+    let lambda = |text: &str| meta(&ok(text).jobs[0].config).population;
+    let block = "[[experiment]]\nname = \"meta\"\n";
+    assert_eq!(
+        lambda(&format!("{block}[experiment.settings]\nhidden = 4")),
+        crate::meta::cmaes::default_population(13)
+    );
+    assert_eq!(
+        lambda(&format!("{block}[experiment.grid]\nhidden = [4]")),
+        crate::meta::cmaes::default_population(13)
+    );
+    assert_eq!(
+        lambda(&format!(
+            "{block}[experiment.settings]\nhidden = 4\npopulation = 20"
+        )),
+        20
+    );
+    assert_eq!(
+        lambda(&format!(
+            "{block}[experiment.settings]\nhidden = 4\n[experiment.grid]\npopulation = [5, 6]"
+        )),
+        5
+    );
+    assert_eq!(
+        lambda(&format!(
+            "{block}quick = true\n[experiment.settings]\nhidden = 4"
+        )),
+        crate::meta::MetaConfig::quick().population
+    );
+    // Meta and other experiments in one file.
+    let s = ok(&format!("{META}{XOR}"));
+    assert_eq!(s.jobs.len(), 4 + 4);
+}
+
+#[test]
+fn meta_blocks_reject_variants_and_name_bad_fields() {
+    let block = "[[experiment]]\nname = \"meta\"\n";
+    let cases: &[(&str, &str)] = &[
+        (
+            "variants = [\"relu\"]",
+            "sweep.toml: experiment[0].variants: meta has no variants",
+        ),
+        (
+            "variants = []",
+            "sweep.toml: experiment[0].variants: meta has no variants",
+        ),
+        (
+            "[experiment.settings]\ngenerationz = 3",
+            "sweep.toml: experiment[0].settings.generationz: unknown field `generationz`",
+        ),
+        (
+            "[experiment.settings]\nseed = 3",
+            "experiment[0].settings.seed: set by the sweep (use the block's seeds and first_seed)",
+        ),
+        (
+            "[experiment.grid]\nseed = [1, 2]",
+            "experiment[0].grid.seed: set by the sweep",
+        ),
+        (
+            "[experiment.settings]\npopulation = 1",
+            "experiment[0].settings.population: must be at least 2, got 1",
+        ),
+        (
+            "[experiment.settings]\ngenerations = 2\ninner_steps = 0",
+            "experiment[0].settings.inner_steps: must be at least 1",
+        ),
+        (
+            "[experiment.settings]\nmeta_loss = \"fast\"",
+            "experiment[0].settings.meta_loss: unknown variant `fast`",
+        ),
+        (
+            "[experiment.settings]\ndata = 3",
+            "experiment[0].settings.data: invalid type: integer",
+        ),
+        (
+            "[experiment.grid]\nmeta_loss = [\"final\", \"fast\"]",
+            "experiment[0].grid.meta_loss[1]: unknown variant `fast`",
+        ),
+        (
+            "[experiment.grid]\nsigma0 = [0.3, -1.0]",
+            "experiment[0].grid.sigma0[1]:",
+        ),
+        (
+            "seeds = [0, 0]",
+            "experiment[0].seeds[1]: seed 0 appears twice",
+        ),
+    ];
+    for (rest, want) in cases {
+        let text = format!("{block}{rest}");
+        let got = bad(&text);
+        assert!(got.contains(want), "for\n{text}\nwant: {want}\ngot:  {got}");
+    }
+}
+
+#[test]
+fn meta_jobs_are_configs_that_afu_run_reads_and_estimates_know_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sw");
+    let s = ok(META);
+    prepare(&s, &out).unwrap();
+    for j in &s.jobs {
+        let path = job_dir(&out, &j.id).join("config.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        // `afu run` takes it for a meta config, with the job's settings.
+        assert!(crate::meta::run::is_meta_config(&text), "{text}");
+        let c = crate::meta::run::config_from_toml(&text, &path).unwrap();
+        assert_eq!(&c, meta(&j.config));
+        let back: RunConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, j.config);
+    }
+    // A second prepare accepts the folders as they are.
+    prepare(&s, &out).unwrap();
+    let m = read_manifest(&out).unwrap();
+    assert_eq!(m[0].0.variant, META_VARIANT);
+    assert_eq!(m[1].0.grid["meta_loss"], "final");
+    // Built-in timings first; then the finished jobs' search + evaluation seconds.
+    let e = estimate(&s, &out, 1);
+    assert!(e.rough && e.seconds > 0.0, "{e:?}");
+    std::fs::write(
+        job_dir(&out, "meta-s0-meta_loss-decrease").join("summary.json"),
+        r#"{"search_seconds": 3.0, "eval_seconds": 1.0}"#,
+    )
+    .unwrap();
+    let e = estimate(&s, &out, 1);
+    assert!(!e.rough, "{e:?}");
+    // Every job costs the same: 4 s each for the 3 left.
+    assert!((e.job_seconds - 12.0).abs() < 1e-9, "{e:?}");
+    // Cost grows with the search.
+    let big = ok(&META.replace("generations = 3", "generations = 30"));
+    assert!(
+        super::estimate::job_cost(&big.jobs[0].config)
+            > 3.0 * super::estimate::job_cost(&s.jobs[0].config)
+    );
 }
