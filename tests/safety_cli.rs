@@ -384,13 +384,22 @@ fn ctrl_c_stops_smoothness() {
 /// A command with nothing to save (here a benchmark) ends at the first Ctrl-C, not at the end.
 #[test]
 fn ctrl_c_ends_a_command_without_checkpoints_at_once() {
-    use std::os::unix::process::ExitStatusExt;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_afu"))
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let mut command = Command::new(env!("CARGO_BIN_EXE_afu"));
+    command
         .args(["bench", "kernels"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    // SAFETY: `signal` is async-signal-safe. A shell without job control starts background
+    // jobs with SIGINT ignored, and children inherit that; the default action is what a user's
+    // terminal gives the command.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
     // SAFETY: sending SIGINT to our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
