@@ -281,6 +281,8 @@ fixed_family!(
 );
 
 /// `s` as `f32` values when `T` is `f32`.
+// Used by the x86-64 code only.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn as_f32<T: FamilyFloat>(s: &[T]) -> Option<&[f32]> {
     (T::IS_F32 && size_of::<T>() == size_of::<f32>())
@@ -289,6 +291,8 @@ pub(crate) fn as_f32<T: FamilyFloat>(s: &[T]) -> Option<&[f32]> {
 }
 
 /// `s` as `f32` values when `T` is `f32`.
+// Used by the x86-64 code only.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn as_f32_mut<T: FamilyFloat>(s: &mut [T]) -> Option<&mut [f32]> {
     (T::IS_F32 && size_of::<T>() == size_of::<f32>())
@@ -297,6 +301,8 @@ pub(crate) fn as_f32_mut<T: FamilyFloat>(s: &mut [T]) -> Option<&mut [f32]> {
 }
 
 /// Lane rows as `f32` lane rows when `T` is `f32`.
+// Used by the x86-64 code only.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn lanes_as_f32_mut<T: FamilyFloat>(s: &mut [Lanes<T>]) -> Option<&mut [Lanes<f32>]> {
     (T::IS_F32 && size_of::<T>() == size_of::<f32>()).then(|| {

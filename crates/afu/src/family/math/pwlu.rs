@@ -16,7 +16,7 @@
 //! phase: the bounds move to `mean ± 3·std` of the inputs seen, and the heights resample the
 //! current function on the new grid.
 
-use super::{FamilyFloat, LANES, Lanes, ScalarFamily, as_f32, as_f32_mut, lanes_as_f32_mut};
+use super::{FamilyFloat, LANES, Lanes, ScalarFamily};
 
 /// PWLU with `n` intervals (≥ 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +127,8 @@ impl ScalarFamily for Pwlu {
     #[inline(always)]
     unsafe fn value_run_avx512<T: FamilyFloat>(&self, x: &[T], p: &[T], y: &mut [T]) {
         #[cfg(target_arch = "x86_64")]
-        if let (Some(x), Some(p), Some(y)) = (as_f32(x), as_f32(p), as_f32_mut(y))
+        if let (Some(x), Some(p), Some(y)) =
+            (super::as_f32(x), super::as_f32(p), super::as_f32_mut(y))
             && self.n <= super::pwlu_avx512::MAX_INTERVALS
         {
             // SAFETY: the caller guarantees AVX-512F.
@@ -148,9 +149,12 @@ impl ScalarFamily for Pwlu {
         acc: &mut [Lanes<T>],
     ) {
         #[cfg(target_arch = "x86_64")]
-        if let (Some(x), Some(p), Some(g), Some(acc)) =
-            (as_f32(x), as_f32(p), as_f32_mut(g), lanes_as_f32_mut(acc))
-            && self.n <= super::pwlu_avx512::MAX_INTERVALS
+        if let (Some(x), Some(p), Some(g), Some(acc)) = (
+            super::as_f32(x),
+            super::as_f32(p),
+            super::as_f32_mut(g),
+            super::lanes_as_f32_mut(acc),
+        ) && self.n <= super::pwlu_avx512::MAX_INTERVALS
         {
             // SAFETY: the caller guarantees AVX-512F.
             unsafe { super::pwlu_avx512::backward_blocks(self.n, x, p, g, acc) };
