@@ -148,3 +148,66 @@ fn cifar10_all_variants_reduce_the_loss() {
         );
     }
 }
+
+/// The issue-22 comparisons on MobileNet run end to end: pmish beside Mish, and a per-block AFU
+/// with and without the linear-to-nonlinear curriculum, on generated CIFAR-format files: every
+/// variant trains each epoch to finite losses.
+#[test]
+fn cifar10_runs_pmish_and_the_curriculum() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("cifar-10-batches-bin");
+    common::write_cifar_fixture(&data, 40);
+    let out = tmp.path().join("run");
+    let o = afu(&[
+        "cifar10",
+        "--no-progress",
+        "--data",
+        tmp.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--limit-train",
+        "80",
+        "--limit-test",
+        "20",
+        "--batch-size",
+        "20",
+        "--epochs",
+        "2",
+        "--variants",
+        "mish,pmish-layer,afu-relu-8-layer,afu-relu-8-layer@linear-1",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let names: Vec<String> = summary["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(names.len(), 4, "{summary}");
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let mut rows = csv::Reader::from_reader(metrics.as_bytes());
+    let header = rows.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (variant, loss) = (col("variant"), col("train_loss"));
+    let mut epochs: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in rows.records() {
+        let r = r.unwrap();
+        let l: f64 = r[loss].parse().unwrap();
+        assert!(
+            l.is_finite(),
+            "{}: training loss {l}\n{metrics}",
+            &r[variant]
+        );
+        *epochs.entry(r[variant].to_string()).or_default() += 1;
+    }
+    for name in [
+        "mish",
+        "pmish-layer",
+        "afu-relu-8-layer",
+        "afu-relu-8-layer@linear-1",
+    ] {
+        assert_eq!(epochs.get(name), Some(&2), "{name}\n{metrics}");
+    }
+}
