@@ -91,15 +91,15 @@ impl Kaf {
     /// Gaussian `exp(−γu²)` (0 where the exponent is below `EXP_MIN`), `R = exp(u/(3Δ))` and
     /// `1/R`.
     #[inline(always)]
-    fn factors<T: FamilyFloat>(&self, x: &Lanes<T>, centre: usize) -> [Lanes<T>; 4] {
+    fn factors<T: FamilyFloat, const W: usize>(&self, x: &[T; W], centre: usize) -> [[T; W]; 4] {
         // Both exponentials as powers of 2, log₂e folded into their constants.
         let log2e = std::f64::consts::LOG2_E;
         let gamma = c::<T>(self.gamma() * log2e);
         let rate = c::<T>(log2e / (3.0 * self.spacing()));
         let below = T::EXP_MIN * c::<T>(log2e);
         let dc = self.point::<T>(centre);
-        let mut out = [[T::zero(); LANES]; 4];
-        for l in 0..LANES {
+        let mut out = [[T::zero(); W]; 4];
+        for l in 0..W {
             let u = x[l] - dc;
             let arg = -gamma * u * u;
             let a = u * rate;
@@ -125,96 +125,111 @@ impl Kaf {
         aw
     }
 
-    /// `y = g(x)` of one block from the weighted parameters `aw` ([`Kaf::weighted`]).
+    /// `y = g(x)` of `W` elements (one block, or two side by side: more independent work for
+    /// the core) from the weighted parameters `aw` ([`Kaf::weighted`]).
     #[inline(always)]
-    fn value_block<T: FamilyFloat>(&self, x: &Lanes<T>, aw: &[T], y: &mut Lanes<T>) {
-        *y = [T::zero(); LANES];
+    fn value_block<T: FamilyFloat, const W: usize>(&self, x: &[T; W], aw: &[T], y: &mut [T; W]) {
+        *y = [T::zero(); W];
         for (first, centre, end) in self.groups() {
             let [_, e, r, ri] = self.factors(x, centre);
             // The two sides in one loop with their own sums: two short dependency chains
             // instead of one long one.
             let (mut up, mut down) = (e, e);
-            let (mut y_up, mut y_down) = ([T::zero(); LANES], [T::zero(); LANES]);
+            let (mut y_up, mut y_down) = ([T::zero(); W], [T::zero(); W]);
             for j in 1..=REACH {
                 if centre + j < end {
                     let a = aw[centre + j];
-                    for l in 0..LANES {
+                    for l in 0..W {
                         up[l] = up[l] * r[l];
                         y_up[l] = a.mul_add(up[l], y_up[l]);
                     }
                 }
                 if j <= centre - first {
                     let a = aw[centre - j];
-                    for l in 0..LANES {
+                    for l in 0..W {
                         down[l] = down[l] * ri[l];
                         y_down[l] = a.mul_add(down[l], y_down[l]);
                     }
                 }
             }
-            for l in 0..LANES {
+            for l in 0..W {
                 y[l] = y[l] + (aw[centre].mul_add(e[l], y_up[l]) + y_down[l]);
             }
         }
     }
 
-    /// The backward pass of one block (as [`ScalarFamily::backward_lanes`]) from the weighted
-    /// parameters `aw` and `awj[i] = aw[i]·(i − centre)`.
+    /// The backward pass of `W` elements (as [`ScalarFamily::backward_lanes`] on each of their
+    /// blocks in turn) from the weighted parameters `aw` and `awj[i] = aw[i]·(i − centre)`.
+    /// Every lane accumulator gets the blocks' contributions in block order, so two blocks side
+    /// by side give the bits of two blocks one after the other.
     #[inline(always)]
-    fn backward_block<T: FamilyFloat>(
+    fn backward_block<T: FamilyFloat, const W: usize>(
         &self,
-        x: &Lanes<T>,
+        x: &[T; W],
         (aw, awj): (&[T], &[T]),
-        g: &mut Lanes<T>,
+        g: &mut [T; W],
         acc: &mut [Lanes<T>],
     ) {
         let two_gamma = c::<T>(2.0 * self.gamma());
         let spacing = c::<T>(self.spacing());
         // Σ over the points of α_i·e_i·(z − d_i), times the upstream gradient.
-        let mut slope = [T::zero(); LANES];
+        let mut slope = [T::zero(); W];
         for (first, centre, end) in self.groups() {
             let [u, e, r, ri] = self.factors(x, centre);
             // With the upstream gradient folded in: p0 = g·e_c; sg = Σ α_i·g·e_i and
             // sj = Σ α_i·g·e_i·(i − c) over the group (each the sum of its two sides), so
             // that Σ α_i·g·e_i·(z − d_i) is u·sg − Δ·sj.
-            let mut p0 = [T::zero(); LANES];
-            for l in 0..LANES {
+            let mut p0 = [T::zero(); W];
+            for l in 0..W {
                 p0[l] = g[l] * e[l];
-                acc[centre][l] = acc[centre][l] + p0[l];
+            }
+            for block in p0.chunks_exact(LANES) {
+                for l in 0..LANES {
+                    acc[centre][l] = acc[centre][l] + block[l];
+                }
             }
             // The two sides in one loop with their own sums (short dependency chains).
             let (mut up, mut down) = (p0, p0);
-            let mut sums = [[T::zero(); LANES]; 4];
+            let mut sums = [[T::zero(); W]; 4];
             for (j, &w) in WEIGHTS.iter().enumerate().skip(1) {
                 let w = c::<T>(w);
                 if centre + j < end {
                     let i = centre + j;
                     let [sg, sj, _, _] = &mut sums;
-                    for l in 0..LANES {
+                    for l in 0..W {
                         up[l] = up[l] * r[l];
-                        acc[i][l] = w.mul_add(up[l], acc[i][l]);
                         sg[l] = aw[i].mul_add(up[l], sg[l]);
                         sj[l] = awj[i].mul_add(up[l], sj[l]);
+                    }
+                    for block in up.chunks_exact(LANES) {
+                        for l in 0..LANES {
+                            acc[i][l] = w.mul_add(block[l], acc[i][l]);
+                        }
                     }
                 }
                 if j <= centre - first {
                     let i = centre - j;
                     let [_, _, sg, sj] = &mut sums;
-                    for l in 0..LANES {
+                    for l in 0..W {
                         down[l] = down[l] * ri[l];
-                        acc[i][l] = w.mul_add(down[l], acc[i][l]);
                         sg[l] = aw[i].mul_add(down[l], sg[l]);
                         sj[l] = awj[i].mul_add(down[l], sj[l]);
+                    }
+                    for block in down.chunks_exact(LANES) {
+                        for l in 0..LANES {
+                            acc[i][l] = w.mul_add(block[l], acc[i][l]);
+                        }
                     }
                 }
             }
             let [sg_up, sj_up, sg_down, sj_down] = sums;
-            for l in 0..LANES {
+            for l in 0..W {
                 let sg = aw[centre].mul_add(p0[l], sg_up[l]) + sg_down[l];
                 let sj = sj_up[l] + sj_down[l];
                 slope[l] = slope[l] + (u[l] * sg - spacing * sj);
             }
         }
-        for l in 0..LANES {
+        for l in 0..W {
             g[l] = -two_gamma * slope[l];
         }
     }
@@ -318,27 +333,27 @@ impl ScalarFamily for Kaf {
         self.value_block(x, &self.weighted(p), y);
     }
 
+    /// Two blocks at a time (the same bits as one at a time, more independent work).
     #[inline(always)]
     fn value_run<T: FamilyFloat>(&self, x: &[T], p: &[T], y: &mut [T]) {
         assert_eq!(x.len(), y.len(), "value_run lengths");
         let aw = self.weighted(p);
-        let whole = x.len() / LANES * LANES;
-        for (xb, yb) in x[..whole]
-            .chunks_exact(LANES)
-            .zip(y[..whole].chunks_exact_mut(LANES))
+        let pairs = x.len() / (2 * LANES) * (2 * LANES);
+        for (xb, yb) in x[..pairs]
+            .chunks_exact(2 * LANES)
+            .zip(y[..pairs].chunks_exact_mut(2 * LANES))
         {
-            let xl: Lanes<T> = xb.try_into().expect("a whole block");
-            let mut yl = [T::zero(); LANES];
+            let xl: [T; 2 * LANES] = xb.try_into().expect("two whole blocks");
+            let mut yl = [T::zero(); 2 * LANES];
             self.value_block(&xl, &aw, &mut yl);
             yb.copy_from_slice(&yl);
         }
-        let rest = x.len() - whole;
-        if rest > 0 {
-            let mut xp = [T::zero(); LANES];
-            let mut yp = [T::zero(); LANES];
-            xp[..rest].copy_from_slice(&x[whole..]);
-            self.value_block(&xp, &aw, &mut yp);
-            y[whole..].copy_from_slice(&yp[..rest]);
+        for (xb, yb) in x[pairs..].chunks(LANES).zip(y[pairs..].chunks_mut(LANES)) {
+            let mut xl = [T::zero(); LANES];
+            let mut yl = [T::zero(); LANES];
+            xl[..xb.len()].copy_from_slice(xb);
+            self.value_block(&xl, &aw, &mut yl);
+            yb.copy_from_slice(&yl[..yb.len()]);
         }
     }
 
@@ -355,13 +370,26 @@ impl ScalarFamily for Kaf {
         self.backward_block(x, (&aw, &awj), g, acc);
     }
 
+    /// Two blocks at a time (the same bits as one at a time, more independent work).
     #[inline(always)]
     fn backward_blocks<T: FamilyFloat>(&self, x: &[T], p: &[T], g: &mut [T], acc: &mut [Lanes<T>]) {
         assert_eq!(x.len(), g.len(), "backward_blocks lengths");
         assert_eq!(x.len() % LANES, 0, "backward_blocks takes whole blocks");
         let aw = self.weighted(p);
         let awj = self.weighted_offsets(&aw);
-        for (xb, gb) in x.chunks_exact(LANES).zip(g.chunks_exact_mut(LANES)) {
+        let pairs = x.len() / (2 * LANES) * (2 * LANES);
+        let (x2, x1) = x.split_at(pairs);
+        let (g2, g1) = g.split_at_mut(pairs);
+        for (xb, gb) in x2
+            .chunks_exact(2 * LANES)
+            .zip(g2.chunks_exact_mut(2 * LANES))
+        {
+            let xl: [T; 2 * LANES] = xb.try_into().expect("two whole blocks");
+            let mut gl: [T; 2 * LANES] = (&*gb).try_into().expect("two whole blocks");
+            self.backward_block(&xl, (&aw, &awj), &mut gl, acc);
+            gb.copy_from_slice(&gl);
+        }
+        for (xb, gb) in x1.chunks_exact(LANES).zip(g1.chunks_exact_mut(LANES)) {
             let xl: Lanes<T> = xb.try_into().expect("a whole block");
             let mut gl: Lanes<T> = (&*gb).try_into().expect("a whole block");
             self.backward_block(&xl, (&aw, &awj), &mut gl, acc);
@@ -390,6 +418,59 @@ mod tests {
         super::super::tests::check_family(f, "kaf-20");
         super::super::tests::check_family(Kaf { d: 7 }, "kaf-7");
         super::super::tests::check_family(Kaf { d: 64 }, "kaf-64");
+    }
+
+    /// Two blocks side by side (what the runs and spans use) give the bits of the one-block
+    /// forms applied block by block, in `f32`, forward and backward.
+    #[test]
+    fn paired_blocks_give_the_bits_of_single_blocks() {
+        for d in [20, 7, 45] {
+            let f = Kaf { d };
+            let p: Vec<f32> = super::super::tests::perturbed(&f.init())
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
+            let n = 5 * LANES; // two pairs and a single block
+            let x: Vec<f32> = (0..n)
+                .map(|i| ((i * 37 % 97) as f32 - 48.0) * 0.09)
+                .collect();
+            let gy: Vec<f32> = (0..n)
+                .map(|i| ((i * 53 % 89) as f32 - 44.0) * 0.02)
+                .collect();
+            let mut y_run = vec![0.0f32; n];
+            f.value_run(&x, &p, &mut y_run);
+            let mut acc_run = vec![[0.0f32; LANES]; d];
+            let mut g_run = gy.clone();
+            f.backward_blocks(&x, &p, &mut g_run, &mut acc_run);
+            let mut acc_one = vec![[0.0f32; LANES]; d];
+            for b in 0..n / LANES {
+                let xb: Lanes<f32> = x[b * LANES..(b + 1) * LANES].try_into().unwrap();
+                let mut yb = [0.0f32; LANES];
+                f.value_lanes(&xb, &p, &mut yb);
+                assert_eq!(
+                    yb.map(f32::to_bits),
+                    <Lanes<f32>>::try_from(&y_run[b * LANES..(b + 1) * LANES])
+                        .unwrap()
+                        .map(f32::to_bits),
+                    "kaf-{d} forward, block {b}"
+                );
+                let mut gb: Lanes<f32> = gy[b * LANES..(b + 1) * LANES].try_into().unwrap();
+                f.backward_lanes(&xb, &p, &mut gb, &mut acc_one);
+                assert_eq!(
+                    gb.map(f32::to_bits),
+                    <Lanes<f32>>::try_from(&g_run[b * LANES..(b + 1) * LANES])
+                        .unwrap()
+                        .map(f32::to_bits),
+                    "kaf-{d} input gradient, block {b}"
+                );
+            }
+            let bits = |a: &[Lanes<f32>]| a.iter().map(|r| r.map(f32::to_bits)).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&acc_one),
+                bits(&acc_run),
+                "kaf-{d} parameter gradients"
+            );
+        }
     }
 
     #[test]
