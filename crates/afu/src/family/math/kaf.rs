@@ -420,59 +420,6 @@ mod tests {
         super::super::tests::check_family(Kaf { d: 64 }, "kaf-64");
     }
 
-    /// Two blocks side by side (what the runs and spans use) give the bits of the one-block
-    /// forms applied block by block, in `f32`, forward and backward.
-    #[test]
-    fn paired_blocks_give_the_bits_of_single_blocks() {
-        for d in [20, 7, 45] {
-            let f = Kaf { d };
-            let p: Vec<f32> = super::super::tests::perturbed(&f.init())
-                .iter()
-                .map(|&v| v as f32)
-                .collect();
-            let n = 5 * LANES; // two pairs and a single block
-            let x: Vec<f32> = (0..n)
-                .map(|i| ((i * 37 % 97) as f32 - 48.0) * 0.09)
-                .collect();
-            let gy: Vec<f32> = (0..n)
-                .map(|i| ((i * 53 % 89) as f32 - 44.0) * 0.02)
-                .collect();
-            let mut y_run = vec![0.0f32; n];
-            f.value_run(&x, &p, &mut y_run);
-            let mut acc_run = vec![[0.0f32; LANES]; d];
-            let mut g_run = gy.clone();
-            f.backward_blocks(&x, &p, &mut g_run, &mut acc_run);
-            let mut acc_one = vec![[0.0f32; LANES]; d];
-            for b in 0..n / LANES {
-                let xb: Lanes<f32> = x[b * LANES..(b + 1) * LANES].try_into().unwrap();
-                let mut yb = [0.0f32; LANES];
-                f.value_lanes(&xb, &p, &mut yb);
-                assert_eq!(
-                    yb.map(f32::to_bits),
-                    <Lanes<f32>>::try_from(&y_run[b * LANES..(b + 1) * LANES])
-                        .unwrap()
-                        .map(f32::to_bits),
-                    "kaf-{d} forward, block {b}"
-                );
-                let mut gb: Lanes<f32> = gy[b * LANES..(b + 1) * LANES].try_into().unwrap();
-                f.backward_lanes(&xb, &p, &mut gb, &mut acc_one);
-                assert_eq!(
-                    gb.map(f32::to_bits),
-                    <Lanes<f32>>::try_from(&g_run[b * LANES..(b + 1) * LANES])
-                        .unwrap()
-                        .map(f32::to_bits),
-                    "kaf-{d} input gradient, block {b}"
-                );
-            }
-            let bits = |a: &[Lanes<f32>]| a.iter().map(|r| r.map(f32::to_bits)).collect::<Vec<_>>();
-            assert_eq!(
-                bits(&acc_one),
-                bits(&acc_run),
-                "kaf-{d} parameter gradients"
-            );
-        }
-    }
-
     #[test]
     fn block_form_constants() {
         for (j, &w) in WEIGHTS.iter().enumerate() {

@@ -480,6 +480,65 @@ pub(crate) mod tests {
         }
     }
 
+    /// Checks that the run forms (`value_run`, `backward_blocks`: what the kernel calls, which
+    /// may take several blocks side by side) give the bits of the one-block forms applied block
+    /// by block, in `f32`: values (with a partial last block), input gradients and parameter
+    /// gradients.
+    pub(crate) fn check_runs_match_blocks<F: ScalarFamily>(f: F, name: &str) {
+        let p: Vec<f32> = perturbed(&f.init()).iter().map(|&v| v as f32).collect();
+        let n = 5 * LANES; // two pairs and a single block
+        let x: Vec<f32> = (0..n)
+            .map(|i| ((i * 37 % 97) as f32 - 48.0) * 0.09)
+            .collect();
+        let gy: Vec<f32> = (0..n)
+            .map(|i| ((i * 53 % 89) as f32 - 44.0) * 0.02)
+            .collect();
+        let bits = |v: &[f32]| v.iter().map(|a| a.to_bits()).collect::<Vec<_>>();
+        let mut acc_one = vec![[0.0f32; LANES]; p.len()];
+        let mut y_one = vec![0.0f32; n];
+        let mut g_one = gy.clone();
+        for b in 0..n / LANES {
+            let r = b * LANES..(b + 1) * LANES;
+            let xb: Lanes<f32> = x[r.clone()].try_into().expect("a block");
+            let mut yb = [0.0f32; LANES];
+            f.value_lanes(&xb, &p, &mut yb);
+            y_one[r.clone()].copy_from_slice(&yb);
+            let mut gb: Lanes<f32> = gy[r.clone()].try_into().expect("a block");
+            f.backward_lanes(&xb, &p, &mut gb, &mut acc_one);
+            g_one[r].copy_from_slice(&gb);
+        }
+        for len in [n, n - 5] {
+            let mut y_run = vec![0.0f32; len];
+            f.value_run(&x[..len], &p, &mut y_run);
+            assert_eq!(bits(&y_run), bits(&y_one[..len]), "{name} value_run, {len} elements");
+        }
+        let mut acc_run = vec![[0.0f32; LANES]; p.len()];
+        let mut g_run = gy.clone();
+        f.backward_blocks(&x, &p, &mut g_run, &mut acc_run);
+        assert_eq!(bits(&g_run), bits(&g_one), "{name} input gradients");
+        assert_eq!(
+            bits(acc_run.as_flattened()),
+            bits(acc_one.as_flattened()),
+            "{name} parameter gradients"
+        );
+    }
+
+    #[test]
+    fn run_forms_give_the_bits_of_block_forms() {
+        check_runs_match_blocks(Prelu, "prelu");
+        check_runs_match_blocks(SwishBeta, "swish-beta");
+        check_runs_match_blocks(Pmish, "pmish");
+        check_runs_match_blocks(Pau { m: 5, n: 4 }, "pau");
+        check_runs_match_blocks(Pau { m: 3, n: 2 }, "pau-3-2");
+        check_runs_match_blocks(PauFixed::<5, 4>, "pau fixed");
+        check_runs_match_blocks(Pwlu { n: 16 }, "pwlu-16");
+        check_runs_match_blocks(Apl { s: 5 }, "apl-5");
+        for d in [20, 7, 45] {
+            check_runs_match_blocks(Kaf { d }, &format!("kaf-{d}"));
+        }
+        check_runs_match_blocks(KafFixed::<20>, "kaf fixed");
+    }
+
     #[test]
     fn mish_derivative_matches_fd() {
         for z in ZS {

@@ -73,34 +73,34 @@ impl Pau {
         (pv, dpv, q, dq * sign(z))
     }
 
-    /// [`Pau::parts`] on a block: `(P, P', Q, Q')` per lane (`P'` and `Q'` only when
-    /// `DERIV`).
+    /// [`Pau::parts`] on `W` lanes (one block, or two side by side): `(P, P', Q, Q')` per
+    /// lane (`P'` and `Q'` only when `DERIV`).
     #[inline(always)]
     #[allow(clippy::type_complexity)]
-    fn parts_lanes<T: FamilyFloat, const DERIV: bool>(
+    fn parts_block<T: FamilyFloat, const W: usize, const DERIV: bool>(
         &self,
-        x: &Lanes<T>,
+        x: &[T; W],
         p: &[T],
-    ) -> (Lanes<T>, Lanes<T>, Lanes<T>, Lanes<T>) {
+    ) -> ([T; W], [T; W], [T; W], [T; W]) {
         let (a, b) = p.split_at(self.m + 1);
-        let mut pv = [a[self.m]; LANES];
-        let mut dpv = [T::zero(); LANES];
+        let mut pv = [a[self.m]; W];
+        let mut dpv = [T::zero(); W];
         for &aj in a[..self.m].iter().rev() {
-            for l in 0..LANES {
+            for l in 0..W {
                 if DERIV {
                     dpv[l] = dpv[l] * x[l] + pv[l];
                 }
                 pv[l] = pv[l] * x[l] + aj;
             }
         }
-        let mut q = [T::one(); LANES];
-        let mut dq = [T::zero(); LANES];
-        let mut pow = [T::one(); LANES];
+        let mut q = [T::one(); W];
+        let mut dq = [T::zero(); W];
+        let mut pow = [T::one(); W];
         for (k, bk) in b.iter().enumerate() {
             let kk = T::from_index(k + 1);
             let ab = bk.abs();
             let kab = kk * ab;
-            for l in 0..LANES {
+            for l in 0..W {
                 if DERIV {
                     dq[l] = dq[l] + kab * pow[l];
                 }
@@ -114,6 +114,68 @@ impl Pau {
             }
         }
         (pv, dpv, q, dq)
+    }
+
+    /// `y = g(x)` on `W` lanes.
+    #[inline(always)]
+    fn value_block<T: FamilyFloat, const W: usize>(&self, x: &[T; W], p: &[T], y: &mut [T; W]) {
+        let (pv, _, q, _) = self.parts_block::<T, W, false>(x, p);
+        for l in 0..W {
+            y[l] = pv[l] / q[l];
+        }
+    }
+
+    /// The backward pass of `W` lanes (as [`ScalarFamily::backward_lanes`] on each of their
+    /// blocks in turn): every lane accumulator gets the blocks' contributions in block order,
+    /// so two blocks side by side give the bits of two blocks one after the other.
+    #[inline(always)]
+    fn backward_block<T: FamilyFloat, const W: usize>(
+        &self,
+        x: &[T; W],
+        p: &[T],
+        g: &mut [T; W],
+        acc: &mut [Lanes<T>],
+    ) {
+        let (pv, dpv, q, dq) = self.parts_block::<T, W, true>(x, p);
+        let mut inv_q = [T::zero(); W];
+        let mut y = [T::zero(); W];
+        let mut zj = [T::zero(); W];
+        for l in 0..W {
+            inv_q[l] = T::one() / q[l];
+            y[l] = pv[l] * inv_q[l];
+            zj[l] = g[l] * inv_q[l];
+        }
+        let (da, db) = acc.split_at_mut(self.m + 1);
+        // ∂g/∂aⱼ = zʲ/Q.
+        for d in da.iter_mut() {
+            for block in zj.chunks_exact(LANES) {
+                for l in 0..LANES {
+                    d[l] = d[l] + block[l];
+                }
+            }
+            for l in 0..W {
+                zj[l] = zj[l] * x[l];
+            }
+        }
+        // ∂g/∂bₖ = −(P/Q²)·sign(bₖ)·|z|ᵏ.
+        let mut zk = [T::zero(); W];
+        for l in 0..W {
+            zk[l] = -g[l] * y[l] * inv_q[l] * x[l].abs();
+        }
+        for (d, &bk) in db.iter_mut().zip(&p[self.m + 1..]) {
+            let sb = sign(bk);
+            for block in zk.chunks_exact(LANES) {
+                for l in 0..LANES {
+                    d[l] = d[l] + block[l] * sb;
+                }
+            }
+            for l in 0..W {
+                zk[l] = zk[l] * x[l].abs();
+            }
+        }
+        for l in 0..W {
+            g[l] = g[l] * ((dpv[l] - y[l] * dq[l]) * inv_q[l]);
+        }
     }
 }
 
@@ -157,9 +219,29 @@ impl ScalarFamily for Pau {
 
     #[inline(always)]
     fn value_lanes<T: FamilyFloat>(&self, x: &Lanes<T>, p: &[T], y: &mut Lanes<T>) {
-        let (pv, _, q, _) = self.parts_lanes::<T, false>(x, p);
-        for l in 0..LANES {
-            y[l] = pv[l] / q[l];
+        self.value_block(x, p, y);
+    }
+
+    /// Two blocks at a time (the same bits as one at a time, more independent work).
+    #[inline(always)]
+    fn value_run<T: FamilyFloat>(&self, x: &[T], p: &[T], y: &mut [T]) {
+        assert_eq!(x.len(), y.len(), "value_run lengths");
+        let pairs = x.len() / (2 * LANES) * (2 * LANES);
+        for (xb, yb) in x[..pairs]
+            .chunks_exact(2 * LANES)
+            .zip(y[..pairs].chunks_exact_mut(2 * LANES))
+        {
+            let xl: [T; 2 * LANES] = xb.try_into().expect("two whole blocks");
+            let mut yl = [T::zero(); 2 * LANES];
+            self.value_block(&xl, p, &mut yl);
+            yb.copy_from_slice(&yl);
+        }
+        for (xb, yb) in x[pairs..].chunks(LANES).zip(y[pairs..].chunks_mut(LANES)) {
+            let mut xl = [T::zero(); LANES];
+            let mut yl = [T::zero(); LANES];
+            xl[..xb.len()].copy_from_slice(xb);
+            self.value_block(&xl, p, &mut yl);
+            yb.copy_from_slice(&yl[..yb.len()]);
         }
     }
 
@@ -171,36 +253,7 @@ impl ScalarFamily for Pau {
         g: &mut Lanes<T>,
         acc: &mut [Lanes<T>],
     ) {
-        let (pv, dpv, q, dq) = self.parts_lanes::<T, true>(x, p);
-        let mut inv_q = [T::zero(); LANES];
-        let mut y = [T::zero(); LANES];
-        let mut zj = [T::zero(); LANES];
-        for l in 0..LANES {
-            inv_q[l] = T::one() / q[l];
-            y[l] = pv[l] * inv_q[l];
-            zj[l] = g[l] * inv_q[l];
-        }
-        let (da, db) = acc.split_at_mut(self.m + 1);
-        for d in da.iter_mut() {
-            for l in 0..LANES {
-                d[l] = d[l] + zj[l];
-                zj[l] = zj[l] * x[l];
-            }
-        }
-        let mut zk = [T::zero(); LANES];
-        for l in 0..LANES {
-            zk[l] = -g[l] * y[l] * inv_q[l] * x[l].abs();
-        }
-        for (d, &bk) in db.iter_mut().zip(&p[self.m + 1..]) {
-            let sb = sign(bk);
-            for l in 0..LANES {
-                d[l] = d[l] + zk[l] * sb;
-                zk[l] = zk[l] * x[l].abs();
-            }
-        }
-        for l in 0..LANES {
-            g[l] = g[l] * ((dpv[l] - y[l] * dq[l]) * inv_q[l]);
-        }
+        self.backward_block(x, p, g, acc);
     }
 }
 
