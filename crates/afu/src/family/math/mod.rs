@@ -510,7 +510,11 @@ pub(crate) mod tests {
         for len in [n, n - 5] {
             let mut y_run = vec![0.0f32; len];
             f.value_run(&x[..len], &p, &mut y_run);
-            assert_eq!(bits(&y_run), bits(&y_one[..len]), "{name} value_run, {len} elements");
+            assert_eq!(
+                bits(&y_run),
+                bits(&y_one[..len]),
+                "{name} value_run, {len} elements"
+            );
         }
         let mut acc_run = vec![[0.0f32; LANES]; p.len()];
         let mut g_run = gy.clone();
